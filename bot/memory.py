@@ -1,0 +1,246 @@
+"""Long-term memory on Mem0's ``pgvector`` provider, with what Mem0 gets wrong put right.
+
+- Writes go through Mem0 (extraction, dedup by hash, storage) on a thread pool of their own,
+  so a slow extraction never holds up anybody's search.
+- Reads do not go through Mem0: the reply path embeds the query on the async client and runs
+  one exact per-owner query on the asyncpg pool. Mem0's own search filters the owner after an
+  approximate HNSW walk once Postgres picks a generic plan, and silently returns a fraction of
+  the owner's memories; ours reads the owner's rows through an index on the owner id and ranks
+  them exactly, whatever plan the server prefers.
+- Mem0's own lookups inside ``add`` run on connections that plan every query with its real
+  parameters (no server-side prepared statements, ``plan_cache_mode=force_custom_plan``) and,
+  on pgvector 0.8+, keep scanning HNSW until the owner filter is satisfied.
+- Telemetry is off and Mem0's local files live in the app's data folder; both must be set before
+  Mem0 is imported, which only this module does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from bot.config import Settings
+from bot.database import Database
+from bot.errors import ConfigError, MemoryUnavailable
+from bot.models import ModelClients, OpenAIEmbedder
+from bot.ports import MemoryHit, MemoryWrite
+
+__all__ = ["Mem0Memory", "import_mem0"]
+
+log = logging.getLogger(__name__)
+
+_SETUP_LOCK = 7_291_002  # pg_advisory_lock key for creating the memory table and its indexes
+
+
+def import_mem0(settings: Settings) -> Any:
+    """Import mem0 with telemetry off and its home folder inside ``MEMBOT_DATA_DIR``."""
+    os.environ["MEM0_TELEMETRY"] = "false"
+    mem0_dir = settings.data_dir / "mem0"
+    mem0_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["MEM0_DIR"] = str(mem0_dir)
+    import mem0
+
+    # mem0 warns on every start that spaCy is missing; membot does not use mem0's keyword or
+    # entity scoring (it searches on its own), so that warning would only mislead operators.
+    logging.getLogger("mem0.utils.spacy_models").setLevel(logging.ERROR)
+    return mem0
+
+
+async def stored_dims(database: Database, table: str) -> int | None:
+    """The vector size of an existing memory table, or None when there is no such table."""
+    declared: str | None = await database.pool.fetchval(
+        "select format_type(a.atttypid, a.atttypmod) from pg_attribute a"
+        " join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = 'public' and c.relname = $1 and a.attname = 'vector'"
+        " and not a.attisdropped",
+        table,
+    )
+    if declared is None:
+        return None
+    match = re.search(r"\((\d+)\)", declared)
+    return int(match[1]) if match else None
+
+
+def _mem0_pool(database: Database, size: int) -> ConnectionPool[Connection[Any]]:
+    iterative = database.has_iterative_scan
+
+    def configure(conn: Connection[Any]) -> None:
+        conn.execute("set plan_cache_mode = force_custom_plan")
+        if iterative:
+            conn.execute("set hnsw.iterative_scan = relaxed_order")
+        conn.commit()
+
+    return ConnectionPool(
+        conninfo=database.dsn,
+        min_size=1,
+        max_size=size,
+        kwargs={"prepare_threshold": None},
+        configure=configure,
+        open=True,
+        name="mem0-writes",
+    )
+
+
+def _build_mem0(
+    settings: Settings, clients: ModelClients, pool: ConnectionPool[Connection[Any]]
+) -> Any:
+    """Build mem0's ``Memory`` (slow: about half a second) and create its table."""
+    mem0 = import_mem0(settings)
+    key = clients.sync_client.api_key
+    config = {
+        "vector_store": {
+            "provider": "pgvector",
+            "config": {
+                "collection_name": settings.memory_table,
+                "embedding_model_dims": settings.embedding_dims,
+                "connection_pool": pool,
+                "hnsw": True,
+            },
+        },
+        "llm": {
+            "provider": "openai",
+            "config": {
+                "model": settings.extraction_model_name,
+                "api_key": key,
+                "openai_base_url": clients.base_url,
+            },
+        },
+        "embedder": {
+            "provider": "openai",
+            "config": {
+                "model": settings.embedding_model,
+                "api_key": key,
+                "openai_base_url": clients.base_url,
+                "embedding_dims": settings.embedding_dims if settings.send_embedding_dims else None,
+            },
+        },
+        "history_db_path": str(settings.data_dir / "mem0" / "history.db"),
+    }
+    memory = mem0.Memory.from_config(config)
+    # One client of ours, with our timeout and retries, instead of the ones mem0 built from the
+    # environment (mem0's LLM silently switches to OpenRouter when OPENROUTER_API_KEY is set).
+    memory.llm.client = clients.sync_client
+    memory.embedding_model.client = clients.sync_client
+    memory.vector_store.create_col()
+    return memory
+
+
+def _parse_time(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+class Mem0Memory:
+    """The ``MemoryStore`` port on Mem0 and Postgres. See the module docstring for why reads and
+    writes take different roads. Build it with :meth:`open` before serving the first message;
+    one per process."""
+
+    def __init__(
+        self,
+        *,
+        mem0: Any,
+        database: Database,
+        embedder: OpenAIEmbedder,
+        table: str,
+        writes: ThreadPoolExecutor,
+        write_pool: ConnectionPool[Connection[Any]],
+    ) -> None:
+        self._mem0 = mem0
+        self._pool = database.pool
+        self._embedder = embedder
+        self._writes = writes
+        self._write_pool = write_pool
+        self._search_sql = (
+            f'with mine as materialized (select id, vector, payload from "{table}"'
+            " where payload->>'user_id' = $1)"
+            " select id::text as id, payload->>'data' as text,"
+            " payload->>'created_at' as created_at, 1 - (vector <=> $2) as score"
+            " from mine order by vector <=> $2, id limit $3"
+        )
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, database: Database, clients: ModelClients
+    ) -> Mem0Memory:
+        """Check the stored vector size against ``EMBEDDING_DIMS``, build Mem0 off the event
+        loop, and make sure the owner index exists. Raises :class:`ConfigError` on a size
+        mismatch."""
+        table = settings.memory_table
+        dims = await stored_dims(database, table)
+        if dims is not None and dims != settings.embedding_dims:
+            raise ConfigError(
+                f"The memory table '{table}' holds {dims}-dimensional vectors but EMBEDDING_DIMS "
+                f"is {settings.embedding_dims}: set EMBEDDING_DIMS={dims} with the embedding "
+                "model that made them, or set MEMORY_TABLE to a new table."
+            )
+        writes = ThreadPoolExecutor(settings.memory_write_threads, thread_name_prefix="mem0-write")
+        write_pool = await asyncio.to_thread(_mem0_pool, database, settings.memory_write_threads)
+        async with database.pool.acquire() as conn:
+            await conn.execute("select pg_advisory_lock($1)", _SETUP_LOCK)
+            try:
+                mem0 = await asyncio.to_thread(_build_mem0, settings, clients, write_pool)
+                await conn.execute(
+                    f'create index if not exists "{table}_owner_idx"'
+                    f" on \"{table}\" ((payload->>'user_id'))"
+                )
+                await conn.execute(f'analyze "{table}"')
+            finally:
+                await conn.execute("select pg_advisory_unlock($1)", _SETUP_LOCK)
+        return cls(
+            mem0=mem0,
+            database=database,
+            embedder=OpenAIEmbedder(clients, settings),
+            table=table,
+            writes=writes,
+            write_pool=write_pool,
+        )
+
+    async def search(self, owner_id: str, query: str, limit: int) -> list[MemoryHit]:
+        try:
+            vector = await self._embedder.embed(query)
+            rows = await self._pool.fetch(self._search_sql, owner_id, vector, limit)
+        except Exception as exc:
+            raise MemoryUnavailable(f"memory search failed: {exc.__class__.__name__}") from exc
+        return [
+            MemoryHit(
+                id=row["id"],
+                text=row["text"] or "",
+                created_at=_parse_time(row["created_at"]),
+                score=float(row["score"]),
+            )
+            for row in rows
+        ]
+
+    async def learn(self, write: MemoryWrite) -> int:
+        add = partial(
+            self._mem0.add,
+            [{"role": "user", "content": write.text}],
+            user_id=write.owner_id,
+            metadata={**write.metadata, "event_id": write.event_id},
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._writes, add)
+        except Exception as exc:
+            raise MemoryUnavailable(f"memory write failed: {exc.__class__.__name__}") from exc
+        added = len(result.get("results", []))
+        log.debug("learned %d memories from event %s", added, write.event_id)
+        return added
+
+    def close(self) -> None:
+        """Release the write threads and Mem0's connections (waits for running writes)."""
+        self._writes.shutdown(wait=True, cancel_futures=True)
+        self._write_pool.close()

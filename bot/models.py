@@ -1,0 +1,144 @@
+"""The OpenAI-compatible model API: chat answers and embeddings, on clients built once.
+
+Retries are the official SDK's own: timeouts, connection errors, 408/409/429 and 5xx are retried
+with exponential backoff (honouring ``Retry-After``) up to ``MODEL_MAX_RETRIES`` times; nothing
+else is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from bot.config import Settings
+from bot.errors import ConfigError, ModelRejected, ModelUnavailable, StartupError
+from bot.ports import Message
+
+__all__ = ["ModelClients", "OpenAIChat", "OpenAIEmbedder"]
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = (
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    openai.RateLimitError,
+    openai.InternalServerError,
+)
+
+
+def _api_key(settings: Settings) -> str:
+    if settings.openai_api_key is None:
+        raise ConfigError(
+            "OPENAI_API_KEY is not set: membot needs an OpenAI-compatible API for chat and "
+            "embeddings (for a local server such as Ollama, any non-empty value will do)."
+        )
+    return settings.openai_api_key.get_secret_value()
+
+
+class ModelClients:
+    """The async and sync OpenAI clients of this process (the sync one serves mem0's threads).
+
+    Built once at start; both share the same key, base URL, timeout and retry policy.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        key = _api_key(settings)
+        self.base_url = settings.openai_base_url or "https://api.openai.com/v1"
+        common = {
+            "api_key": key,
+            "base_url": self.base_url,
+            "timeout": settings.model_timeout,
+            "max_retries": settings.model_max_retries,
+        }
+        self.async_client = openai.AsyncOpenAI(**common)  # type: ignore[arg-type]
+        self.sync_client = openai.OpenAI(**common)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        await self.async_client.close()
+        self.sync_client.close()
+
+
+class OpenAIEmbedder:
+    """Embeddings for queries on the reply path (async; a single quick try per call, since the
+    turn's memory search has its own time budget)."""
+
+    def __init__(self, clients: ModelClients, settings: Settings) -> None:
+        self._client = clients.async_client.with_options(
+            max_retries=min(settings.model_max_retries, 1), timeout=settings.memory_search_timeout
+        )
+        self._model = settings.embedding_model
+        self._dims = settings.embedding_dims if settings.send_embedding_dims else None
+        self._where = clients.base_url
+
+    async def embed(self, text: str) -> list[float]:
+        """One vector for ``text``. Raises ``openai.OpenAIError`` subclasses on failure."""
+        if self._dims is None:
+            response = await self._client.embeddings.create(model=self._model, input=[text])
+        else:
+            response = await self._client.embeddings.create(
+                model=self._model, input=[text], dimensions=self._dims
+            )
+        return list(response.data[0].embedding)
+
+    async def check(self, expected_dims: int) -> None:
+        """Start-up check: the API answers with the key we have, and the embedding model gives
+        vectors of the configured size. Raises :class:`ConfigError` or :class:`StartupError`
+        with one sentence naming the setting to change."""
+        try:
+            vector = await self.embed("membot start-up check")
+        except openai.AuthenticationError:
+            raise ConfigError(
+                f"The model API at {self._where} rejected OPENAI_API_KEY (HTTP 401)."
+            ) from None
+        except openai.NotFoundError:
+            raise ConfigError(
+                f"The model API at {self._where} does not offer EMBEDDING_MODEL="
+                f"{self._model!r} (HTTP 404)."
+            ) from None
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            cause = exc.__cause__ or exc
+            raise StartupError(
+                f"Cannot reach the model API at {self._where} (OPENAI_BASE_URL): "
+                f"{cause.__class__.__name__}: {cause}."
+            ) from None
+        except openai.APIStatusError as exc:
+            raise StartupError(
+                f"The model API at {self._where} (OPENAI_BASE_URL) answered HTTP "
+                f"{exc.status_code} to an embedding request."
+            ) from None
+        if len(vector) != expected_dims:
+            raise ConfigError(
+                f"EMBEDDING_MODEL={self._model!r} returns {len(vector)}-dimensional vectors but "
+                f"EMBEDDING_DIMS is {expected_dims}: set EMBEDDING_DIMS={len(vector)}."
+            )
+
+
+class OpenAIChat:
+    """The chat model (the ``ChatModel`` port) on the async client."""
+
+    def __init__(self, clients: ModelClients, settings: Settings) -> None:
+        self._client = clients.async_client
+        self._model = settings.chat_model
+
+    async def complete(self, messages: Sequence[Message]) -> str:
+        params: list[ChatCompletionMessageParam] = [
+            {"role": m.role, "content": m.content} for m in messages  # type: ignore[misc]
+        ]
+        try:
+            response = await self._client.chat.completions.create(
+                model=self._model, messages=params
+            )
+        except _TRANSIENT as exc:
+            raise ModelUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise ModelRejected(f"HTTP {exc.status_code}: {exc.message}") from exc
+        except openai.OpenAIError as exc:
+            raise ModelUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
+        choice = response.choices[0] if response.choices else None
+        content = choice.message.content if choice else None
+        if not content or not content.strip():
+            raise ModelRejected("the model returned an empty answer")
+        return content.strip()

@@ -1,0 +1,115 @@
+"""The ports the core talks through, as Protocols, with the plain values they carry.
+
+Implementations satisfy these structurally: ``bot.memory.Mem0Memory``,
+``bot.models.OpenAIChat``, ``bot.transcript.PostgresTranscript`` and ``bot.jobs.InProcessJobs``
+in production; in-memory fakes in the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+__all__ = [
+    "ChatModel",
+    "Jobs",
+    "MemoryHit",
+    "MemoryStore",
+    "MemoryWrite",
+    "Message",
+    "Transcript",
+    "Turn",
+]
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """One message of a prompt."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryHit:
+    """A memory found for an owner, with its similarity to the query (1.0 is identical)."""
+
+    id: str
+    text: str
+    created_at: datetime | None
+    score: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Turn:
+    """One side of an exchange in a conversation's recent history."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryWrite:
+    """What the memory writer needs to learn from one message: only the person's own words.
+
+    ``event_id`` is the idempotency key of the message it came from.
+    """
+
+    owner_id: str
+    event_id: str
+    text: str
+    at: datetime
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class MemoryStore(Protocol):
+    """Long-term memories, kept per owner. No call ever returns another owner's memory."""
+
+    async def search(self, owner_id: str, query: str, limit: int) -> list[MemoryHit]:
+        """The owner's ``limit`` memories most similar to ``query``, best first.
+
+        Exact: the result equals a brute-force top-k over that owner's memories.
+        Raises :class:`bot.errors.MemoryUnavailable` when the store or the embedder fails.
+        """
+        ...
+
+    async def learn(self, write: MemoryWrite) -> int:
+        """Extract and store what ``write`` says about its owner; returns how many memories were
+        added. Raises :class:`bot.errors.MemoryUnavailable` on failure."""
+        ...
+
+
+class ChatModel(Protocol):
+    """A chat-completion model."""
+
+    async def complete(self, messages: Sequence[Message]) -> str:
+        """The model's answer. Transient failures are retried inside; what is left raises
+        :class:`bot.errors.ModelUnavailable` or :class:`bot.errors.ModelRejected`."""
+        ...
+
+
+class Transcript(Protocol):
+    """The recent turns of each conversation: short-term context while memories are written."""
+
+    async def recent(self, conversation_id: str, limit: int) -> list[Turn]:
+        """The last ``limit`` turns of the conversation, oldest first."""
+        ...
+
+    async def append(self, conversation_id: str, owner_id: str, turns: Sequence[Turn]) -> None:
+        """Record turns, in order, after the ones already recorded."""
+        ...
+
+
+class Jobs(Protocol):
+    """Where memory writes go after the reply. Narrow on purpose: a durable queue replaces the
+    in-process one without the core noticing."""
+
+    async def enqueue(self, write: MemoryWrite) -> None:
+        """Accept the write for background processing. Returns once it is accepted, never waits
+        for it to run. Writes of one owner run one at a time, in the order enqueued."""
+        ...

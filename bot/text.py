@@ -1,0 +1,33 @@
+"""Cleaning what people type before anything is stored or sent to a model."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+__all__ = ["CleanText", "clean_message"]
+
+_KEPT_CONTROLS = {"\n", "\t"}
+
+
+@dataclass(frozen=True, slots=True)
+class CleanText:
+    """A message after cleaning: ``text`` is safe to store; ``cut`` says it was shortened."""
+
+    text: str
+    cut: bool
+
+
+def clean_message(raw: str, max_chars: int) -> CleanText:
+    """Strip control characters (newlines and tabs stay), normalise line endings, trim, and cut
+    to ``max_chars``. Never raises; an all-control or whitespace message becomes empty."""
+    normalised = raw.replace("\r\n", "\n").replace("\r", "\n")
+    kept = "".join(
+        ch
+        for ch in normalised
+        if ch in _KEPT_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
+    text = kept.strip()
+    if len(text) <= max_chars:
+        return CleanText(text, cut=False)
+    return CleanText(text[:max_chars].rstrip(), cut=True)

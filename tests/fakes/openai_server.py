@@ -1,0 +1,436 @@
+"""A scripted stand-in for an OpenAI-compatible API, used by the test suite and benchmarks.
+
+`ScriptedOpenAI` is a real HTTP server (aiohttp) on 127.0.0.1 that speaks the small part of the
+OpenAI REST API the bot and mem0 use: embeddings, chat completions and the model list. Production
+code never knows it is talking to it; it is only pointed at `server.base_url`.
+
+Answers are deterministic. Embeddings come from feature hashing, so texts that share words are
+close. mem0's memory-extraction call gets one memory per `user:` line of its "New Messages"
+section. Any other chat call gets a reply that quotes the last user message and the lines of a
+`<memories>` block in the system prompt, so tests can see what the model was given.
+
+Tests can script failures (`fail_next`, `fail_always`), hold requests of one kind until released
+(`hold`, `release`), and inspect every request that arrived (`requests`, `calls`, `wait_for`).
+The server runs its own event loop in a background thread, so sync clients, async clients and
+other processes can all use it. Run it alone with `python -m tests.fakes.openai_server --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import math
+import re
+import signal
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import Any, Literal, Self
+
+from aiohttp import web
+
+Kind = Literal["chat", "extraction", "embedding"]
+
+# Deliberately small: only words so common they would make unrelated texts look alike.
+_STOP_WORDS = frozenset({
+    "the", "a", "an", "i", "my", "do", "what", "is", "are", "to", "of", "and", "with", "in",
+    "on", "for", "you", "me", "use", "it", "that", "be", "am", "was", "did", "does", "how",
+})
+_WORD = re.compile(r"[a-z0-9]+")
+_ERROR_TYPES = {401: "invalid_request_error", 429: "rate_limit_error"}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as it arrived; `status` is what it was (or will be) answered with."""
+
+    kind: Kind
+    body: dict[str, Any]
+    at: float
+    status: int = 200
+
+
+@dataclass
+class _Failure:
+    status: int
+    remaining: int | None  # None: fail every request of the kind
+    retry_after_ms: float
+
+
+def _feature(feature: str, dims: int) -> tuple[int, float]:
+    value = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+    return (value >> 1) % dims, 1.0 if value & 1 else -1.0
+
+
+def embed(text: str, dims: int) -> list[float]:
+    """Deterministic feature-hashing embedding: words weigh 1, their character trigrams 0.5."""
+    vector = [0.0] * dims
+    for token in _WORD.findall(text.lower()):
+        if token in _STOP_WORDS:
+            continue
+        index, sign = _feature("w:" + token, dims)
+        vector[index] += sign
+        for start in range(len(token) - 2):
+            index, sign = _feature("t:" + token[start : start + 3], dims)
+            vector[index] += 0.5 * sign
+    norm = math.sqrt(sum(x * x for x in vector))
+    if norm == 0.0:
+        return [1.0] + [0.0] * (dims - 1)
+    return [x / norm for x in vector]
+
+
+def _text(content: Any) -> str:
+    """The text of a message's content, which is a string or a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def _messages(body: dict[str, Any], role: str) -> list[str]:
+    messages = body.get("messages") or []
+    return [_text(m.get("content")) for m in messages if m.get("role") == role]
+
+
+def _section_lines(text: str, start: str, end: Callable[[str], bool]) -> list[str]:
+    """The lines after the line `start` up to the first line for which `end` is true."""
+    lines = text.splitlines()
+    stripped = [line.strip() for line in lines]
+    if start not in stripped:
+        return []
+    found: list[str] = []
+    for line in lines[stripped.index(start) + 1 :]:
+        if end(line):
+            break
+        found.append(line)
+    return found
+
+
+def _extracted_memories(body: dict[str, Any]) -> str:
+    """One memory per `user:` line under mem0's `## New Messages` header."""
+    lines = _section_lines("\n".join(_messages(body, "user")), "## New Messages",
+                           lambda line: line.startswith("## "))
+    texts = [line[len("user:") :].strip() for line in lines if line.startswith("user:")]
+    return json.dumps({"memory": [{"text": t} for t in texts if len(t) >= 3]})
+
+
+def _chat_kind(body: dict[str, Any]) -> Kind:
+    """mem0's memory extraction asks for a JSON object; everything else is a chat turn."""
+    is_json = body.get("response_format") == {"type": "json_object"}
+    extractor = any("Memory Extractor" in s for s in _messages(body, "system"))
+    return "extraction" if is_json or extractor else "chat"
+
+
+def _default_reply(body: dict[str, Any]) -> str:
+    users = _messages(body, "user")
+    reply = f"(scripted) You said: {users[-1] if users else ''}"
+    block = _section_lines("\n".join(_messages(body, "system")), "<memories>",
+                           lambda line: line.strip() == "</memories>")
+    remembered = [line.strip() for line in block if line.strip()]
+    if remembered:
+        reply += " I remember: " + "; ".join(remembered)
+    return reply
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _error(status: int, message: str, code: str | None = None,
+           headers: dict[str, str] | None = None) -> web.Response:
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    error = {"message": message, "type": kind, "param": None, "code": code}
+    return web.json_response({"error": error}, status=status, headers=headers)
+
+
+class ScriptedOpenAI:
+    """An OpenAI-compatible HTTP server with scripted answers, in its own thread and loop."""
+
+    def __init__(self, dims: int = 64, chat_delay: float = 0.0, extraction_delay: float = 0.0,
+                 embedding_delay: float = 0.0, *, api_key: str | None = None, port: int = 0,
+                 chat_reply: Callable[[dict[str, Any]], str] | None = None) -> None:
+        self.dims = dims
+        self.chat_delay = chat_delay
+        self.extraction_delay = extraction_delay
+        self.embedding_delay = embedding_delay
+        self.api_key = api_key
+        self.chat_reply = chat_reply
+        self._port = port
+        self._records: list[Recorded] = []
+        self._failures: dict[Kind, _Failure] = {}
+        self._gates: dict[Kind, threading.Event] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    def start(self) -> Self:
+        """Start serving; returns once the port is listening. Does nothing if already running."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._ready.clear()
+        self._startup_error = None
+        self._thread = threading.Thread(target=self._run, name="scripted-openai", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise RuntimeError("ScriptedOpenAI failed to start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        """Release held requests, stop the loop and join the thread."""
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
+            return
+        self._release_all()
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10.0)
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # reported to start() if it happened before listening
+            self._startup_error = error
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self._port))
+            self._port = sock.getsockname()[1]
+            await web.SockSite(runner, sock).start()
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+            sock.close()
+
+    # --- scripting and observation (any thread) ----------------------------------------------
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """A snapshot of every request recorded so far, in arrival order."""
+        with self._cond:
+            return list(self._records)
+
+    def calls(self, kind: Kind) -> list[Recorded]:
+        with self._cond:
+            return [r for r in self._records if r.kind == kind]
+
+    def wait_for(self, kind: Kind, count: int, timeout: float = 10.0) -> bool:
+        """Block until at least `count` requests of `kind` have arrived; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: sum(r.kind == kind for r in self._records) >= count, timeout
+            )
+
+    def fail_next(self, kind: Kind, status: int, count: int = 1,
+                  retry_after: float | None = None) -> None:
+        """Answer the next `count` requests of `kind` with `status`.
+
+        `retry_after` is in milliseconds (header `retry-after-ms`, default 10) so the official
+        SDK's retries are fast.
+        """
+        with self._cond:
+            self._failures[kind] = _Failure(status, count, 10.0 if retry_after is None
+                                            else retry_after)
+
+    def fail_always(self, kind: Kind, status: int) -> None:
+        with self._cond:
+            self._failures[kind] = _Failure(status, None, 10.0)
+
+    def clear_failures(self) -> None:
+        with self._cond:
+            self._failures.clear()
+
+    def hold(self, kind: Kind) -> threading.Event:
+        """Make requests of `kind` wait until `release(kind)` (or the returned event is set)."""
+        with self._cond:
+            gate = self._gates.get(kind)
+            if gate is None or gate.is_set():
+                gate = self._gates[kind] = threading.Event()
+            return gate
+
+    def release(self, kind: Kind) -> None:
+        with self._cond:
+            gate = self._gates.pop(kind, None)
+        if gate is not None:
+            gate.set()
+
+    def reset(self) -> None:
+        """Forget recorded requests, failures and holds (held requests are released)."""
+        with self._cond:
+            self._records.clear()
+            self._failures.clear()
+        self._release_all()
+
+    def _release_all(self) -> None:
+        with self._cond:
+            gates = list(self._gates.values())
+            self._gates.clear()
+        for gate in gates:
+            gate.set()
+
+    # --- HTTP handlers -----------------------------------------------------------------------
+
+    def _authorised(self, request: web.Request) -> bool:
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        key = key.strip()
+        return scheme == "Bearer" and bool(key) and self.api_key in (None, key)
+
+    async def _admit(self, request: web.Request, kind: Kind | None = None
+                     ) -> tuple[dict[str, Any], web.Response | None]:
+        """Check auth and parse the body; record it, apply failures and holds, then delay."""
+        if not self._authorised(request):
+            return {}, _error(401, "Incorrect API key provided.", "invalid_api_key")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            return {}, _error(400, "The request body must be a JSON object.")
+        kind = kind or _chat_kind(body)
+        failure: web.Response | None = None
+        with self._cond:
+            script = self._failures.get(kind)
+            if script is not None:
+                if script.remaining is not None:
+                    script.remaining -= 1
+                    if script.remaining <= 0:
+                        del self._failures[kind]
+                headers = {"retry-after-ms": f"{script.retry_after_ms:g}"}
+                failure = _error(script.status, f"Scripted failure ({script.status}).",
+                                 headers=headers)
+            self._records.append(Recorded(kind, body, time.monotonic(),
+                                          script.status if script else 200))
+            self._cond.notify_all()
+            gate = self._gates.get(kind)
+        # The gate is a threading.Event set from a test's thread, so poll it without blocking.
+        while gate is not None and not gate.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        if failure is None:
+            delays = {"chat": self.chat_delay, "extraction": self.extraction_delay,
+                      "embedding": self.embedding_delay}
+            await asyncio.sleep(delays[kind])
+        return body, failure
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body, failure = await self._admit(request, "embedding")
+        if failure is not None:
+            return failure
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not texts:
+            return _error(400, "'input' must be a string or a non-empty list.")
+        dims = body.get("dimensions") or self.dims
+        if not isinstance(dims, int) or dims < 1:
+            return _error(400, "'dimensions' must be a positive integer.")
+        data: list[dict[str, Any]] = []
+        for index, text in enumerate(texts):
+            vector = embed(str(text), dims)
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":  # what the official SDK asks for
+                encoded = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(_words(str(t)) for t in texts)
+        return web.json_response({
+            "object": "list", "data": data, "model": body.get("model", "scripted-embedding"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        })
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body, failure = await self._admit(request)
+        if failure is not None:
+            return failure
+        if body.get("stream"):
+            return _error(400, "This scripted server does not support streaming.")
+        if _chat_kind(body) == "extraction":
+            content = _extracted_memories(body)
+        else:
+            content = (self.chat_reply or _default_reply)(body)
+        # Token counts are a crude proxy: whitespace-separated words, not real tokens.
+        prompt = sum(_words(_text(m.get("content"))) for m in body.get("messages") or [])
+        completion = _words(content)
+        return web.json_response({
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
+            "created": int(time.time()), "model": body.get("model", "scripted-chat"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        })
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return _error(401, "Incorrect API key provided.", "invalid_api_key")
+        model = {"id": "scripted-chat", "object": "model", "created": 0, "owned_by": "test"}
+        return web.json_response({"object": "list", "data": [model]})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until Ctrl-C or SIGTERM, e.g. for a benchmark against a running bot."""
+    parser = argparse.ArgumentParser(description="Scripted OpenAI-compatible server.")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--dims", type=int, default=64)
+    parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
+    parser.add_argument("--chat-delay", type=float, default=0.0)
+    parser.add_argument("--extraction-delay", type=float, default=0.0)
+    parser.add_argument("--embedding-delay", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    server = ScriptedOpenAI(args.dims, args.chat_delay, args.extraction_delay,
+                            args.embedding_delay, api_key=args.api_key, port=args.port)
+    with server:
+        print(f"Scripted OpenAI server at {server.base_url}", flush=True)
+        try:
+            while not done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
