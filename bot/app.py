@@ -61,6 +61,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             ),
         )
         try:
-            yield Services(settings=settings, core=core, database=database, memory=memory, jobs=jobs)
+            yield Services(
+                settings=settings, core=core, database=database, memory=memory, jobs=jobs
+            )
         finally:
             await jobs.drain(settings.shutdown_grace)

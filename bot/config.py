@@ -46,9 +46,9 @@ class Settings(BaseModel):
     # Storage.
     database_url: Annotated[SecretStr | None, _env("DATABASE_URL")] = None
     data_dir: Annotated[Path, _env("MEMBOT_DATA_DIR")] = Field(default_factory=_default_data_dir)
-    memory_table: Annotated[str, _env("MEMORY_TABLE"), Field(pattern=r"^[a-z_][a-z0-9_]{0,40}$")] = (
-        "memories"
-    )
+    memory_table: Annotated[
+        str, _env("MEMORY_TABLE"), Field(pattern=r"^[a-z_][a-z0-9_]{0,40}$")
+    ] = "memories"
 
     # The turn.
     memory_top_k: Annotated[int, _env("MEMORY_TOP_K"), Field(ge=0, le=100)] = 5

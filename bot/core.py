@@ -128,13 +128,12 @@ class Core:
 
     async def _record(self, event: ChatEvent, owner: str, text: str, answer: str) -> None:
         """Record the exchange and queue the memory write: only the person's own words."""
-        now = self._clock()
+        exchange = [
+            Turn(role="user", text=text, at=event.at),
+            Turn(role="assistant", text=answer, at=self._clock()),
+        ]
         try:
-            await self._transcript.append(
-                event.conversation_id,
-                owner,
-                [Turn(role="user", text=text, at=event.at), Turn(role="assistant", text=answer, at=now)],
-            )
+            await self._transcript.append(event.conversation_id, owner, exchange)
         except Exception:
             log.exception("recording the exchange of event %s failed", event.event_id)
         write = MemoryWrite(

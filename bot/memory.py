@@ -241,6 +241,7 @@ class Mem0Memory:
         return added
 
     def close(self) -> None:
-        """Release the write threads and Mem0's connections (waits for running writes)."""
-        self._writes.shutdown(wait=True, cancel_futures=True)
+        """Release the write threads and Mem0's connections. Call after the jobs are drained:
+        a write still running on a thread by then was already counted as lost."""
+        self._writes.shutdown(wait=False, cancel_futures=True)
         self._write_pool.close()

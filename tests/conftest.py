@@ -1,0 +1,79 @@
+"""Shared fixtures: one embedded PostgreSQL with pgvector for the session (a fresh database per
+test), and the scripted OpenAI-compatible server as the far side."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from bot.config import Settings
+from bot.database import start_embedded
+from tests.fakes.openai_server import ScriptedOpenAI
+
+TEST_DIMS = 64
+
+
+def with_database(uri: str, name: str) -> str:
+    """``uri`` pointing at database ``name`` instead."""
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The admin URI of an embedded PostgreSQL started from the same wheel production uses."""
+    return start_embedded(tmp_path_factory.mktemp("postgres-server"))
+
+
+@pytest.fixture
+def database_url(postgres: str) -> Iterator[str]:
+    """A new, empty database for one test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield with_database(postgres, name)
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def model_server() -> Iterator[ScriptedOpenAI]:
+    with ScriptedOpenAI(dims=TEST_DIMS) as server:
+        yield server
+
+
+@pytest.fixture
+def openai_server(model_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
+    """The scripted model server, with no delays, failures or records from earlier tests."""
+    model_server.reset()
+    model_server.chat_delay = model_server.extraction_delay = model_server.embedding_delay = 0.0
+    yield model_server
+    model_server.reset()
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, openai_server: ScriptedOpenAI, tmp_path: Path
+) -> Callable[..., Settings]:
+    """Settings for a bot on this test's database and the scripted server; override by name."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "openai_api_key": SecretStr("test-key"),
+            "openai_base_url": openai_server.base_url,
+            "embedding_dims": TEST_DIMS,
+            "database_url": SecretStr(database_url),
+            "data_dir": tmp_path / "data",
+            "shutdown_grace": 10.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make

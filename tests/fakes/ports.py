@@ -1,0 +1,81 @@
+"""In-memory fakes of the core's ports, for tests of the core's own behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bot.ports import MemoryHit, MemoryWrite, Message, Turn
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class FakeMemory:
+    """Memories per owner in a dict; search ranks by shared words."""
+
+    def __init__(self) -> None:
+        self.by_owner: dict[str, list[MemoryHit]] = defaultdict(list)
+        self.searches: list[tuple[str, str]] = []
+        self.failure: Exception | None = None
+        self.delay = 0.0
+
+    def remember(self, owner_id: str, text: str) -> None:
+        hits = self.by_owner[owner_id]
+        hits.append(MemoryHit(id=f"m{len(hits)}", text=text, created_at=datetime.now(UTC),
+                              score=1.0))
+
+    async def search(self, owner_id: str, query: str, limit: int) -> list[MemoryHit]:
+        self.searches.append((owner_id, query))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.failure is not None:
+            raise self.failure
+        words = set(_WORD.findall(query.lower()))
+
+        def shared(hit: MemoryHit) -> int:
+            return len(words & set(_WORD.findall(hit.text.lower())))
+
+        return sorted(self.by_owner[owner_id], key=shared, reverse=True)[:limit]
+
+    async def learn(self, write: MemoryWrite) -> int:
+        self.remember(write.owner_id, write.text)
+        return 1
+
+
+class FakeChat:
+    """Answers ``answer`` (or raises ``failure``) and keeps every prompt it was given."""
+
+    def __init__(self, answer: str = "fine answer") -> None:
+        self.answer = answer
+        self.failure: Exception | None = None
+        self.prompts: list[list[Message]] = []
+
+    async def complete(self, messages: Sequence[Message]) -> str:
+        self.prompts.append(list(messages))
+        if self.failure is not None:
+            raise self.failure
+        return self.answer
+
+
+class ListTranscript:
+    def __init__(self) -> None:
+        self.turns: dict[str, list[Turn]] = defaultdict(list)
+
+    async def recent(self, conversation_id: str, limit: int) -> list[Turn]:
+        return self.turns[conversation_id][-limit:]
+
+    async def append(self, conversation_id: str, owner_id: str, turns: Sequence[Turn]) -> None:
+        self.turns[conversation_id].extend(turns)
+
+
+class ListJobs:
+    """Keeps enqueued writes without running them."""
+
+    def __init__(self) -> None:
+        self.writes: list[MemoryWrite] = []
+
+    async def enqueue(self, write: MemoryWrite) -> None:
+        self.writes.append(write)

@@ -1,0 +1,110 @@
+"""The real entry point, as a person runs it: the installed ``membot`` command in a new process
+each time, on the embedded PostgreSQL it starts by itself, against the scripted model server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import ScriptedOpenAI
+
+SETTINGS = ("OPENAI_", "DATABASE_URL", "EMBEDDING_", "CHAT_MODEL", "MEMBOT_", "MEMORY_",
+            "OPENROUTER_", "LOG_LEVEL")
+
+
+def membot(args: list[str], *, stdin: str, env: dict[str, str], cwd: Path,
+           ) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS)}
+    clean.update(env)
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("membot")), *args],
+        input=stdin, env=clean, cwd=cwd, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def env(openai_server: ScriptedOpenAI, tmp_path: Path) -> dict[str, str]:
+    return {
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "EMBEDDING_DIMS": "64",
+        "MEMBOT_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+def test_a_conversation_is_remembered_across_restarts_and_kept_from_others(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    first = membot(["chat", "--user", "alice"], stdin="I build my apps with FastAPI and Postgres\n",
+                   env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "membot> " in first.stdout
+
+    again = membot(["chat", "--user", "alice"], stdin="what stack do I use?\n:quit\n",
+                   env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "I build my apps with FastAPI and Postgres" in again.stdout
+
+    bob = membot(["chat", "--user", "bob"], stdin="what stack do I use?\n", env=env, cwd=tmp_path)
+    assert bob.returncode == 0, bob.stderr
+    assert "FastAPI" not in bob.stdout
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").is_file()
+    assert (tmp_path / "data" / "mem0").is_dir()
+
+
+def test_empty_lines_get_a_hint(env: dict[str, str], tmp_path: Path) -> None:
+    result = membot(["chat", "--user", "alice"], stdin="   \n", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "membot [hint]> I didn't get any text there." in result.stdout
+
+
+def one_sentence_failure(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_missing_api_key_names_the_setting(env: dict[str, str], tmp_path: Path) -> None:
+    del env["OPENAI_API_KEY"]
+    line = one_sentence_failure(membot(["chat"], stdin="", env=env, cwd=tmp_path), 2)
+    assert line.startswith("membot: OPENAI_API_KEY is not set")
+
+
+def test_unreachable_model_api_names_the_setting(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    env["MODEL_MAX_RETRIES"] = "0"
+    line = one_sentence_failure(membot(["chat"], stdin="", env=env, cwd=tmp_path), 3)
+    assert "Cannot reach the model API" in line and "OPENAI_BASE_URL" in line
+
+
+def test_rejected_api_key_names_the_setting(env: dict[str, str], tmp_path: Path) -> None:
+    with ScriptedOpenAI(dims=64, api_key="the-right-key") as strict:
+        env["OPENAI_BASE_URL"] = strict.base_url
+        line = one_sentence_failure(membot(["chat"], stdin="", env=env, cwd=tmp_path), 2)
+    assert "rejected OPENAI_API_KEY" in line
+    assert "test-key" not in line
+
+
+def test_bad_setting_value_names_the_setting(env: dict[str, str], tmp_path: Path) -> None:
+    env["EMBEDDING_DIMS"] = "many"
+    line = one_sentence_failure(membot(["chat"], stdin="", env=env, cwd=tmp_path), 2)
+    assert line.startswith("membot: EMBEDDING_DIMS is not valid")
+
+
+def test_settings_are_read_from_a_dotenv_file(env: dict[str, str], tmp_path: Path) -> None:
+    key = env.pop("OPENAI_API_KEY")
+    (tmp_path / ".env").write_text(f"OPENAI_API_KEY={key}\n")
+    result = membot(["chat", "--user", "carol"], stdin="hello\n", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(scripted) You said: hello" in result.stdout
