@@ -30,3 +30,12 @@ def test_bot_imports_no_platform_library_and_no_adapter() -> None:
     }
     assert offenders == set()
     assert len(list(package.rglob("*.py"))) >= 10  # the scan really read the package
+
+
+def test_ci_runs_exactly_the_readmes_test_command() -> None:
+    root = Path(bot.__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    ci = (root / ".ci" / "run").read_text()
+    commands = [line.strip() for line in readme.splitlines() if ".venv/bin/pytest" in line]
+    assert commands, "the README gives no test command"
+    assert commands[0] in ci.splitlines()
