@@ -58,7 +58,7 @@ async def _until_terminated(work: Coroutine[Any, Any, None]) -> None:
     try:
         await task
     except asyncio.CancelledError:
-        log.info("stopped by SIGTERM")
+        log.info("stopped by a signal; finishing up")
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -45,8 +46,11 @@ def render(reply: Reply) -> str:
 
 
 class ConsoleAdapter:
-    """Reads lines from ``stdin`` (on a thread, so the event loop and background memory writes
-    keep running), hands each to ``handle``, and prints the reply to ``stdout``."""
+    """Reads lines from ``stdin``, hands each to ``handle``, and prints the reply to ``stdout``.
+
+    Lines are read on a daemon thread, so the event loop (and the background memory writes)
+    keep running while the person types, and Ctrl-C or SIGTERM never wait for a pending read.
+    """
 
     def __init__(
         self,
@@ -67,17 +71,30 @@ class ConsoleAdapter:
         self._stdout.write(text + "\n")
         self._stdout.flush()
 
-    async def _read(self) -> str | None:
+    def _start_reader(self) -> asyncio.Queue[str | None]:
+        """Lines from stdin as they come; None at end of input."""
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def read() -> None:
+            for line in iter(self._stdin.readline, ""):
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+        threading.Thread(target=read, name="console-stdin", daemon=True).start()
+        return lines
+
+    async def _read(self, lines: asyncio.Queue[str | None]) -> str | None:
         if self._interactive:
             self._stdout.write(f"{self._user}> ")
             self._stdout.flush()
-        line = await asyncio.to_thread(self._stdin.readline)
-        return line if line else None
+        return await lines.get()
 
     async def run(self) -> None:
         """Converse until ``:quit`` or end of input."""
         self._say(HELP.format(user=self._user))
-        while (line := await self._read()) is not None:
+        lines = self._start_reader()
+        while (line := await self._read(lines)) is not None:
             command = line.strip().lower()
             if command in QUIT:
                 break
