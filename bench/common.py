@@ -3,6 +3,7 @@ folder, bulk loading of memories, percentiles and plain-text tables."""
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import hashlib
@@ -32,6 +33,7 @@ from tests.fakes.openai_server import embed
 
 __all__ = [
     "LogCounter",
+    "bench_parser",
     "bulk_load",
     "command_line",
     "fake_server",
@@ -88,6 +90,20 @@ def _fill(template: str, rng: random.Random) -> str:
 def memory_texts(count: int, rng: random.Random) -> list[str]:
     """``count`` realistic, deliberately similar memory texts."""
     return [_fill(rng.choice(_TEMPLATES), rng) for _ in range(count)]
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser with the flags every benchmark takes."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--dims", type=int, default=384, help="embedding size (default 384)")
+    parser.add_argument("--write-threads", type=int, default=None,
+                        help="memory write threads (default: the Settings default)")
+    parser.add_argument("--db-pool", type=int, default=None,
+                        help="database pool size (default: the Settings default)")
+    parser.add_argument("--database-url", default=None,
+                        help="use this Postgres instead of an embedded one")
+    parser.add_argument("--seed", type=int, default=1)
+    return parser
 
 
 def percentile(values: Sequence[float], q: float) -> float:

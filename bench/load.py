@@ -28,6 +28,7 @@ from bench.common import (
     PET_NAMES,
     PETS,
     LogCounter,
+    bench_parser,
     command_line,
     fake_server,
     machine_lines,
@@ -142,21 +143,13 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--people", default="1,10,100",
                         help="comma list of how many people chat at once (default 1,10,100)")
     parser.add_argument("--messages", type=int, default=5, help="messages per person")
     parser.add_argument("--chat-delay", type=float, default=0.3)
     parser.add_argument("--extraction-delay", type=float, default=0.8)
     parser.add_argument("--embedding-delay", type=float, default=0.03)
-    parser.add_argument("--dims", type=int, default=384)
-    parser.add_argument("--write-threads", type=int, default=None,
-                        help="memory write threads (default: the Settings default)")
-    parser.add_argument("--db-pool", type=int, default=None,
-                        help="database pool size (default: the Settings default)")
-    parser.add_argument("--database-url", default=None,
-                        help="use this Postgres instead of an embedded one")
-    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     args.people = [int(p) for p in args.people.split(",") if p.strip()]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

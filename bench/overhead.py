@@ -32,6 +32,7 @@ from bench.common import (
     LANGUAGES,
     PETS,
     LogCounter,
+    bench_parser,
     bulk_load,
     command_line,
     fake_server,
@@ -148,18 +149,12 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--sizes", default="10000,100000",
                         help="comma list of memory counts (default 10000,100000)")
-    parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--turns", type=int, default=500)
-    parser.add_argument("--write-threads", type=int, default=None)
-    parser.add_argument("--db-pool", type=int, default=None)
-    parser.add_argument("--database-url", default=None,
-                        help="use this Postgres instead of an embedded one")
     parser.add_argument("--settle-writes", action="store_true",
                         help="wait for the background memory write after each turn (untimed)")
-    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
