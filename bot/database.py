@@ -27,7 +27,7 @@ __all__ = ["Database", "apply_migrations", "describe_dsn", "start_embedded"]
 
 log = logging.getLogger(__name__)
 
-_MIGRATIONS_LOCK = 7_291_001  # pg_advisory_xact_lock key: one migrator at a time
+_MIGRATIONS_LOCK = 7_291_001  # pg_advisory_lock key: one migrator at a time
 
 
 def _first_line(exc: BaseException) -> str:
@@ -77,32 +77,33 @@ def _migrations() -> list[_Migration]:
 
 
 async def apply_migrations(conn: asyncpg.Connection[Any]) -> list[int]:
-    """Apply the migrations this database has not had yet, each in its own transaction, under
-    an advisory lock so that processes starting together apply each one exactly once.
+    """Apply the migrations this database has not had yet, each in its own transaction, all
+    under one advisory lock so that processes starting together apply each exactly once.
     Returns the versions applied now."""
-    await conn.execute(
-        "create table if not exists membot_migrations ("
-        " version int primary key, name text not null,"
-        " applied_at timestamptz not null default now())"
-    )
-    applied = []
-    for migration in _migrations():
-        async with conn.transaction():
-            await conn.execute("select pg_advisory_xact_lock($1)", _MIGRATIONS_LOCK)
-            done = await conn.fetchval(
-                "select 1 from membot_migrations where version = $1", migration.version
-            )
-            if done:
+    await conn.execute("select pg_advisory_lock($1)", _MIGRATIONS_LOCK)
+    try:
+        await conn.execute(
+            "create table if not exists membot_migrations ("
+            " version int primary key, name text not null,"
+            " applied_at timestamptz not null default now())"
+        )
+        done = {row["version"] for row in await conn.fetch("select version from membot_migrations")}
+        applied = []
+        for migration in _migrations():
+            if migration.version in done:
                 continue
-            await conn.execute(migration.sql)
-            await conn.execute(
-                "insert into membot_migrations (version, name) values ($1, $2)",
-                migration.version,
-                migration.name,
-            )
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "insert into membot_migrations (version, name) values ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
             applied.append(migration.version)
             log.info("applied migration %03d_%s", migration.version, migration.name)
-    return applied
+        return applied
+    finally:
+        await conn.execute("select pg_advisory_unlock($1)", _MIGRATIONS_LOCK)
 
 
 async def _ensure_vector(conn: asyncpg.Connection[Any], where: str) -> str:
