@@ -39,7 +39,7 @@ async def _chat(settings: Settings, user: str) -> None:
     from adapters.console import ConsoleAdapter
 
     async with services(settings) as app:
-        await ConsoleAdapter(app.core.handle, user=user).run()
+        await ConsoleAdapter(app.core.handle, app.commands, user=user).run()
 
 
 async def _migrate(settings: Settings) -> None:

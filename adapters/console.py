@@ -10,14 +10,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from bot.commands import Commands
 from bot.events import ChatEvent, Reply, ReplyKind
 
 __all__ = ["ConsoleAdapter", "to_event"]
 
 QUIT = {":q", ":quit", ":exit"}
-HELP = """\
+GREETING = """\
 You are talking to membot as {user}. It remembers what you tell it, across restarts.
-Type a message and press Enter. :help shows this, :quit (or Ctrl-D) leaves."""
+Type a message and press Enter. Commands start with a colon (:help lists them); :quit or Ctrl-D
+leaves."""
 
 
 def to_event(user: str, text: str, *, session: str) -> ChatEvent:
@@ -46,7 +48,8 @@ def render(reply: Reply) -> str:
 
 
 class ConsoleAdapter:
-    """Reads lines from ``stdin``, hands each to ``handle``, and prints the reply to ``stdout``.
+    """Reads lines from ``stdin``, hands each to ``handle`` (or, for ``:name arguments``, to the
+    command layer), and prints the reply to ``stdout``.
 
     Lines are read on a daemon thread, so the event loop (and the background memory writes)
     keep running while the person types, and Ctrl-C or SIGTERM never wait for a pending read.
@@ -55,12 +58,14 @@ class ConsoleAdapter:
     def __init__(
         self,
         handle: Callable[[ChatEvent], Awaitable[Reply]],
+        commands: Commands,
         *,
         user: str,
         stdin: TextIO = sys.stdin,
         stdout: TextIO = sys.stdout,
     ) -> None:
         self._handle = handle
+        self._commands = commands
         self._user = user
         self._stdin = stdin
         self._stdout = stdout
@@ -92,14 +97,16 @@ class ConsoleAdapter:
 
     async def run(self) -> None:
         """Converse until ``:quit`` or end of input."""
-        self._say(HELP.format(user=self._user))
+        self._say(GREETING.format(user=self._user))
         lines = self._start_reader()
         while (line := await self._read(lines)) is not None:
-            command = line.strip().lower()
-            if command in QUIT:
+            stripped = line.strip()
+            if stripped.lower() in QUIT:
                 break
-            if command == ":help":
-                self._say(HELP.format(user=self._user))
-                continue
-            reply = await self._handle(to_event(self._user, line, session=self._session))
+            event = to_event(self._user, line, session=self._session)
+            if stripped.startswith(":") and len(stripped) > 1:
+                name, _, arguments = stripped[1:].partition(" ")
+                reply = await self._commands.run(event, name, arguments)
+            else:
+                reply = await self._handle(event)
             self._say(render(reply))

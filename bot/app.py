@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from bot.commands import Commands, default_commands
 from bot.config import Settings
 from bot.core import Core, TurnLimits
 from bot.database import Database
@@ -22,10 +23,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What an entry point needs: the core, and the parts it may want to look at."""
+    """What an entry point needs: the core and the commands, and the parts it may want to look
+    at."""
 
     settings: Settings
     core: Core
+    commands: Commands
     database: Database
     memory: Mem0Memory
     jobs: InProcessJobs
@@ -62,7 +65,12 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         )
         try:
             yield Services(
-                settings=settings, core=core, database=database, memory=memory, jobs=jobs
+                settings=settings,
+                core=core,
+                commands=default_commands(),
+                database=database,
+                memory=memory,
+                jobs=jobs,
             )
         finally:
             await jobs.drain(settings.shutdown_grace)

@@ -49,8 +49,10 @@ class ReplyKind(enum.Enum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reply:
     """What the adapter sends back. ``notice`` is an optional note about the person's message
-    itself (for example that it was cut), shown alongside the answer."""
+    itself (for example that it was cut), shown alongside the answer. A ``private`` reply must
+    reach only the author: an ephemeral message, or a DM."""
 
     text: str
     kind: ReplyKind = ReplyKind.ANSWER
     notice: str | None = None
+    private: bool = False

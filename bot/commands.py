@@ -1,0 +1,84 @@
+"""The command layer every adapter maps its native form onto.
+
+Discord's ``/help``, Slack's ``/membot help`` and the terminal's ``:help`` all arrive here as a
+name and an argument string, so a new command is one entry in :func:`default_commands`, shared
+by every platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from bot.events import ChatEvent, Reply, ReplyKind
+
+__all__ = ["Command", "Commands", "default_commands"]
+
+Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """One command: ``name`` is what people type (lowercase, no prefix); ``usage`` shows the
+    arguments, if any; ``summary`` is one line for help screens and platform command menus."""
+
+    name: str
+    summary: str
+    handler: Handler
+    usage: str = ""
+
+
+class Commands:
+    """The registry. Every reply it gives is private: commands are about the person asking."""
+
+    def __init__(self, commands: Iterable[Command]) -> None:
+        self._by_name: dict[str, Command] = {}
+        for command in commands:
+            if command.name in self._by_name:
+                raise ValueError(f"command {command.name!r} registered twice")
+            self._by_name[command.name] = command
+
+    @property
+    def all(self) -> Sequence[Command]:
+        """Every command, in registration order (for platform command menus)."""
+        return list(self._by_name.values())
+
+    async def run(self, event: ChatEvent, name: str, arguments: str = "") -> Reply:
+        """Run command ``name`` for the author of ``event``. An unknown name gets a hint that
+        lists the commands there are; it never raises for bad input."""
+        command = self._by_name.get(name.strip().lower())
+        if command is None:
+            known = ", ".join(self._by_name)
+            return Reply(
+                text=f"I don't know the command {name.strip()!r}. Commands: {known}.",
+                kind=ReplyKind.HINT,
+                private=True,
+            )
+        reply = await command.handler(event, arguments.strip())
+        return Reply(text=reply.text, kind=reply.kind, notice=reply.notice, private=True)
+
+
+HELP_TEXT = """\
+I'm membot, a chat bot with a long-term memory of each person I talk with.
+What I remember: facts you tell me about yourself, learned in the background after I answer. \
+I learn only from your own words, never from my answers or from other people's messages, and \
+your memories are used only when I answer you.
+Commands:
+{commands}"""
+
+
+def default_commands() -> Commands:
+    """The commands membot offers on every platform."""
+    entries: list[Command] = []
+
+    async def show_help(event: ChatEvent, arguments: str) -> Reply:
+        lines = "\n".join(
+            f"- {c.name}{' ' + c.usage if c.usage else ''}: {c.summary}" for c in entries
+        )
+        return Reply(text=HELP_TEXT.format(commands=lines), kind=ReplyKind.HINT)
+
+    entries.append(
+        Command(name="help", summary="what membot is, what it remembers, and its commands",
+                handler=show_help)
+    )
+    return Commands(entries)
