@@ -57,7 +57,7 @@ class ConsoleAdapter:
 
     def __init__(
         self,
-        handle: Callable[[ChatEvent], Awaitable[Reply]],
+        handle: Callable[[ChatEvent], Awaitable[Reply | None]],
         commands: Commands,
         *,
         user: str,
@@ -104,9 +104,11 @@ class ConsoleAdapter:
             if stripped.lower() in QUIT:
                 break
             event = to_event(self._user, line, session=self._session)
+            reply: Reply | None
             if stripped.startswith(":") and len(stripped) > 1:
                 name, _, arguments = stripped[1:].partition(" ")
                 reply = await self._commands.run(event, name, arguments)
             else:
                 reply = await self._handle(event)
-            self._say(render(reply))
+            if reply is not None:
+                self._say(render(reply))

@@ -70,7 +70,7 @@ async def person(svc: Services, name: str, session: str, texts: list[str],
         started = time.perf_counter()
         reply = await svc.core.handle(to_event(name, text, session=session))
         times.append(time.perf_counter() - started)
-        if reply.kind is not ReplyKind.ANSWER:
+        if reply is None or reply.kind is not ReplyKind.ANSWER:
             not_answers.append(1)
 
 

@@ -104,7 +104,7 @@ async def run_size(args: argparse.Namespace, base_url: str, data_dir: Path, size
             handle_s.append(took)
             search_s.append(searched)
             hits.append(len(found))
-            not_answers += reply.kind is not ReplyKind.ANSWER
+            not_answers += reply is None or reply.kind is not ReplyKind.ANSWER
         await svc.jobs.wait_idle()
         if args.database_url:  # leave a server we were given as we found it
             await svc.database.pool.execute(f'drop table "{table}"')

@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.core import Core, TurnLimits
 from bot.database import Database
 from bot.jobs import InProcessJobs
+from bot.ledger import PostgresLedger
 from bot.memory import Mem0Memory
 from bot.models import ModelClients, OpenAIChat, OpenAIEmbedder
 from bot.transcript import PostgresTranscript
@@ -56,6 +57,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             chat=OpenAIChat(clients, settings),
             transcript=PostgresTranscript(database.pool, keep=settings.context_turns),
             jobs=jobs,
+            ledger=PostgresLedger(database.pool),
             limits=TurnLimits(
                 memory_top_k=settings.memory_top_k,
                 context_turns=settings.context_turns,

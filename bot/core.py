@@ -10,7 +10,16 @@ from datetime import UTC, datetime
 
 from bot.errors import ModelRejected, ModelUnavailable
 from bot.events import ChatEvent, Reply, ReplyKind
-from bot.ports import ChatModel, Jobs, MemoryHit, MemoryStore, MemoryWrite, Transcript, Turn
+from bot.ports import (
+    ChatModel,
+    EventLedger,
+    Jobs,
+    MemoryHit,
+    MemoryStore,
+    MemoryWrite,
+    Transcript,
+    Turn,
+)
 from bot.prompt import build_prompt
 from bot.text import clean_message
 
@@ -44,10 +53,11 @@ class Core:
     """Answers one person at a time with their own memories in view, then hands what they said
     to the memory writer.
 
-    Guarantees: the memories in a prompt are only the author's own; the reply never waits for a
-    memory write; a failing or slow memory store costs the memories of that turn, not the
+    Guarantees: each event id is answered at most once, across processes (a redelivered event
+    gets ``None``); the memories in a prompt are only the author's own; the reply never waits
+    for a memory write; a failing or slow memory store costs the memories of that turn, not the
     answer; model failures become one short sentence to the person. ``handle`` never raises
-    for a fault of the model, the memory store, the transcript or the job queue.
+    for a fault of the model, the memory store, the transcript, the ledger or the job queue.
     """
 
     def __init__(
@@ -57,6 +67,7 @@ class Core:
         chat: ChatModel,
         transcript: Transcript,
         jobs: Jobs,
+        ledger: EventLedger,
         limits: TurnLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -64,11 +75,16 @@ class Core:
         self._chat = chat
         self._transcript = transcript
         self._jobs = jobs
+        self._ledger = ledger
         self._limits = limits
         self._clock = clock
 
-    async def handle(self, event: ChatEvent) -> Reply:
-        """Answer ``event``. An empty message gets a hint and calls no model."""
+    async def handle(self, event: ChatEvent) -> Reply | None:
+        """Answer ``event``, or return None when it was already taken (a redelivery). An empty
+        message gets a hint and calls no model."""
+        if not await self._claim(event):
+            log.info("event %s was already handled; ignoring the redelivery", event.event_id)
+            return None
         cleaned = clean_message(event.text, self._limits.max_message_chars)
         if not cleaned.text:
             return Reply(text=EMPTY_HINT, kind=ReplyKind.HINT)
@@ -98,6 +114,15 @@ class Core:
             limit = self._limits.max_message_chars
             notice = f"Your message was long, so I read only its first {limit} characters."
         return Reply(text=answer, notice=notice)
+
+    async def _claim(self, event: ChatEvent) -> bool:
+        """Claim the event before any side effect. If the ledger fails, answer anyway: a rare
+        double answer is better than silence."""
+        try:
+            return await self._ledger.claim(event.event_id)
+        except Exception:
+            log.exception("claiming event %s failed; answering it anyway", event.event_id)
+            return True
 
     async def _recall(self, owner: str, query: str, event: ChatEvent) -> list[MemoryHit]:
         """The owner's memories for this turn, or none when the store fails or is too slow."""

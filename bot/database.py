@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from pgvector.asyncpg import register_vector
 
 from bot.config import Settings
@@ -76,7 +77,9 @@ def _migrations() -> list[_Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def apply_migrations(conn: asyncpg.Connection[Any]) -> list[int]:
+async def apply_migrations(
+    conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any],
+) -> list[int]:
     """Apply the migrations this database has not had yet, each in its own transaction, all
     under one advisory lock so that processes starting together apply each exactly once.
     Returns the versions applied now."""

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 __all__ = [
     "ChatModel",
+    "EventLedger",
     "Jobs",
     "MemoryHit",
     "MemoryStore",
@@ -102,6 +103,15 @@ class Transcript(Protocol):
 
     async def append(self, conversation_id: str, owner_id: str, turns: Sequence[Turn]) -> None:
         """Record turns, in order, after the ones already recorded."""
+        ...
+
+
+class EventLedger(Protocol):
+    """Inbound events already taken, shared by every process."""
+
+    async def claim(self, event_id: str) -> bool:
+        """True for the first claim of ``event_id``, False for every later one, whichever
+        process makes it."""
         ...
 
 

@@ -14,7 +14,9 @@ import pytest
 from pydantic import SecretStr
 
 from bot.config import Settings
+from bot.core import Core
 from bot.database import start_embedded
+from bot.events import ChatEvent, Reply
 from tests.fakes.openai_server import ScriptedOpenAI
 
 TEST_DIMS = 64
@@ -77,3 +79,10 @@ def make_settings(
         return Settings(**values)
 
     return make
+
+
+async def answer(core: Core, event: ChatEvent) -> Reply:
+    """``core.handle(event)``, which must answer (the event is new)."""
+    reply = await core.handle(event)
+    assert reply is not None, f"event {event.event_id} was not answered"
+    return reply

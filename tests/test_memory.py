@@ -18,7 +18,7 @@ from adapters.console import to_event
 from bot.app import services
 from bot.config import Settings
 from bot.errors import ConfigError, DatabaseError
-from tests.conftest import with_database
+from tests.conftest import answer, with_database
 from tests.fakes.openai_server import ScriptedOpenAI, embed
 
 MakeSettings = Callable[..., Settings]
@@ -34,14 +34,14 @@ async def test_two_hundred_similar_owners_never_see_each_others_memories(
     owners = [f"user{n:03d}" for n in range(200)]
     async with services(make_settings(memory_write_threads=8)) as app:
         await asyncio.gather(*(
-            app.core.handle(to_event(o, f"My locker code is {o}x and I like hiking", session="s"))
+            answer(app.core, to_event(o, f"My locker code is {o}x and I like hiking", session="s"))
             for o in owners
         ))
         await app.jobs.wait_idle()
         assert (app.jobs.done, app.jobs.failed) == (200, 0)
 
         replies = await asyncio.gather(*(
-            app.core.handle(to_event(o, "what is my locker code for hiking?", session="s"))
+            answer(app.core, to_event(o, "what is my locker code for hiking?", session="s"))
             for o in owners
         ))
         for owner, reply in zip(owners, replies, strict=True):

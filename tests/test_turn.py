@@ -15,6 +15,7 @@ from bot.app import services
 from bot.config import Settings
 from bot.core import MODEL_DOWN
 from bot.events import ReplyKind
+from tests.conftest import answer
 from tests.fakes.openai_server import ScriptedOpenAI
 
 MakeSettings = Callable[..., Settings]
@@ -29,19 +30,19 @@ async def test_remembers_across_a_new_core_on_the_same_database(
     make_settings: MakeSettings, openai_server: ScriptedOpenAI
 ) -> None:
     async with services(make_settings()) as app:
-        reply = await app.core.handle(
+        reply = await answer(app.core,
             to_event("alice", "I build my apps with FastAPI and Postgres", session="one"))
         assert reply.kind is ReplyKind.ANSWER
     # Leaving the services finished the memory write.
     assert len(openai_server.calls("extraction")) == 1
 
     async with services(make_settings()) as app:
-        reply = await app.core.handle(
+        reply = await answer(app.core,
             to_event("alice", "what stack do I build my apps with?", session="two"))
         assert "FastAPI and Postgres" in last_system_prompt(openai_server)
         assert "FastAPI and Postgres" in reply.text
 
-        await app.core.handle(to_event("bob", "what stack do I build my apps with?",
+        await answer(app.core, to_event("bob", "what stack do I build my apps with?",
                                        session="three"))
         assert "FastAPI" not in last_system_prompt(openai_server)
 
@@ -52,7 +53,7 @@ async def test_the_reply_does_not_wait_for_the_memory_write(
     order: list[str] = []
     async with services(make_settings()) as app:
         openai_server.hold("extraction")
-        reply = await app.core.handle(to_event("alice", "My dog is called Pixel", session="s"))
+        reply = await answer(app.core, to_event("alice", "My dog is called Pixel", session="s"))
         order.append("reply delivered")
         arrived = await asyncio.to_thread(openai_server.wait_for, "extraction", 1)
         assert arrived
@@ -74,8 +75,8 @@ async def test_a_second_message_sent_at_once_sees_the_first_in_its_context(
 ) -> None:
     async with services(make_settings()) as app:
         openai_server.hold("extraction")
-        await app.core.handle(to_event("alice", "My dog is called Pixel", session="s"))
-        await app.core.handle(to_event("alice", "What is my dog called?", session="s"))
+        await answer(app.core, to_event("alice", "My dog is called Pixel", session="s"))
+        await answer(app.core, to_event("alice", "What is my dog called?", session="s"))
         messages = openai_server.calls("chat")[-1].body["messages"]
         assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
         assert messages[1]["content"] == "My dog is called Pixel"
@@ -88,7 +89,7 @@ async def test_memory_store_down_the_bot_still_replies(
     async with services(make_settings()) as app:
         await app.database.pool.execute("alter table memories rename to memories_gone")
         with caplog.at_level(logging.ERROR):
-            reply = await app.core.handle(to_event("alice", "what do I like?", session="s"))
+            reply = await answer(app.core, to_event("alice", "what do I like?", session="s"))
         assert reply.kind is ReplyKind.ANSWER
         assert "<memories>" not in last_system_prompt(openai_server)
         assert "memory search failed" in caplog.text
@@ -100,7 +101,7 @@ async def test_embeddings_failing_the_bot_still_replies(
 ) -> None:
     async with services(make_settings(shutdown_grace=0.5)) as app:
         openai_server.fail_always("embedding", 500)
-        reply = await app.core.handle(to_event("alice", "hello", session="s"))
+        reply = await answer(app.core, to_event("alice", "hello", session="s"))
         assert reply.kind is ReplyKind.ANSWER
         await app.jobs.wait_idle()
         assert app.jobs.failed == 1  # the write could not embed either, and said so
@@ -112,7 +113,7 @@ async def test_chat_model_429_then_200_is_retried_and_answered(
 ) -> None:
     async with services(make_settings()) as app:
         openai_server.fail_next("chat", 429)
-        reply = await app.core.handle(to_event("alice", "hello there", session="s"))
+        reply = await answer(app.core, to_event("alice", "hello there", session="s"))
         assert reply.kind is ReplyKind.ANSWER
         assert "hello there" in reply.text
         assert [c.status for c in openai_server.calls("chat")] == [429, 200]
@@ -124,7 +125,7 @@ async def test_chat_model_500_throughout_gets_a_clear_message(
     async with services(make_settings(model_max_retries=2)) as app:
         openai_server.fail_always("chat", 500)
         with caplog.at_level(logging.ERROR):
-            reply = await app.core.handle(to_event("alice", "hello there", session="s"))
+            reply = await answer(app.core, to_event("alice", "hello there", session="s"))
         assert reply.kind is ReplyKind.ERROR
         assert reply.text == MODEL_DOWN
         assert len(openai_server.calls("chat")) == 3  # the first try and two retries
@@ -138,8 +139,8 @@ async def test_shutdown_logs_writes_that_outlast_the_grace_time(
     openai_server.hold("extraction")
     with caplog.at_level(logging.ERROR):
         async with services(make_settings(shutdown_grace=0.3)) as app:
-            await app.core.handle(to_event("alice", "I collect stamps", session="s"))
-            await app.core.handle(to_event("bob", "I collect coins", session="s"))
+            await answer(app.core, to_event("alice", "I collect stamps", session="s"))
+            await answer(app.core, to_event("bob", "I collect coins", session="s"))
     openai_server.release("extraction")
     assert "2 memory writes did not finish within 0.3s and are lost" in caplog.text
     # The abandoned threads fail fast on the closed client; let them end inside this test.

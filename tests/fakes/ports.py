@@ -71,6 +71,19 @@ class ListTranscript:
         self.turns[conversation_id].extend(turns)
 
 
+class SetLedger:
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.failure: Exception | None = None
+
+    async def claim(self, event_id: str) -> bool:
+        if self.failure is not None:
+            raise self.failure
+        first = event_id not in self.seen
+        self.seen.add(event_id)
+        return first
+
+
 class ListJobs:
     """Keeps enqueued writes without running them."""
 
