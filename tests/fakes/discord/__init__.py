@@ -1,0 +1,37 @@
+"""A local stand-in for Discord's REST API and gateway, used by the test suite.
+
+`FakeDiscord` is a real HTTP and websocket server (aiohttp) on 127.0.0.1, in its own thread and
+event loop, that speaks the small part of Discord a bot uses: login (`/users/@me`,
+`/oauth2/applications/@me`, `/gateway/bot`), sending messages and typing, opening DMs, syncing
+application commands, and answering interactions (callback, followups, editing the original).
+Its gateway (`/gateway`) sends HELLO, acks heartbeats, answers IDENTIFY with READY and a
+GUILD_CREATE for each guild the shard owns, and relays the events a test dispatches, with
+sequence numbers, as plain JSON text frames.
+
+Production code never knows: a test points discord.py at it by setting
+`discord.http.Route.BASE = fake.rest_base` and
+`discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)`.
+
+Where a bot could tell the difference it behaves like Discord: REST answers carry
+`Content-Type: application/json` exactly, a wrong token gets 401 (and 4004 on the gateway),
+unapproved privileged intents close the gateway with 4014, a message to an unknown channel gets
+404, an interaction answered twice or after `interaction_deadline` seconds gets 400 or 404, and
+without the message content intent a guild message that neither mentions nor replies to the bot
+arrives with empty content. Unknown routes get 404 and are recorded (`unknown_routes`) so a test
+can see what it missed. Everything that arrives is recorded; `wait_for` blocks a thread and
+`wait_for_async` waits on the test's event loop.
+"""
+
+from tests.fakes.discord.payloads import (
+    FakeChannel,
+    FakeGuild,
+    FakeUser,
+    Json,
+    Recorded,
+    shard_for,
+    snowflake,
+)
+from tests.fakes.discord.server import FakeDiscord
+
+__all__ = ["FakeChannel", "FakeDiscord", "FakeGuild", "FakeUser", "Json", "Recorded",
+           "shard_for", "snowflake"]

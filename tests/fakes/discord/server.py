@@ -1,0 +1,603 @@
+"""`FakeDiscord`: Discord's REST API and gateway on 127.0.0.1, in its own thread and event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import WSMsgType, web
+
+from tests.fakes.discord import payloads as p
+from tests.fakes.discord.payloads import FakeGuild, FakeUser, Json, Recorded, snowflake
+
+Match = str | Callable[[Recorded], bool]
+
+
+@dataclass
+class _Interaction:
+    payload: Json
+    at: float
+    acknowledged: bool = False
+    original_id: int = field(default_factory=snowflake)
+
+
+@dataclass
+class _Session:
+    """One gateway connection; IDENTIFY gives it a shard and a session id."""
+
+    ws: web.WebSocketResponse
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    shard: tuple[int, int] | None = None
+    session_id: str = ""
+    intents: int = 0
+    seq: int = 0
+
+    async def send(self, op: int, data: Any, event: str | None = None) -> None:
+        async with self.lock:  # keeps sequence numbers in sending order
+            seq = None
+            if op == 0:
+                self.seq += 1
+                seq = self.seq
+            with contextlib.suppress(ConnectionError, RuntimeError):  # the client went away
+                await self.ws.send_str(json.dumps({"op": op, "d": data, "s": seq, "t": event}))
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    # Exactly "application/json": discord.py reads "...; charset=utf-8" as text and fails.
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        headers={"Content-Type": "application/json"})
+
+
+def _error(status: int, message: str, code: int = 0) -> web.Response:
+    return _json({"message": message, "code": code}, status)
+
+
+_Handler = Callable[[web.Request, re.Match[str], Any], Awaitable[web.Response]]
+_OPEN_ROUTES = frozenset({"interaction_callback", "followup", "edit_original"})  # token in URL
+
+
+class FakeDiscord:
+    """Discord's REST API (`rest_base`) and gateway (`gateway_url`) for a real discord.py client.
+
+    Configured with the bot's `token`, its `guilds` and the `shard_count` `/gateway/bot`
+    advises. `bot_user` (id `bot_user_id` = `application_id`) is the bot; `user` is the default
+    human author of scripted messages and interactions.
+    """
+
+    def __init__(self, *, token: str = "fake-bot-token", guilds: Sequence[FakeGuild] | None = None,
+                 shard_count: int = 1, bot_name: str = "membot", port: int = 0,
+                 heartbeat_interval_ms: int = 41_250, allow_privileged_intents: bool = False,
+                 interaction_deadline: float = 3.0) -> None:
+        self.token = token
+        self.bot_user = FakeUser(snowflake(), bot_name, bot=True)
+        self.bot_user_id = self.application_id = self.bot_user.id
+        self.user = FakeUser(snowflake(), "alice")
+        self.guilds: list[FakeGuild] = list(guilds) if guilds is not None else [FakeGuild.make()]
+        self.shard_count = shard_count
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.allow_privileged_intents = allow_privileged_intents
+        self.interaction_deadline = interaction_deadline  # seconds to the first response
+        self._port = port
+        self._users: dict[int, FakeUser] = {u.id: u for u in (self.bot_user, self.user)}
+        self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
+        self._seen_channels: set[int] = set()  # channel ids of dispatched events
+        self._interactions: dict[str, _Interaction] = {}  # by token
+        self._synced: dict[int | None, list[Json]] = {}  # guild id (None: global) -> commands
+        self._sessions: list[_Session] = []  # open gateway connections
+        self._resumable: dict[str, _Session] = {}  # by session id, connected or not
+        self._records: list[Recorded] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        routes: list[tuple[str, str, str, _Handler]] = [
+            ("GET", r"/users/@me", "users_me", self._users_me),
+            ("GET", r"/oauth2/applications/@me", "application", self._application),
+            ("GET", r"/gateway/bot", "gateway_bot", self._gateway_bot),
+            ("GET", r"/gateway", "gateway", self._gateway_info),
+            ("POST", r"/channels/(?P<channel>\d+)/messages", "message", self._create_message),
+            ("POST", r"/channels/(?P<channel>\d+)/typing", "typing", self._typing),
+            ("POST", r"/users/@me/channels", "open_dm", self._open_dm),
+            ("PUT", r"/applications/(?P<app>\d+)(?:/guilds/(?P<guild>\d+))?/commands",
+             "commands", self._put_commands),
+            ("POST", r"/interactions/(?P<id>\d+)/(?P<token>[^/]+)/callback",
+             "interaction_callback", self._callback),
+            ("POST", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)", "followup", self._followup),
+            ("PATCH", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/@original",
+             "edit_original", self._edit_original),
+        ]
+        self._routes = [(m, re.compile(pattern + "/?"), k, h) for m, pattern, k, h in routes]
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def rest_base(self) -> str:
+        return f"http://127.0.0.1:{self._port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self._port}/gateway"
+
+    @property
+    def bot_mention(self) -> str:
+        """How message content mentions the bot."""
+        return f"<@{self.bot_user_id}>"
+
+    def start(self) -> Self:
+        """Start serving; returns once the port is listening. Does nothing if already running."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._ready.clear()
+        self._startup_error = None
+        self._thread = threading.Thread(target=self._run, name="fake-discord", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise RuntimeError("FakeDiscord failed to start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        """Close gateway connections (1001), stop the loop and join the thread."""
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
+            return
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10.0)
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # reported to start() if it happened before listening
+            self._startup_error = error
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/{path:.*}", self._rest)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self._port))
+            self._port = sock.getsockname()[1]
+            await web.SockSite(runner, sock).start()
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            for session in list(self._sessions):
+                with contextlib.suppress(Exception):
+                    await session.ws.close(code=1001)
+            await runner.cleanup()
+            sock.close()
+
+    # --- observation (any thread) ------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """A snapshot of everything recorded so far, in arrival order."""
+        with self._cond:
+            return list(self._records)
+
+    def calls(self, kind: str) -> list[Recorded]:
+        with self._cond:
+            return [r for r in self._records if r.kind == kind]
+
+    def sent_messages(self) -> list[Recorded]:
+        """`POST /channels/{id}/messages` requests (`channel_id`, `body`), answered or not."""
+        return self.calls("message")
+
+    def typing_calls(self) -> list[Recorded]:
+        return self.calls("typing")
+
+    def interaction_responses(self) -> list[Recorded]:
+        """Interaction callbacks, followups and edits of the original response, in order."""
+        with self._cond:
+            return [r for r in self._records if r.kind in _OPEN_ROUTES]
+
+    def commands(self, guild_id: int | None = None) -> list[Json]:
+        """The commands last synced globally (or to `guild_id`), with the ids Discord gave them.
+
+        What the bot sent is in `calls("commands")`.
+        """
+        with self._cond:
+            return list(self._synced.get(guild_id, []))
+
+    def identifies(self) -> list[Json]:
+        """The `d` of every IDENTIFY (token, intents, shard if sharded, properties, ...)."""
+        return [r.body for r in self.calls("identify")]
+
+    def unknown_routes(self) -> list[Recorded]:
+        """Requests the fake has no route for (answered 404)."""
+        return self.calls("unknown")
+
+    def reset(self) -> None:
+        """Forget what was recorded; connections, sessions and synced commands stay."""
+        with self._cond:
+            self._records.clear()
+
+    def wait_for(self, what: Match, timeout: float = 5.0, count: int = 1) -> Recorded:
+        """Block until `count` records match a kind or predicate; return the `count`-th.
+
+        This blocks the calling thread: on the client's event loop use `wait_for_async`.
+        Raises TimeoutError naming everything that did arrive.
+        """
+        match = self._matcher(what)
+        with self._cond:
+            if self._cond.wait_for(lambda: len(self._matching(match)) >= count, timeout):
+                return self._matching(match)[count - 1]
+        raise TimeoutError(self._timeout_message(what, count))
+
+    async def wait_for_async(self, what: Match, timeout: float = 5.0,  # noqa: ASYNC109
+                             count: int = 1) -> Recorded:
+        """`wait_for` that polls instead of blocking the running event loop.
+
+        It takes a timeout, like `wait_for`, so that a forgotten wrapper never hangs a test.
+        """
+        match = self._matcher(what)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                found = self._matching(match)
+            if len(found) >= count:
+                return found[count - 1]
+            if time.monotonic() >= deadline:
+                raise TimeoutError(self._timeout_message(what, count))
+            await asyncio.sleep(0.005)
+
+    @staticmethod
+    def _matcher(what: Match) -> Callable[[Recorded], bool]:
+        return (lambda r: r.kind == what) if isinstance(what, str) else what
+
+    def _matching(self, match: Callable[[Recorded], bool]) -> list[Recorded]:
+        return [r for r in self._records if match(r)]
+
+    def _timeout_message(self, what: Match, count: int) -> str:
+        seen = [f"{r.kind} {r.method} {r.path} -> {r.status}" for r in self.requests]
+        return f"waited for {count} x {what!r}; recorded: {seen}"
+
+    def _record(self, record: Recorded) -> None:
+        with self._cond:
+            self._records.append(record)
+            self._cond.notify_all()
+
+    # --- scripting (any thread but the server's) ---------------------------------------------
+
+    def dispatch(self, event: str, data: Json, shard_id: int | None = None) -> int:
+        """Send a DISPATCH (op 0) to every identified connection of a shard; return how many.
+
+        `shard_id` None routes as Discord does: by the data's `guild_id`, else to shard 0.
+        Raises LookupError if no connection got it, so a test never dispatches into the void.
+        """
+        sent = self._call(self._dispatch(event, data, shard_id))
+        if sent == 0:
+            raise LookupError(f"no identified gateway connection for {event} (shard {shard_id})")
+        return sent
+
+    def reconnect(self, shard_id: int = 0) -> int:
+        """Ask the shard's connections to reconnect (op 7), as Discord does before a restart.
+
+        Each closes and RESUMEs on a new connection (events dispatched meanwhile are lost, not
+        replayed). Returns how many connections were asked.
+        """
+        return self._call(self._reconnect(shard_id))
+
+    async def _reconnect(self, shard_id: int) -> int:
+        sessions = [s for s in self._sessions if s.shard is not None and s.shard[0] == shard_id]
+        for session in sessions:
+            session.shard = None  # going away: dispatch to its successor
+            await session.send(7, None)
+        return len(sessions)
+
+    def _call(self, coroutine: Coroutine[Any, Any, int]) -> int:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            coroutine.close()
+            raise RuntimeError("FakeDiscord is not running")
+        if threading.current_thread() is thread:
+            coroutine.close()
+            raise RuntimeError("this waits for the server's loop; call it from elsewhere")
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=5.0)
+
+    async def _dispatch(self, event: str, data: Json, shard_id: int | None) -> int:
+        if event == "INTERACTION_CREATE":
+            self._interactions[str(data["token"])] = _Interaction(data, time.monotonic())
+        if "channel_id" in data:
+            self._seen_channels.add(int(data["channel_id"]))
+        sent = 0
+        for session in list(self._sessions):
+            if session.shard is None:
+                continue
+            shard, count = session.shard
+            guild_id = data.get("guild_id")
+            target = shard_id if shard_id is not None else (
+                p.shard_for(int(guild_id), count) if guild_id else 0)
+            if shard == target:
+                seen = data
+                if event in ("MESSAGE_CREATE", "MESSAGE_UPDATE"):
+                    seen = p.as_seen_by(data, self.bot_user_id, session.intents)
+                await session.send(0, seen, event)
+                sent += 1
+        return sent
+
+    def register_user(self, user: FakeUser) -> FakeUser:
+        """Make `user` known, e.g. to `POST /users/@me/channels`."""
+        with self._cond:
+            self._users[user.id] = user
+        return user
+
+    def dm_channel_id(self, user_id: int) -> int:
+        """The id of the bot's DM channel with a user (made on first use, then stable)."""
+        with self._cond:
+            return self._dm_channels.setdefault(user_id, snowflake())
+
+    def guild(self, guild_id: int | None = None) -> FakeGuild:
+        """The configured guild `guild_id`, or the first."""
+        for guild in self.guilds:
+            if guild_id in (None, guild.id):
+                return guild
+        raise LookupError(f"no configured guild {guild_id}")
+
+    def message_create(self, content: str, *, author: FakeUser | None = None, dm: bool = False,
+                       guild_id: int | None = None, channel_id: int | None = None,
+                       mentions: Sequence[FakeUser] = (), reply_to: Json | None = None,
+                       message_id: int | None = None) -> Json:
+        """A MESSAGE_CREATE payload to `dispatch`: from `author` (default `user`) in a guild
+        channel (default: the first guild's first text channel) or, with `dm`, the bot's DM.
+
+        Put `bot_mention` in `content` and `bot_user` in `mentions` to mention the bot;
+        `reply_to` is the message object replied to.
+        """
+        author = self.register_user(author or self.user)
+        if dm:
+            channel, guild = channel_id or self.dm_channel_id(author.id), None
+        else:
+            guild = self.guild(guild_id).id
+            channel = self.guild(guild_id).text_channel(channel_id).id
+        return p.message_create(content, author=author, channel_id=channel, guild_id=guild,
+                                mentions=mentions, reply_to=reply_to, message_id=message_id)
+
+    def interaction_create(self, name: str, *, options: Sequence[Json] = (),
+                           user: FakeUser | None = None, dm: bool = False,
+                           guild_id: int | None = None, channel_id: int | None = None,
+                           command_id: int | None = None) -> Json:
+        """An INTERACTION_CREATE payload to `dispatch` for the slash command `name`, with the
+        id it was synced under (if it was), in a guild channel or, with `dm`, the bot's DM."""
+        user = self.register_user(user or self.user)
+        synced = {c["name"]: int(c["id"]) for c in self.commands(None if dm else guild_id)}
+        command = command_id or synced.get(name) or snowflake()
+        if dm:
+            chan = p.dm_channel(channel_id or self.dm_channel_id(user.id), user)
+            return p.interaction_create(name, application_id=self.application_id, user=user,
+                                        command_id=command, channel_payload=chan,
+                                        options=options)
+        guild = self.guild(guild_id)
+        return p.interaction_create(
+            name, application_id=self.application_id, command_id=command, user=user,
+            channel_payload=p.channel(guild, guild.text_channel(channel_id)), guild_id=guild.id,
+            options=options)
+
+    # --- gateway -----------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
+        await ws.prepare(request)
+        session = _Session(ws)
+        self._sessions.append(session)
+        try:
+            await session.send(10, {"heartbeat_interval": self.heartbeat_interval_ms})
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    await self._on_command(session, json.loads(message.data))
+        finally:
+            self._sessions.remove(session)
+        return ws
+
+    async def _on_command(self, session: _Session, message: Json) -> None:
+        op, data = message.get("op"), message.get("d")
+        if op == 1:  # HEARTBEAT
+            await session.send(11, None)
+        elif op == 2 and isinstance(data, dict):  # IDENTIFY
+            await self._identify(session, data)
+        elif op == 6 and isinstance(data, dict):  # RESUME
+            self._record(Recorded("resume", "WS", "/gateway", data, time.monotonic()))
+            old = self._resumable.get(str(data.get("session_id")))
+            if old is None or data.get("token") != self.token:
+                await session.send(9, False)  # INVALID_SESSION, not resumable: identify again
+                return
+            session.shard, session.session_id = old.shard or (0, 1), old.session_id
+            session.intents, session.seq = old.intents, old.seq
+            self._resumable[session.session_id] = session
+            await session.send(0, {}, "RESUMED")
+        elif op == 8 and isinstance(data, dict):  # REQUEST_GUILD_MEMBERS: just the bot
+            chunk = {"guild_id": data.get("guild_id"), "members": [p.member(self.bot_user)],
+                     "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce")}
+            await session.send(0, chunk, "GUILD_MEMBERS_CHUNK")
+
+    async def _identify(self, session: _Session, data: Json) -> None:
+        self._record(Recorded("identify", "WS", "/gateway", data, time.monotonic()))
+        intents = int(data.get("intents") or 0)
+        if data.get("token") != self.token:
+            await session.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        if intents & p.PRIVILEGED_INTENTS and not self.allow_privileged_intents:
+            await session.ws.close(code=4014, message=b"Disallowed intent(s).")
+            return
+        shard_id, count = data.get("shard") or (0, 1)
+        session.shard, session.intents = (int(shard_id), int(count)), intents
+        session.session_id = uuid.uuid4().hex
+        self._resumable[session.session_id] = session
+        owned = [g for g in self.guilds if p.shard_for(g.id, session.shard[1]) == session.shard[0]]
+        await session.send(0, p.ready(self.bot_user, self.application_id, owned,
+                                      session.session_id, self.gateway_url, session.shard),
+                           "READY")
+        for guild in owned:
+            await session.send(0, p.guild_create(guild, self.bot_user, self.user), "GUILD_CREATE")
+
+    # --- REST --------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        prefix = "/api/v10/"
+        path = request.path[len(prefix) - 1:] if request.path.startswith(prefix) else None
+        body = await self._body(request)
+        for method, pattern, kind, handler in self._routes:
+            match = pattern.fullmatch(path) if path is not None else None
+            if match is None or request.method != method:
+                continue
+            if kind not in _OPEN_ROUTES and (
+                    request.headers.get("Authorization") != f"Bot {self.token}"):
+                response = _error(401, "401: Unauthorized")
+            else:
+                response = await handler(request, match, body)
+            ids = match.groupdict()
+            self._record(Recorded(
+                kind, method, match.string, body, time.monotonic(), response.status,
+                int(ids["channel"]) if ids.get("channel") else None,
+                int(ids["guild"]) if ids.get("guild") else None))
+            return response
+        self._record(Recorded("unknown", request.method, path or request.path, body,
+                              time.monotonic(), 404))
+        return _error(404, "404: Not Found")
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        if not request.can_read_body:
+            return None
+        if request.content_type.startswith("multipart/"):  # uploads: the JSON is payload_json
+            raw = (await request.post()).get("payload_json")
+            return json.loads(raw) if isinstance(raw, str) else None
+        text = await request.text()
+        try:
+            return json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return text
+
+    def _known_channel(self, channel_id: int) -> bool:
+        with self._cond:
+            dms = set(self._dm_channels.values())
+        return (channel_id in self._seen_channels or channel_id in dms
+                or any(c.id == channel_id for g in self.guilds for c in g.channels))
+
+    async def _users_me(self, request: web.Request, match: re.Match[str], body: Any
+                        ) -> web.Response:
+        return _json({**self.bot_user.payload(), "verified": True, "flags": 0})
+
+    async def _application(self, request: web.Request, match: re.Match[str], body: Any
+                           ) -> web.Response:
+        return _json(p.application(self.application_id, self.bot_user, self.user))
+
+    async def _gateway_bot(self, request: web.Request, match: re.Match[str], body: Any
+                           ) -> web.Response:
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return _json({"url": self.gateway_url, "shards": self.shard_count,
+                      "session_start_limit": limit})
+
+    async def _gateway_info(self, request: web.Request, match: re.Match[str], body: Any
+                            ) -> web.Response:
+        return _json({"url": self.gateway_url})
+
+    async def _create_message(self, request: web.Request, match: re.Match[str], body: Any
+                              ) -> web.Response:
+        channel_id = int(match["channel"])
+        if not self._known_channel(channel_id):
+            return _error(404, "Unknown Channel", 10003)
+        return _json(p.sent_message(self.bot_user, channel_id, body or {}))
+
+    async def _typing(self, request: web.Request, match: re.Match[str], body: Any
+                      ) -> web.Response:
+        if not self._known_channel(int(match["channel"])):
+            return _error(404, "Unknown Channel", 10003)
+        return web.Response(status=204)
+
+    async def _open_dm(self, request: web.Request, match: re.Match[str], body: Any
+                       ) -> web.Response:
+        user_id = int((body or {}).get("recipient_id", 0))
+        with self._cond:
+            user = self._users.get(user_id, FakeUser(user_id, f"user{user_id}"))
+        return _json(p.dm_channel(self.dm_channel_id(user_id), user))
+
+    async def _put_commands(self, request: web.Request, match: re.Match[str], body: Any
+                            ) -> web.Response:
+        guild = int(match["guild"]) if match["guild"] else None
+        if int(match["app"]) != self.application_id or (
+                guild is not None and all(g.id != guild for g in self.guilds)):
+            return _error(403, "Missing Access", 50001)
+        stored = [{"type": 1, "description": "", "options": [], "nsfw": False,
+                   "default_member_permissions": None, **command, "id": str(snowflake()),
+                   "application_id": str(self.application_id), "version": str(snowflake()),
+                   **({} if guild is None else {"guild_id": str(guild)})}
+                  for command in body or []]
+        with self._cond:
+            self._synced[guild] = stored
+        return _json(stored)
+
+    async def _callback(self, request: web.Request, match: re.Match[str], body: Any
+                        ) -> web.Response:
+        issued = self._interactions.get(match["token"])
+        if issued is None or issued.payload["id"] != match["id"] or (
+                time.monotonic() - issued.at > self.interaction_deadline):
+            return _error(404, "Unknown interaction", 10062)
+        if issued.acknowledged:
+            return _error(400, "Interaction has already been acknowledged.", 40060)
+        issued.acknowledged = True
+        if request.query.get("with_response") not in ("1", "true", "True"):
+            return web.Response(status=204)
+        kind = int((body or {}).get("type", 0))
+        data = (body or {}).get("data") or {}
+        resource: Json = {"type": kind}
+        if kind == 4:  # CHANNEL_MESSAGE_WITH_SOURCE
+            resource["message"] = p.sent_message(
+                self.bot_user, int(issued.payload["channel_id"]), data,
+                message_id=issued.original_id, webhook_id=self.application_id)
+        return _json({"resource": resource, "interaction": {
+            "id": issued.payload["id"], "type": issued.payload["type"],
+            "response_message_id": str(issued.original_id),
+            "response_message_loading": kind == 5,
+            "response_message_ephemeral": bool(int(data.get("flags") or 0) & p.EPHEMERAL)}})
+
+    def _acknowledged(self, match: re.Match[str]) -> _Interaction | None:
+        issued = self._interactions.get(match["token"])
+        if issued is None or not issued.acknowledged or int(match["app"]) != self.application_id:
+            return None
+        return issued
+
+    async def _followup(self, request: web.Request, match: re.Match[str], body: Any
+                        ) -> web.Response:
+        if (issued := self._acknowledged(match)) is None:
+            return _error(404, "Unknown Webhook", 10015)
+        return _json(p.sent_message(self.bot_user, int(issued.payload["channel_id"]), body or {},
+                                    webhook_id=self.application_id))
+
+    async def _edit_original(self, request: web.Request, match: re.Match[str], body: Any
+                             ) -> web.Response:
+        if (issued := self._acknowledged(match)) is None:
+            return _error(404, "Unknown Message", 10008)
+        return _json(p.sent_message(self.bot_user, int(issued.payload["channel_id"]), body or {},
+                                    message_id=issued.original_id,
+                                    webhook_id=self.application_id))
