@@ -42,6 +42,43 @@ async def _chat(settings: Settings, user: str) -> None:
         await ConsoleAdapter(app.core.handle, app.commands, user=user).run()
 
 
+def _discord_token(settings: Settings) -> str:
+    if settings.discord_token is None:
+        raise ConfigError(
+            "DISCORD_TOKEN is not set: create a bot in Discord's developer portal and set its "
+            "token (see the README), or talk to membot in the terminal with 'membot chat'."
+        )
+    return settings.discord_token.get_secret_value()
+
+
+async def _discord(settings: Settings) -> None:
+    from adapters.discord import DiscordAdapter, MembotDiscordClient
+
+    token = _discord_token(settings)
+    async with services(settings) as app:
+        shard_ids = settings.discord_shard_ids
+        client = MembotDiscordClient(
+            handle=app.core.handle,
+            commands=app.commands,
+            follow_threads=settings.discord_follow_threads,
+            dev_guild=settings.discord_dev_guild,
+            shard_count=settings.discord_shard_count,
+            shard_ids=list(shard_ids) if shard_ids is not None else None,
+        )
+        log.info("connecting to Discord")
+        await DiscordAdapter(client, token, grace=settings.shutdown_grace).run()
+
+
+async def _run(settings: Settings) -> None:
+    """Everything configured, in one process. Today that is Discord; Slack joins it later."""
+    if settings.discord_token is None:
+        raise ConfigError(
+            "Nothing to run: set DISCORD_TOKEN to serve Discord, or talk to membot in the "
+            "terminal with 'membot chat'."
+        )
+    await _discord(settings)
+
+
 async def _migrate(settings: Settings) -> None:
     database = await Database.open(settings)
     try:
@@ -73,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="talk to membot in this terminal")
     chat.add_argument("--user", default=os.environ.get("USER") or "me",
                       help="who you are to membot (default: your login name)")
+    commands.add_parser("discord", help="serve Discord (needs DISCORD_TOKEN)")
+    commands.add_parser("run", help="serve every configured platform in one process")
     commands.add_parser("migrate", help="create or update membot's database tables")
     return parser
 
@@ -88,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             if not user or any(ch.isspace() or ch == ":" for ch in user):
                 raise ConfigError("--user must be one word without spaces or colons.")
             asyncio.run(_until_terminated(_chat(settings, user)))
+        elif args.command == "discord":
+            asyncio.run(_until_terminated(_discord(settings)))
+        elif args.command == "run":
+            asyncio.run(_until_terminated(_run(settings)))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
     except ConfigError as exc:

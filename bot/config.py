@@ -11,7 +11,16 @@ from typing import Annotated, Any
 
 import platformdirs
 from dotenv import dotenv_values
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.errors import ConfigError
 
@@ -63,6 +72,30 @@ class Settings(BaseModel):
 
     log_level: Annotated[str, _env("LOG_LEVEL")] = "INFO"
 
+    # Discord.
+    discord_token: Annotated[SecretStr | None, _env("DISCORD_TOKEN")] = None
+    discord_dev_guild: Annotated[int | None, _env("DISCORD_DEV_GUILD")] = None
+    discord_shard_count: Annotated[int | None, _env("DISCORD_SHARD_COUNT"), Field(ge=1)] = None
+    discord_shard_ids: Annotated[tuple[int, ...] | None, _env("DISCORD_SHARD_IDS")] = None
+    discord_follow_threads: Annotated[bool, _env("DISCORD_FOLLOW_THREADS")] = False
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        ids = self.discord_shard_ids
+        if ids is not None:
+            if self.discord_shard_count is None:
+                raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
+            if any(not 0 <= i < self.discord_shard_count for i in ids) or not ids:
+                raise ValueError("DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT - 1")
+        return self
+
     @property
     def extraction_model_name(self) -> str:
         """The model that extracts memories: ``EXTRACTION_MODEL``, else the chat model."""
@@ -100,6 +133,8 @@ def load_settings(
         return Settings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field_name = str(first["loc"][0]) if first["loc"] else ""
+        if not first["loc"]:  # a rule across settings; its message names them
+            raise ConfigError(f"{str(first['msg']).removeprefix('Value error, ')}.") from None
+        field_name = str(first["loc"][0])
         env_name = _env_name(field_name) if field_name in Settings.model_fields else field_name
         raise ConfigError(f"{env_name} is not valid: {first['msg']}.") from None

@@ -34,8 +34,9 @@ MODEL_REFUSED = "My language model refused that request, so I can't answer it."
 
 def owner_id_for(event: ChatEvent) -> str:
     """The memory owner of an unlinked platform account: a stable, platform-scoped id such as
-    ``console:alice`` or ``slack:T01:U02``. Never shared between two accounts."""
-    parts = [event.platform, event.workspace_id, event.author_id]
+    ``console:alice``, ``discord:80351110224678912`` or ``slack:T01:U02``. Never shared between
+    two accounts; the same for one account wherever it speaks (any guild, channel or DM)."""
+    parts = [event.platform, event.identity_scope, event.author_id]
     return ":".join(part for part in parts if part)
 
 

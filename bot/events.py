@@ -18,7 +18,8 @@ class ChatEvent:
 
     ``event_id`` is unique per platform message and is the idempotency key for everything the
     message causes. ``conversation_id`` names the place the message was said (a DM, a channel
-    thread, a terminal session); short-term context is kept per conversation.
+    thread, a terminal session); short-term context is kept per conversation. ``author_id`` is
+    unique within ``identity_scope`` (a Slack team; None where ids are global, as on Discord).
     """
 
     event_id: str
@@ -27,6 +28,7 @@ class ChatEvent:
     author_name: str
     text: str
     conversation_id: str
+    identity_scope: str | None = None
     workspace_id: str | None = None
     channel_id: str | None = None
     thread_id: str | None = None

@@ -56,8 +56,10 @@ def openai_server(model_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
     """The scripted model server, with no delays, failures or records from earlier tests."""
     model_server.reset()
     model_server.chat_delay = model_server.extraction_delay = model_server.embedding_delay = 0.0
+    model_server.chat_reply = None
     yield model_server
     model_server.reset()
+    model_server.chat_reply = None
 
 
 @pytest.fixture

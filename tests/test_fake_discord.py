@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import discord
 import pytest
-import yarl
 from discord import app_commands
 
 from tests.fakes.discord import FakeDiscord, FakeGuild, shard_for, snowflake
-
-ClientT = TypeVar("ClientT", bound=discord.Client)
-TIMEOUT = 5.0
-
-
-def point_discord_at(monkeypatch: pytest.MonkeyPatch, fake: FakeDiscord) -> None:
-    monkeypatch.setattr(discord.http.Route, "BASE", fake.rest_base)
-    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
-                        yarl.URL(fake.gateway_url))
+from tests.fakes.discord.harness import TIMEOUT, point_discord_at, running
 
 
 @pytest.fixture
@@ -30,25 +21,6 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDiscord]:
     with FakeDiscord() as server:
         point_discord_at(monkeypatch, server)
         yield server
-
-
-@contextlib.asynccontextmanager
-async def running(client: ClientT, token: str) -> AsyncIterator[ClientT]:
-    """Start `client`, wait until it is ready, and close it afterwards whatever happens."""
-    task = asyncio.create_task(client.start(token))
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while not client.is_ready():
-                if task.done():
-                    task.result()  # raises what start() raised
-                    raise AssertionError("client stopped before it was ready")
-                await asyncio.sleep(0.01)
-        yield client
-    finally:
-        await client.close()
-        async with asyncio.timeout(TIMEOUT):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def new_client() -> discord.Client:

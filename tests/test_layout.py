@@ -39,3 +39,13 @@ def test_ci_runs_exactly_the_readmes_test_command() -> None:
     commands = [line.strip() for line in readme.splitlines() if ".venv/bin/pytest" in line]
     assert commands, "the README gives no test command"
     assert commands[0] in ci.splitlines()
+
+
+def test_the_readmes_discord_invite_asks_for_exactly_the_permissions_the_bot_uses() -> None:
+    import discord
+
+    needed = discord.Permissions(view_channel=True, send_messages=True,
+                                 send_messages_in_threads=True, read_message_history=True)
+    readme = (Path(bot.__file__).parent.parent / "README.md").read_text()
+    assert f"permissions={needed.value}" in readme
+    assert "scope=bot+applications.commands" in readme

@@ -1,0 +1,86 @@
+"""Discord messages as ``ChatEvent``: which messages are for the bot, and what they say.
+
+Pure: reads a ``discord.Message`` and does no I/O. The bot does not need the privileged message
+content intent: Discord still sends the content of DMs, of messages that mention the bot and of
+replies to it, which are exactly the messages answered here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import discord
+
+from bot.events import ChatEvent
+
+__all__ = ["is_for_bot", "to_event"]
+
+
+def _replies_to(message: discord.Message, bot_id: int) -> bool:
+    reference = message.reference
+    if reference is None:
+        return False
+    resolved = reference.resolved
+    return isinstance(resolved, discord.Message) and resolved.author.id == bot_id
+
+
+def _in_bot_thread(message: discord.Message, bot_id: int) -> bool:
+    channel = message.channel
+    return isinstance(channel, discord.Thread) and channel.owner_id == bot_id
+
+
+def is_for_bot(message: discord.Message, bot_id: int, *, follow_threads: bool = False) -> bool:
+    """A DM, a mention of the bot, or a reply to one of its messages; with ``follow_threads``,
+    also any message in a thread the bot started. Never a bot's message (the bot's own
+    included)."""
+    if message.author.bot or message.author.id == bot_id:
+        return False
+    if message.guild is None:
+        return True
+    mentioned = any(user.id == bot_id for user in message.mentions)
+    return (
+        mentioned
+        or _replies_to(message, bot_id)
+        or (follow_threads and _in_bot_thread(message, bot_id))
+    )
+
+
+def _without_bot_mention(content: str, bot_id: int) -> str:
+    return re.sub(rf"<@!?{bot_id}>", " ", content).strip()
+
+
+def to_event(
+    message: discord.Message, bot_id: int, *, follow_threads: bool = False
+) -> ChatEvent | None:
+    """The common event for a message addressed to the bot, or None for any other message.
+
+    The text loses the bot's own mention; an attachment-only message has empty text (the core
+    answers it with a hint). The owner is the Discord user, the same in every server and DM.
+    In a server the conversation is the person's own within the channel or thread, so the recent
+    turns in a prompt are never someone else's exchange with the bot (whose answers may draw on
+    that person's memories).
+    """
+    if not is_for_bot(message, bot_id, follow_threads=follow_threads):
+        return None
+    channel = message.channel
+    thread_id = str(channel.id) if isinstance(channel, discord.Thread) else None
+    parent_id = (
+        str(channel.parent_id) if isinstance(channel, discord.Thread) else str(channel.id)
+    )
+    is_direct = message.guild is None
+    return ChatEvent(
+        event_id=f"discord:{message.id}",
+        platform="discord",
+        author_id=str(message.author.id),
+        author_name=message.author.display_name,
+        text=_without_bot_mention(message.content, bot_id),
+        conversation_id=(
+            f"discord:{channel.id}" if is_direct else f"discord:{channel.id}:{message.author.id}"
+        ),
+        workspace_id=str(message.guild.id) if message.guild else None,
+        channel_id=parent_id,
+        thread_id=thread_id,
+        is_direct=is_direct,
+        mentions_bot=any(user.id == bot_id for user in message.mentions),
+        at=message.created_at,
+    )
