@@ -63,8 +63,14 @@ I'm membot, a chat bot with a long-term memory of each person I talk with.
 What I remember: facts you tell me about yourself, learned in the background after I answer. \
 I learn only from your own words, never from my answers or from other people's messages, and \
 your memories are used only when I answer you.
+Seeing and forgetting: {forgetting}
 Commands:
 {commands}"""
+
+# Until the memory commands exist (list, search, forget, export), help says so plainly.
+NO_MEMORY_COMMANDS = (
+    "this version has no commands yet to list, export or forget your memories; they are next."
+)
 
 
 def default_commands() -> Commands:
@@ -75,7 +81,10 @@ def default_commands() -> Commands:
         lines = "\n".join(
             f"- {c.name}{' ' + c.usage if c.usage else ''}: {c.summary}" for c in entries
         )
-        return Reply(text=HELP_TEXT.format(commands=lines), kind=ReplyKind.HINT)
+        return Reply(
+            text=HELP_TEXT.format(commands=lines, forgetting=NO_MEMORY_COMMANDS),
+            kind=ReplyKind.HINT,
+        )
 
     entries.append(
         Command(name="help", summary="what membot is, what it remembers, and its commands",

@@ -74,6 +74,17 @@ async def rig(make_settings: MakeSettings, openai_server: ScriptedOpenAI,
             yield Rig(app, client, fake, openai_server)
 
 
+def thread_payload(thread_id: int, guild_id: int, parent_id: int, owner_id: int) -> Json:
+    """A THREAD_CREATE payload, as Discord sends when someone starts a public thread."""
+    return {
+        "id": str(thread_id), "guild_id": str(guild_id), "parent_id": str(parent_id),
+        "type": 11, "name": "planning", "owner_id": str(owner_id), "newly_created": True,
+        "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                            "archive_timestamp": "2026-11-24T00:00:00+00:00"},
+        "member_count": 1, "message_count": 0, "rate_limit_per_user": 0, "flags": 0,
+    }
+
+
 def prompt_of(model: ScriptedOpenAI, index: int = -1) -> list[dict[str, Any]]:
     return list(model.calls("chat")[index].body["messages"])
 
@@ -108,6 +119,18 @@ async def test_in_a_server_only_mentions_and_replies_to_the_bot_are_answered(rig
                                for m in rig.fake.sent_messages()}
 
 
+async def test_a_mention_in_a_thread_is_answered_in_that_thread(rig: Rig) -> None:
+    guild = rig.fake.guilds[0]
+    thread_id = snowflake()
+    rig.fake.dispatch("THREAD_CREATE", thread_payload(thread_id, guild.id, guild.channels[0].id,
+                                                      owner_id=rig.fake.user.id))
+    mention = rig.mention("what about this thread?")
+    mention["channel_id"] = str(thread_id)  # the fake knows no threads; Discord sends this
+    rig.send(mention)
+    [sent] = await rig.reply_to(mention)
+    assert str(sent.body["message_reference"]["message_id"]) == mention["id"]
+
+
 async def test_bots_are_ignored_and_empty_mentions_get_a_hint(rig: Rig) -> None:
     other_bot = FakeUser(id=snowflake(), username="otherbot", bot=True)
     rig.send(rig.mention("hello from a bot", author=other_bot))
@@ -129,33 +152,46 @@ async def test_a_replayed_message_is_answered_once(rig: Rig) -> None:
     assert len(rig.model.calls("chat")) == 1
 
 
-async def test_a_long_answer_is_split_under_2000_characters_with_code_intact(rig: Rig) -> None:
-    code = "\n".join(f"    value_{n} = {n} * 2" for n in range(150))
-    rig.model.chat_reply = lambda body: f"Here you go:\n\n```python\n{code}\n```\n\nDone."
+async def test_a_4500_character_answer_arrives_as_three_messages_with_code_intact(
+    rig: Rig,
+) -> None:
+    code = "\n".join(f"    value_{n:03d} = compute({n:03d}) * 2" for n in range(120))
+    answer = f"Here you go:\n\n```python\n{code}\n```\n\nDone."
+    answer += "\n\n" + "More words to read. " * ((4500 - len(answer)) // 20)
+    assert 4450 <= len(answer) <= 4500
+    rig.model.chat_reply = lambda body: answer
     dm = rig.send(rig.fake.message_create("show me code", dm=True))
     await rig.reply_to(dm)
     await rig.settle()
     pieces = [m.body["content"] for m in rig.fake.sent_messages()]
-    assert len(pieces) >= 2
+    assert len(pieces) == 3
     assert all(len(p) <= 2000 for p in pieces)
     assert all(p.count("```") % 2 == 0 for p in pieces)
-    assert "value_149 = 149 * 2" in "".join(pieces)
+    assert "value_119 = compute(119) * 2" in "".join(pieces)
+    assert pieces[1].startswith("```python\n")  # the block was closed and reopened
     assert all(m.body["allowed_mentions"]["parse"] == [] for m in rig.fake.sent_messages())
 
 
-async def test_memories_are_the_authors_own_in_a_busy_channel(rig: Rig) -> None:
+async def test_model_text_pinging_everyone_goes_out_with_mentions_disabled(rig: Rig) -> None:
+    rig.model.chat_reply = lambda body: "@everyone look, <@&123456> and <@654321> too"
+    mention = rig.send(rig.mention("say something loud"))
+    [sent] = await rig.reply_to(mention)
+    assert "@everyone" in sent.body["content"]
+    assert sent.body["allowed_mentions"] == {"parse": [], "replied_user": False}
+
+
+async def test_a_memory_told_in_a_dm_is_used_in_a_server_for_that_person_only(rig: Rig) -> None:
     alice, bob = rig.fake.user, FakeUser(id=snowflake(), username="bob")
-    told = rig.send(rig.mention("my locker code is 4711", author=alice))
+    told = rig.send(rig.fake.message_create("my locker code is 4711", dm=True, author=alice))
     await rig.reply_to(told)
     await rig.settle()
 
     asked = rig.send(rig.mention("what is my locker code?", author=bob))
-    await rig.reply_to(asked, count=2)
-    bob_prompt = prompt_of(rig.model)
-    assert "4711" not in str(bob_prompt)  # not in memories, not in recent turns
+    await rig.reply_to(asked)
+    assert "4711" not in str(prompt_of(rig.model))  # not in memories, not in recent turns
 
     again = rig.send(rig.mention("what is my locker code?", author=alice))
-    await rig.reply_to(again, count=3)
+    await rig.reply_to(again, count=2)
     assert "4711" in prompt_of(rig.model)[0]["content"]
 
 
@@ -274,13 +310,8 @@ async def test_a_reply_to_the_bot_and_a_thread_mention_are_for_the_bot(
     bot_says = fake.message_create("an earlier answer", author=fake.bot_user)
     reply = fake.message_create("thanks, and more?", reply_to=bot_says)
     thread_id = snowflake()
-    fake.dispatch("THREAD_CREATE", {
-        "id": str(thread_id), "guild_id": str(guild.id), "parent_id": str(parent), "type": 11,
-        "name": "planning", "owner_id": str(fake.user.id), "newly_created": True,
-        "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
-                            "archive_timestamp": "2026-11-24T00:00:00+00:00"},
-        "member_count": 1, "message_count": 0, "rate_limit_per_user": 0, "flags": 0,
-    })
+    fake.dispatch("THREAD_CREATE", thread_payload(thread_id, guild.id, parent,
+                                                  owner_id=fake.user.id))
     in_thread = fake.message_create(f"{fake.bot_mention} in the thread",
                                     mentions=[fake.bot_user])
     in_thread["channel_id"] = str(thread_id)  # the fake knows no threads; Discord sends this
