@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import discord
 import pytest
 from pydantic import SecretStr
 
@@ -15,6 +16,7 @@ from adapters.discord import DiscordAdapter, MembotDiscordClient
 from bot.app import Services, services
 from bot.commands import default_commands
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.events import ChatEvent, Reply
 from tests.fakes.discord import FakeDiscord, FakeUser, snowflake
 from tests.fakes.discord.harness import TIMEOUT, point_discord_at, running
@@ -345,3 +347,51 @@ async def test_cancelling_the_adapter_finishes_the_reply_in_flight_then_closes(
         assert "one last question" in sent.body["content"]
         await app.jobs.wait_idle()
         assert app.jobs.done == 1  # and its memory write landed
+
+
+async def test_following_its_threads_needs_and_uses_the_message_content_intent(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeDiscord(allow_privileged_intents=True) as fake:
+        point_discord_at(monkeypatch, fake)
+        async with services(make_settings()) as app:
+            client = QuickClient(handle=app.core.handle, commands=app.commands,
+                                 follow_threads=True)
+            async with running(client, fake.token):
+                guild = fake.guilds[0]
+                mine, theirs = snowflake(), snowflake()
+                for thread, owner in ((mine, fake.bot_user_id), (theirs, fake.user.id)):
+                    fake.dispatch("THREAD_CREATE", thread_payload(
+                        thread, guild.id, guild.channels[0].id, owner_id=owner))
+                in_theirs = fake.message_create("no mention, someone else's thread")
+                in_theirs["channel_id"] = str(theirs)
+                fake.dispatch("MESSAGE_CREATE", in_theirs)
+                in_mine = fake.message_create("no mention, in the bot's thread")
+                in_mine["channel_id"] = str(mine)
+                fake.dispatch("MESSAGE_CREATE", in_mine)
+                sent = await fake.wait_for_async("message")
+                await asyncio.sleep(0.2)
+        assert sent.channel_id == mine
+        assert len(fake.sent_messages()) == 1
+        assert fake.identifies()[0]["intents"] & discord.Intents(message_content=True).value
+
+
+async def test_following_threads_without_the_intent_granted_stops_with_one_sentence(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, fake: FakeDiscord
+) -> None:
+    async with services(make_settings()) as app:
+        client = QuickClient(handle=app.core.handle, commands=app.commands,
+                             follow_threads=True)
+        with pytest.raises(ConfigError, match="DISCORD_FOLLOW_THREADS"):
+            async with asyncio.timeout(TIMEOUT):
+                await DiscordAdapter(client, fake.token, grace=1).run()
+
+
+async def test_a_wrong_token_stops_with_one_sentence(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, fake: FakeDiscord
+) -> None:
+    async with services(make_settings()) as app:
+        client = QuickClient(handle=app.core.handle, commands=app.commands)
+        with pytest.raises(ConfigError, match="Discord rejected DISCORD_TOKEN"):
+            async with asyncio.timeout(TIMEOUT):
+                await DiscordAdapter(client, "not-the-token", grace=1).run()
