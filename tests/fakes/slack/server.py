@@ -1,0 +1,518 @@
+"""`FakeSlack`: Slack's Web API and a Socket Mode endpoint on 127.0.0.1, in its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from aiohttp import WSMsgType, web
+
+from tests.fakes.slack import payloads as p
+from tests.fakes.slack.payloads import FakeSlackUser, Json, PayloadBuilders, Recorded
+
+Match = str | Callable[[Recorded], bool]
+EnvelopeType = Literal["events_api", "slash_commands", "interactive"]
+_Method = Callable[[Json], Json]
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+
+
+class SlackError(Exception):
+    """A method's `{"ok": false, "error": ...}` answer."""
+
+
+def _need(args: Json, name: str, error: str) -> str:
+    value = args.get(name)
+    if value in (None, ""):
+        raise SlackError(error)
+    return str(value)
+
+
+def _need_content(args: Json) -> None:
+    if not any(args.get(key) for key in ("text", "blocks", "attachments")):
+        raise SlackError("no_text")
+
+
+class FakeSlack(PayloadBuilders):
+    """Slack's Web API (`api_url`) and Socket Mode (`socket_url`) for real slack-bolt/slack-sdk.
+
+    The bot's identity is `bot_user_id` / `bot_id` in team `team_id`; `user` is the default
+    human in scripted payloads, and `users` adds more members for `users.info`.
+    """
+
+    def __init__(self, *, bot_token: str = "xoxb-fake", app_token: str = "xapp-fake",
+                 signing_secret: str = "fake-signing-secret", team_id: str = "T0FAKE",
+                 team_name: str = "Fake Team", bot_user_id: str = "U0BOT", bot_id: str = "B0BOT",
+                 api_app_id: str = "A0FAKE", users: Iterable[FakeSlackUser] = (),
+                 port: int = 0) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.signing_secret = signing_secret
+        self.team_id = team_id
+        self.team_name = team_name
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.api_app_id = api_app_id
+        self.user = FakeSlackUser("U0ALICE", "alice", "Alice Example", "alice")
+        self._users = {u.id: u for u in (self.user, *users)}
+        self._users.setdefault(bot_user_id, FakeSlackUser(bot_user_id, "membot", is_bot=True))
+        self._port = port
+        self._dms: dict[str, str] = {}  # user id -> DM channel id
+        self._messages: dict[tuple[str, str], Json] = {}  # (channel, ts) -> message
+        self._reactions: set[tuple[str, str, str]] = set()  # (channel, ts, name)
+        self._failures: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
+        self._tickets: set[str] = set()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._records: list[Recorded] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._connected: asyncio.Event | None = None  # set while a socket is open
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._methods: dict[str, _Method] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.postEphemeral": self._post_ephemeral,
+            "chat.update": self._update,
+            "reactions.add": lambda args: self._react(args, add=True),
+            "reactions.remove": lambda args: self._react(args, add=False),
+            "users.info": self._users_info,
+            "conversations.open": self._conversations_open,
+            "conversations.replies": self._conversations_replies,
+            "assistant.threads.setStatus": lambda args: {},
+            "apps.connections.open": self._connections_open,
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base, for `AsyncWebClient(base_url=...)` (ends with "/")."""
+        return f"http://127.0.0.1:{self._port}/api/"
+
+    @property
+    def socket_url(self) -> str:
+        return f"ws://127.0.0.1:{self._port}/socket"
+
+    def start(self) -> Self:
+        """Start serving; returns once the port is listening. Does nothing if already running."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._ready.clear()
+        self._startup_error = None
+        self._thread = threading.Thread(target=self._run, name="fake-slack", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise RuntimeError("FakeSlack failed to start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        """Close Socket Mode connections, stop the loop and join the thread."""
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
+            return
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10.0)
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # reported to start() if it happened before listening
+            self._startup_error = error
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._connected = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/socket", self._socket)
+        app.router.add_post("/response/{id}", self._response_url)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self._port))
+            self._port = sock.getsockname()[1]
+            await web.SockSite(runner, sock).start()
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            for ws in list(self._sockets):
+                with contextlib.suppress(Exception):
+                    await ws.close(code=1001)
+            await runner.cleanup()
+            sock.close()
+
+    # --- observation (any thread) ------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """A snapshot of everything recorded so far, in arrival order."""
+        with self._cond:
+            return list(self._records)
+
+    def calls(self, kind: str) -> list[Recorded]:
+        """Records of one Web API method (answered however), or "response_url", "socket.*"."""
+        with self._cond:
+            return [r for r in self._records if r.kind == kind]
+
+    def posted_messages(self) -> list[Recorded]:
+        """Successful `chat.postMessage` calls (`body`: channel, text, thread_ts, blocks...)."""
+        return [r for r in self.calls("chat.postMessage") if r.ok]
+
+    def ephemerals(self) -> list[Recorded]:
+        """Successful `chat.postEphemeral` calls (response URL posts are separate)."""
+        return [r for r in self.calls("chat.postEphemeral") if r.ok]
+
+    def reactions(self) -> list[Recorded]:
+        """`reactions.add` and `reactions.remove` calls, in order."""
+        with self._cond:
+            return [r for r in self._records if r.kind.startswith("reactions.")]
+
+    def response_url_posts(self) -> list[Recorded]:
+        """What was POSTed to response URLs (`body`: text, response_type, ...; `path`)."""
+        return self.calls("response_url")
+
+    def acks(self) -> list[Recorded]:
+        """Frames the Socket Mode client sent with an `envelope_id` (`body` is the frame)."""
+        return self.calls("socket.ack")
+
+    def unknown_methods(self) -> list[Recorded]:
+        with self._cond:
+            return [r for r in self._records if r.error == "unknown_method"]
+
+    @property
+    def connections(self) -> int:
+        """How many Socket Mode connections are open."""
+        with self._cond:
+            return len(self._sockets)
+
+    def reset(self) -> None:
+        """Forget records, scripted failures, messages and reactions; connections stay."""
+        with self._cond:
+            self._records.clear()
+            self._failures.clear()
+            self._messages.clear()
+            self._reactions.clear()
+
+    def wait_for(self, what: Match, timeout: float = 5.0, count: int = 1) -> Recorded:
+        """Block until `count` records match a kind or predicate; return the `count`-th.
+
+        This blocks the calling thread: on the client's event loop use `wait_for_async`.
+        Raises TimeoutError naming everything that did arrive.
+        """
+        match = self._matcher(what)
+        with self._cond:
+            if self._cond.wait_for(lambda: len(self._matching(match)) >= count, timeout):
+                return self._matching(match)[count - 1]
+        raise TimeoutError(self._timeout_message(what, count))
+
+    async def wait_for_async(self, what: Match, timeout: float = 5.0,  # noqa: ASYNC109
+                             count: int = 1) -> Recorded:
+        """`wait_for` that polls instead of blocking the running event loop."""
+        match = self._matcher(what)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                found = self._matching(match)
+            if len(found) >= count:
+                return found[count - 1]
+            if time.monotonic() >= deadline:
+                raise TimeoutError(self._timeout_message(what, count))
+            await asyncio.sleep(0.005)
+
+    def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Recorded:
+        """Block until the client acks `envelope_id` (blocks the thread: see `wait_for`)."""
+        return self.wait_for(self._ack_of(envelope_id), timeout)
+
+    async def wait_for_ack_async(self, envelope_id: str,
+                                 timeout: float = 5.0) -> Recorded:  # noqa: ASYNC109
+        return await self.wait_for_async(self._ack_of(envelope_id), timeout)
+
+    @staticmethod
+    def _ack_of(envelope_id: str) -> Callable[[Recorded], bool]:
+        return lambda r: r.kind == "socket.ack" and r.body.get("envelope_id") == envelope_id
+
+    @staticmethod
+    def _matcher(what: Match) -> Callable[[Recorded], bool]:
+        return (lambda r: r.kind == what) if isinstance(what, str) else what
+
+    def _matching(self, match: Callable[[Recorded], bool]) -> list[Recorded]:
+        return [r for r in self._records if match(r)]
+
+    def _timeout_message(self, what: Match, count: int) -> str:
+        seen = [f"{r.kind} -> {r.status} {r.error or 'ok'}" for r in self.requests]
+        return f"waited for {count} x {what!r}; recorded: {seen}"
+
+    def _record(self, record: Recorded) -> None:
+        with self._cond:
+            self._records.append(record)
+            self._cond.notify_all()
+
+    # --- scripting (any thread but the server's) ---------------------------------------------
+
+    def user_name(self, user_id: str) -> str:
+        with self._cond:
+            user = self._users.get(user_id)
+        return user.name if user else "user"
+
+    def add_user(self, user: FakeSlackUser) -> None:
+        with self._cond:
+            self._users[user.id] = user
+
+    def fail_next(self, method: str, count: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `count` calls of `method` with HTTP 429, `Retry-After: retry_after`
+        and `{"ok": false, "error": "ratelimited"}`."""
+        with self._cond:
+            self._failures[method] = [count, retry_after]
+
+    def response_url(self) -> str:
+        """A new response URL on the fake; POSTs to it are recorded as "response_url"."""
+        return f"http://127.0.0.1:{self._port}/response/{uuid.uuid4().hex}"
+
+    def send_envelope(self, payload_type: EnvelopeType, payload: Json, *,
+                      accepts_response_payload: bool | None = None, retry_attempt: int = 0,
+                      retry_reason: str = "", timeout: float = 2.0) -> str:
+        """Send a Socket Mode envelope to every open connection; return its `envelope_id`.
+
+        Waits up to `timeout` for a connection; raises LookupError if none. By default only
+        slash commands and interactive payloads accept a response payload, as on Slack.
+        """
+        envelope_id = str(uuid.uuid4())
+        accepts = (payload_type != "events_api" if accepts_response_payload is None
+                   else accepts_response_payload)
+        envelope = {"envelope_id": envelope_id, "type": payload_type, "payload": payload,
+                    "accepts_response_payload": accepts, "retry_attempt": retry_attempt,
+                    "retry_reason": retry_reason}
+        if self._call(self._broadcast(envelope, timeout)) == 0:
+            raise LookupError(f"no Socket Mode connection for {payload_type} envelope")
+        return envelope_id
+
+    def disconnect(self, reason: str = "refresh_requested") -> int:
+        """Send `{"type": "disconnect"}` to every connection (the client should reconnect)."""
+        frame = {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}}
+        return self._call(self._broadcast(frame, 0.0))
+
+    async def _broadcast(self, frame: Json, timeout: float) -> int:  # noqa: ASYNC109
+        if self._connected is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), timeout)
+        sent = 0
+        for ws in list(self._sockets):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_str(json.dumps(frame))
+                sent += 1
+        return sent
+
+    def _call(self, coroutine: Coroutine[Any, Any, int]) -> int:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or threading.current_thread() is thread:
+            coroutine.close()
+            raise RuntimeError("FakeSlack is not running (or this is its own thread)")
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=10.0)
+
+    # --- HTTP and websocket handlers (the server's loop) ---------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: Json = dict(request.query)
+        if request.content_type == "application/json" and request.can_read_body:
+            with contextlib.suppress(ValueError):
+                body = await request.json()
+                if isinstance(body, dict):
+                    args.update(body)
+        elif request.can_read_body:
+            form = await request.post()
+            args.update({k: v for k, v in form.items() if isinstance(v, str)})
+        for key in ("blocks", "attachments"):
+            if isinstance(args.get(key), str):
+                with contextlib.suppress(ValueError):
+                    args[key] = json.loads(args[key])
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        token = str(args.pop("token", "") or (bearer.strip() if scheme == "Bearer" else ""))
+        status, headers, result = 200, {}, {"ok": False, "error": "ratelimited"}
+        with self._cond:  # a rate-limited call has no effect
+            failure = self._failures.get(method)
+            if failure is not None:
+                failure[0] -= 1
+                if failure[0] <= 0:
+                    del self._failures[method]
+                status, headers = 429, {"Retry-After": str(failure[1])}
+        if status == 200:
+            result = self._answer(method, args, token or None)
+        error = None if result.get("ok") else str(result.get("error"))
+        self._record(Recorded(method, args, time.monotonic(), request.path, status, error,
+                              token or None, result))
+        return web.json_response(result, status=status, headers=headers)
+
+    def _answer(self, method: str, args: Json, token: str | None) -> Json:
+        handler = self._methods.get(method)
+        if handler is None:
+            return {"ok": False, "error": "unknown_method"}
+        wanted = self.app_token if method in _APP_TOKEN_METHODS else self.bot_token
+        if token is None:
+            return {"ok": False, "error": "not_authed"}
+        if token in (self.app_token, self.bot_token) and token != wanted:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if token != wanted:
+            return {"ok": False, "error": "invalid_auth"}
+        try:
+            with self._cond:
+                return {"ok": True, **handler(args)}
+        except SlackError as error:
+            return {"ok": False, "error": str(error)}
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        body: Json = {}
+        with contextlib.suppress(ValueError):
+            data = await request.json()
+            body = data if isinstance(data, dict) else {"body": data}
+        self._record(Recorded("response_url", body, time.monotonic(), request.path))
+        return web.json_response({"ok": True})
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)  # answers the SDK's pings with pongs
+        await ws.prepare(request)
+        ticket = request.query.get("ticket", "")
+        with self._cond:
+            known = ticket in self._tickets
+            if known:  # a ticket is good for one connection, as on Slack
+                self._tickets.discard(ticket)
+                self._sockets.append(ws)
+        if known and self._connected is not None:
+            self._connected.set()
+        self._record(Recorded("socket.connect", {"ticket": ticket}, time.monotonic(),
+                              request.path_qs, error=None if known else "invalid_ticket"))
+        if not known:
+            await ws.close(code=4000, message=b"invalid ticket")
+            return ws
+        try:
+            await ws.send_str(json.dumps(p.hello_frame(self.api_app_id, self.connections)))
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    frame = json.loads(message.data)
+                except ValueError:
+                    frame = {"raw": message.data}
+                kind = "socket.ack" if isinstance(frame, dict) and "envelope_id" in frame \
+                    else "socket.message"
+                self._record(Recorded(kind, frame if isinstance(frame, dict) else {"raw": frame},
+                                      time.monotonic(), request.path))
+        finally:
+            with self._cond:
+                if ws in self._sockets:
+                    self._sockets.remove(ws)
+                if not self._sockets and self._connected is not None:
+                    self._connected.clear()
+        return ws
+
+    # --- Web API methods (called with self._cond held) -----------------------------------------
+
+    def _auth_test(self, args: Json) -> Json:
+        return {"url": "https://fake-team.slack.com/", "team": self.team_name,
+                "user": self._users[self.bot_user_id].name, "team_id": self.team_id,
+                "user_id": self.bot_user_id, "bot_id": self.bot_id,
+                "is_enterprise_install": False}
+
+    def _channel(self, args: Json, name: str = "channel") -> str:
+        channel = _need(args, name, "channel_not_found")
+        return self._dm_channel(channel) if channel.startswith(("U", "W")) else channel
+
+    def _dm_channel(self, user: str) -> str:
+        return self._dms.setdefault(user, p.dm_channel_id(user))
+
+    def _post_message(self, args: Json) -> Json:
+        channel = self._channel(args)
+        _need_content(args)
+        ts = p.new_ts()
+        message: Json = {"type": "message", "text": args.get("text", ""), "user":
+                         self.bot_user_id, "bot_id": self.bot_id, "ts": ts, "team": self.team_id,
+                         "app_id": self.api_app_id}
+        for key in ("thread_ts", "blocks", "attachments", "metadata"):
+            if args.get(key):
+                message[key] = args[key]
+        self._messages[(channel, ts)] = message
+        return {"channel": channel, "ts": ts, "message": message}
+
+    def _post_ephemeral(self, args: Json) -> Json:
+        self._channel(args)
+        if _need(args, "user", "user_not_in_channel") not in self._users:
+            raise SlackError("user_not_in_channel")
+        _need_content(args)
+        return {"message_ts": p.new_ts()}
+
+    def _update(self, args: Json) -> Json:
+        channel = self._channel(args)
+        ts = _need(args, "ts", "message_not_found")
+        message = self._messages.get((channel, ts))
+        if message is None:
+            raise SlackError("message_not_found")
+        message.update({k: args[k] for k in ("text", "blocks", "attachments") if k in args})
+        message["edited"] = {"user": self.bot_user_id, "ts": p.new_ts()}
+        return {"channel": channel, "ts": ts, "text": message.get("text", ""),
+                "message": dict(message)}
+
+    def _react(self, args: Json, add: bool) -> Json:
+        key = (self._channel(args), _need(args, "timestamp", "no_item_specified"),
+               _need(args, "name", "invalid_name"))
+        if (key in self._reactions) == add:
+            raise SlackError("already_reacted" if add else "no_reaction")
+        (self._reactions.add if add else self._reactions.discard)(key)
+        return {}
+
+    def _users_info(self, args: Json) -> Json:
+        user = self._users.get(_need(args, "user", "user_not_found"))
+        if user is None:
+            raise SlackError("user_not_found")
+        return {"user": user.payload(self.team_id)}
+
+    def _conversations_open(self, args: Json) -> Json:
+        if args.get("channel"):
+            return {"channel": {"id": str(args["channel"])}, "already_open": True}
+        users = [u for u in str(args.get("users", "")).split(",") if u]
+        if not users:
+            raise SlackError("users_list_not_supplied")
+        if len(users) > 1:
+            return {"channel": {"id": "G" + p.slack_id("", 9)}}
+        already = users[0] in self._dms
+        return {"channel": {"id": self._dm_channel(users[0])}, "already_open": already,
+                "no_op": already}
+
+    def _conversations_replies(self, args: Json) -> Json:
+        channel, ts = self._channel(args), _need(args, "ts", "thread_not_found")
+        found = [m for (c, t), m in self._messages.items()
+                 if c == channel and (t == ts or m.get("thread_ts") == ts)]
+        found.sort(key=lambda m: str(m["ts"]))
+        return {"messages": found, "has_more": False,
+                "response_metadata": {"next_cursor": ""}}
+
+    def _connections_open(self, args: Json) -> Json:
+        ticket = secrets.token_hex(8)
+        self._tickets.add(ticket)
+        return {"url": f"{self.socket_url}?ticket={ticket}"}
