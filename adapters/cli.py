@@ -12,7 +12,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.app import services
+from bot.app import Services, services
 from bot.config import Settings, load_settings
 from bot.database import Database
 from bot.errors import ConfigError, StartupError
@@ -52,31 +52,91 @@ def _discord_token(settings: Settings) -> str:
 
 
 async def _discord(settings: Settings) -> None:
+    _discord_token(settings)
+    async with services(settings) as app:
+        await _serve_discord(settings, app)
+
+
+def _slack_mode(settings: Settings) -> str:
+    """'socket' or 'http', or ConfigError naming what is missing."""
+    if settings.slack_bot_token is None:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set: install the app from deploy/slack/manifest.yaml and set "
+            "its bot token (see the README)."
+        )
+    if settings.slack_app_token is not None:
+        return "socket"
+    if settings.slack_signing_secret is not None:
+        return "http"
+    raise ConfigError(
+        "Set SLACK_APP_TOKEN for Socket Mode (no public URL needed), or SLACK_SIGNING_SECRET for "
+        "HTTP mode (events at /slack/events on the bot's web server)."
+    )
+
+
+async def _serve_slack(settings: Settings, app: Services) -> None:
+    from adapters.slack import build_app, run_socket_mode, web_client
+    from adapters.web import build_web_app, serve
+
+    mode = _slack_mode(settings)
+    assert settings.slack_bot_token is not None
+    client = web_client(settings.slack_bot_token.get_secret_value())
+    secret = settings.slack_signing_secret
+    slack = build_app(
+        client=client,
+        handle=app.core.handle,
+        commands=app.commands,
+        signing_secret=secret.get_secret_value() if mode == "http" and secret else None,
+    )
+    if mode == "socket":
+        assert settings.slack_app_token is not None
+        log.info("connecting to Slack over Socket Mode")
+        await run_socket_mode(slack, settings.slack_app_token.get_secret_value())
+    else:
+        log.info("serving Slack events at http://%s:%d/slack/events",
+                 settings.web_host, settings.web_port)
+        await serve(build_web_app(slack), settings.web_host, settings.web_port)
+
+
+async def _slack(settings: Settings) -> None:
+    _slack_mode(settings)
+    async with services(settings) as app:
+        await _serve_slack(settings, app)
+
+
+async def _serve_discord(settings: Settings, app: Services) -> None:
     from adapters.discord import DiscordAdapter, MembotDiscordClient
 
     token = _discord_token(settings)
-    async with services(settings) as app:
-        shard_ids = settings.discord_shard_ids
-        client = MembotDiscordClient(
-            handle=app.core.handle,
-            commands=app.commands,
-            follow_threads=settings.discord_follow_threads,
-            dev_guild=settings.discord_dev_guild,
-            shard_count=settings.discord_shard_count,
-            shard_ids=list(shard_ids) if shard_ids is not None else None,
-        )
-        log.info("connecting to Discord")
-        await DiscordAdapter(client, token, grace=settings.shutdown_grace).run()
+    shard_ids = settings.discord_shard_ids
+    client = MembotDiscordClient(
+        handle=app.core.handle,
+        commands=app.commands,
+        follow_threads=settings.discord_follow_threads,
+        dev_guild=settings.discord_dev_guild,
+        shard_count=settings.discord_shard_count,
+        shard_ids=list(shard_ids) if shard_ids is not None else None,
+    )
+    log.info("connecting to Discord")
+    await DiscordAdapter(client, token, grace=settings.shutdown_grace).run()
 
 
 async def _run(settings: Settings) -> None:
-    """Everything configured, in one process. Today that is Discord; Slack joins it later."""
-    if settings.discord_token is None:
+    """Every configured platform, in one process, on one set of services."""
+    platforms = []
+    if settings.discord_token is not None:
+        platforms.append(_serve_discord)
+    if settings.slack_bot_token is not None:
+        _slack_mode(settings)
+        platforms.append(_serve_slack)
+    if not platforms:
         raise ConfigError(
-            "Nothing to run: set DISCORD_TOKEN to serve Discord, or talk to membot in the "
-            "terminal with 'membot chat'."
+            "Nothing to run: set DISCORD_TOKEN and/or SLACK_BOT_TOKEN (see the README), or talk "
+            "to membot in the terminal with 'membot chat'."
         )
-    await _discord(settings)
+    async with services(settings) as app, asyncio.TaskGroup() as group:
+        for platform in platforms:
+            group.create_task(platform(settings, app))
 
 
 async def _migrate(settings: Settings) -> None:
@@ -111,6 +171,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--user", default=os.environ.get("USER") or "me",
                       help="who you are to membot (default: your login name)")
     commands.add_parser("discord", help="serve Discord (needs DISCORD_TOKEN)")
+    commands.add_parser("slack", help="serve Slack (needs SLACK_BOT_TOKEN and an app token or "
+                                      "signing secret)")
     commands.add_parser("run", help="serve every configured platform in one process")
     commands.add_parser("migrate", help="create or update membot's database tables")
     return parser
@@ -129,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(_until_terminated(_chat(settings, user)))
         elif args.command == "discord":
             asyncio.run(_until_terminated(_discord(settings)))
+        elif args.command == "slack":
+            asyncio.run(_until_terminated(_slack(settings)))
         elif args.command == "run":
             asyncio.run(_until_terminated(_run(settings)))
         elif args.command == "migrate":

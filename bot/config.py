@@ -79,6 +79,13 @@ class Settings(BaseModel):
     discord_shard_ids: Annotated[tuple[int, ...] | None, _env("DISCORD_SHARD_IDS")] = None
     discord_follow_threads: Annotated[bool, _env("DISCORD_FOLLOW_THREADS")] = False
 
+    # Slack.
+    slack_bot_token: Annotated[SecretStr | None, _env("SLACK_BOT_TOKEN")] = None
+    slack_app_token: Annotated[SecretStr | None, _env("SLACK_APP_TOKEN")] = None
+    slack_signing_secret: Annotated[SecretStr | None, _env("SLACK_SIGNING_SECRET")] = None
+    web_host: Annotated[str, _env("WEB_HOST")] = "0.0.0.0"
+    web_port: Annotated[int, _env("PORT"), Field(ge=0, le=65535)] = 8000
+
     @field_validator("discord_shard_ids", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

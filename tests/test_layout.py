@@ -49,3 +49,17 @@ def test_the_readmes_discord_invite_asks_for_exactly_the_permissions_the_bot_use
     readme = (Path(bot.__file__).parent.parent / "README.md").read_text()
     assert f"permissions={needed.value}" in readme
     assert "scope=bot+applications.commands" in readme
+
+
+def test_the_slack_manifest_subscribes_to_what_the_app_handles() -> None:
+    import yaml
+
+    root = Path(bot.__file__).parent.parent
+    manifest = yaml.safe_load((root / "deploy" / "slack" / "manifest.yaml").read_text())
+    settings = manifest["settings"]
+    assert settings["socket_mode_enabled"] is True
+    assert sorted(settings["event_subscriptions"]["bot_events"]) == ["app_mention", "message.im"]
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/membot"]
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"app_mentions:read", "chat:write", "commands", "im:history",
+            "reactions:write"} <= scopes

@@ -1,0 +1,250 @@
+"""The Slack adapter end to end: the real bolt app and slack-sdk clients against the local fake
+Slack, in HTTP mode through the bot's own web server (signed requests over a socket) and over
+Socket Mode, with the real core on PostgreSQL and mem0 and the scripted model server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from adapters.slack import build_app, run_socket_mode, web_client
+from adapters.web import build_web_app
+from bot.app import Services, services
+from bot.commands import Command, Commands, default_commands
+from bot.config import Settings
+from bot.events import ChatEvent, Reply
+from tests.fakes.openai_server import ScriptedOpenAI
+from tests.fakes.slack import FakeSlack, form_body
+from tests.fakes.slack.payloads import Json
+
+MakeSettings = Callable[..., Settings]
+TIMEOUT = 5.0
+
+
+@dataclass
+class HttpRig:
+    app: Services
+    fake: FakeSlack
+    model: ScriptedOpenAI
+    url: str
+    session: aiohttp.ClientSession
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        async with self.session.post(self.url, data=body, headers=headers) as response:
+            return response.status, await response.text()
+
+    async def event(self, payload: Json, **extra_headers: str) -> int:
+        body = json.dumps(payload).encode()
+        status, _ = await self.post(body, {**self.fake.signed_headers(body), **extra_headers})
+        return status
+
+    async def settle(self) -> None:
+        await asyncio.sleep(0.3)
+        await self.app.jobs.wait_idle()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        yield server
+
+
+async def serve_web(app: web.Application) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, int(port)
+
+
+@pytest.fixture
+async def http(make_settings: MakeSettings, openai_server: ScriptedOpenAI,
+               fake: FakeSlack) -> AsyncIterator[HttpRig]:
+    async with services(make_settings()) as app:
+        slack = build_app(client=web_client(fake.bot_token, fake.api_url),
+                          handle=app.core.handle, commands=app.commands,
+                          signing_secret=fake.signing_secret)
+        runner, port = await serve_web(build_web_app(slack))
+        try:
+            async with aiohttp.ClientSession() as session:
+                yield HttpRig(app, fake, openai_server,
+                              f"http://127.0.0.1:{port}/slack/events", session)
+        finally:
+            await runner.cleanup()
+
+
+def prompts(model: ScriptedOpenAI) -> list[list[dict[str, Any]]]:
+    return [list(c.body["messages"]) for c in model.calls("chat")]
+
+
+async def test_url_verification_is_answered(http: HttpRig) -> None:
+    body = json.dumps({"type": "url_verification", "challenge": "c-123",
+                       "token": "x"}).encode()
+    status, text = await http.post(body, http.fake.signed_headers(body))
+    assert status == 200 and "c-123" in text
+
+
+async def test_bad_signature_and_stale_timestamp_get_401_and_no_reply(http: HttpRig) -> None:
+    body = json.dumps(http.fake.app_mention("hello")).encode()
+    forged = {**http.fake.signed_headers(body), "X-Slack-Signature": "v0=" + "0" * 64}
+    stale = http.fake.signed_headers(body, timestamp=int(time.time()) - 600)
+    assert (await http.post(body, forged))[0] == 401
+    assert (await http.post(body, stale))[0] == 401
+    await asyncio.sleep(0.3)
+    assert http.fake.posted_messages() == []
+    assert http.model.calls("chat") == []
+
+
+async def test_a_mention_is_answered_in_its_thread_with_a_working_reaction(
+    http: HttpRig,
+) -> None:
+    top = http.fake.app_mention("what is the capital of France?")
+    assert await http.event(top) == 200
+    posted = await http.fake.wait_for_async("chat.postMessage")
+    assert posted.body["thread_ts"] == top["event"]["ts"]
+    assert posted.body["channel"] == top["event"]["channel"]
+    assert "what is the capital of France?" in posted.body["text"]
+    assert prompts(http.model)[-1][-1]["content"] == "what is the capital of France?"
+
+    inside = http.fake.app_mention("and Spain?", thread_ts="1700000000.000100")
+    await http.event(inside)
+    second = await http.fake.wait_for_async("chat.postMessage", count=2)
+    assert second.body["thread_ts"] == "1700000000.000100"
+    await http.settle()
+    kinds = [r.kind for r in http.fake.reactions()]
+    assert kinds.count("reactions.add") == 2 and kinds.count("reactions.remove") == 2
+
+
+async def test_a_direct_message_is_answered_in_the_conversation(http: HttpRig) -> None:
+    dm = http.fake.message_im("hello there")
+    await http.event(dm)
+    posted = await http.fake.wait_for_async("chat.postMessage")
+    assert posted.body["channel"] == dm["event"]["channel"]
+    assert not posted.body.get("thread_ts")
+
+
+async def test_a_retried_event_is_answered_once(http: HttpRig) -> None:
+    dm = http.fake.message_im("remember that I like tea")
+    await http.event(dm)
+    await http.event(dm, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    await http.fake.wait_for_async("chat.postMessage")
+    await http.settle()
+    assert len(http.fake.posted_messages()) == 1
+    assert len(http.model.calls("chat")) == 1
+
+
+async def test_bots_and_edits_are_ignored(http: HttpRig) -> None:
+    await http.event(http.fake.bot_message("beep"))
+    await http.event(http.fake.message_changed("edited", previous_text="orig",
+                                               ts="1700000000.000100"))
+    await http.settle()
+    assert http.fake.posted_messages() == []
+
+
+async def test_a_long_answer_is_split_under_3000_characters_with_code_intact(
+    http: HttpRig,
+) -> None:
+    code = "\n".join(f"    value_{n:03d} = compute({n:03d}) * 2" for n in range(150))
+    http.model.chat_reply = lambda body: f"Here:\n\n```python\n{code}\n```\n\n@everyone <!channel>"
+    await http.event(http.fake.message_im("show me code"))
+    await http.fake.wait_for_async("chat.postMessage", count=2)
+    await http.settle()
+    pieces = [m.body["text"] for m in http.fake.posted_messages()]
+    assert len(pieces) >= 2 and all(len(p) <= 3000 for p in pieces)
+    assert all(p.count("```") % 2 == 0 for p in pieces)
+    assert "value_149 = compute(149) * 2" in "".join(pieces)
+    assert "<!channel>" not in pieces[-1] and "&lt;!channel&gt;" in pieces[-1]
+
+
+async def test_rate_limits_are_waited_out_not_surfaced(http: HttpRig) -> None:
+    http.fake.fail_next("chat.postMessage", retry_after=0)
+    await http.event(http.fake.message_im("hello"))
+    posted = await http.fake.wait_for_async(lambda r: r.kind == "chat.postMessage" and r.ok,
+                                            timeout=TIMEOUT)
+    assert "hello" in posted.body["text"]
+    assert [r.status for r in http.fake.calls("chat.postMessage")][:2] == [429, 200]
+
+
+async def test_a_memory_told_in_slack_is_used_later_for_that_person_only(
+    http: HttpRig,
+) -> None:
+    bob = "U0BOB"
+    await http.event(http.fake.message_im("my locker code is 4711"))
+    await http.fake.wait_for_async("chat.postMessage")
+    await http.settle()
+    await http.event(http.fake.app_mention("what is my locker code?", user=bob))
+    await http.fake.wait_for_async("chat.postMessage", count=2)
+    assert "4711" not in str(prompts(http.model)[-1])
+    await http.event(http.fake.app_mention("what is my locker code?"))
+    await http.fake.wait_for_async("chat.postMessage", count=3)
+    assert "4711" in prompts(http.model)[-1][0]["content"]
+
+
+async def test_the_slash_command_is_acknowledged_before_the_slow_work(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, fake: FakeSlack
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(event: ChatEvent, arguments: str) -> Reply:
+        await release.wait()
+        return Reply(text=f"done for {event.author_id}")
+
+    commands = Commands([*default_commands().all,
+                         Command(name="slow", summary="takes its time", handler=slow)])
+    async with services(make_settings()) as app:
+        slack = build_app(client=web_client(fake.bot_token, fake.api_url),
+                          handle=app.core.handle, commands=commands,
+                          signing_secret=fake.signing_secret)
+        runner, port = await serve_web(build_web_app(slack))
+        try:
+            body = form_body(fake.slash_command(text="slow"))
+            async with aiohttp.ClientSession() as session, session.post(
+                f"http://127.0.0.1:{port}/slack/events", data=body,
+                headers=fake.signed_headers(body, content_type="application/x-www-form-urlencoded"),
+            ) as response:
+                assert response.status == 200  # acknowledged while the command still waits
+            assert fake.response_url_posts() == []
+            release.set()
+            answer = await fake.wait_for_async("response_url")
+            assert answer.body["response_type"] == "ephemeral"
+            assert answer.body["text"] == f"done for {fake.user.id}"
+
+            help_body = form_body(fake.slash_command(text="help"))
+            async with aiohttp.ClientSession() as session, session.post(
+                f"http://127.0.0.1:{port}/slack/events", data=help_body,
+                headers=fake.signed_headers(help_body,
+                                            content_type="application/x-www-form-urlencoded"),
+            ):
+                pass
+            helped = await fake.wait_for_async("response_url", count=2)
+            assert helped.body["response_type"] == "ephemeral" and "remember" in helped.body["text"]
+        finally:
+            await runner.cleanup()
+
+
+async def test_socket_mode_acks_an_envelope_and_answers(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, fake: FakeSlack
+) -> None:
+    async with services(make_settings()) as app:
+        slack = build_app(client=web_client(fake.bot_token, fake.api_url),
+                          handle=app.core.handle, commands=app.commands, signing_secret=None)
+        runner = asyncio.create_task(run_socket_mode(slack, fake.app_token))
+        try:
+            dm = fake.message_im("hello over a socket")
+            envelope = await asyncio.to_thread(fake.send_envelope, "events_api", dm,
+                                               timeout=TIMEOUT)
+            await fake.wait_for_ack_async(envelope, timeout=TIMEOUT)
+            posted = await fake.wait_for_async("chat.postMessage")
+            assert "hello over a socket" in posted.body["text"]
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
