@@ -115,13 +115,18 @@ async def test_a_mention_is_answered_in_its_thread_with_a_working_reaction(
     assert "what is the capital of France?" in posted.body["text"]
     assert prompts(http.model)[-1][-1]["content"] == "what is the capital of France?"
 
-    inside = http.fake.app_mention("and Spain?", thread_ts="1700000000.000100")
+    inside = http.fake.app_mention("and Spain?", thread_ts="1690000000.000100")
     await http.event(inside)
     second = await http.fake.wait_for_async("chat.postMessage", count=2)
-    assert second.body["thread_ts"] == "1700000000.000100"
+    assert second.body["thread_ts"] == "1690000000.000100"
     await http.settle()
-    kinds = [r.kind for r in http.fake.reactions()]
-    assert kinds.count("reactions.add") == 2 and kinds.count("reactions.remove") == 2
+    for message in (top, inside):
+        ts = message["event"]["ts"]
+        order = [r.kind for r in http.fake.requests
+                 if (r.kind.startswith("reactions.") and r.body.get("timestamp") == ts)
+                 or (r.kind == "chat.postMessage"
+                     and r.body.get("thread_ts") == (message["event"].get("thread_ts") or ts))]
+        assert order == ["reactions.add", "chat.postMessage", "reactions.remove"]
 
 
 async def test_a_direct_message_is_answered_in_the_conversation(http: HttpRig) -> None:

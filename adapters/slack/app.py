@@ -96,13 +96,11 @@ def build_app(
         await _react(client, "reactions.add", channel, ts)
         try:
             reply = await handle(event)
+            for piece in render(reply) if reply is not None else []:
+                await client.chat_postMessage(channel=channel, text=piece, mrkdwn=True,
+                                              thread_ts=reply_thread(raw))
         finally:
-            await _react(client, "reactions.remove", channel, ts)
-        if reply is None:
-            return
-        for piece in render(reply):
-            await client.chat_postMessage(channel=channel, text=piece, mrkdwn=True,
-                                          thread_ts=reply_thread(raw))
+            await _react(client, "reactions.remove", channel, ts)  # once the answer has landed
 
     app.event("app_mention")(answer)
     app.event("message")(answer)
