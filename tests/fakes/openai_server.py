@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import math
@@ -33,10 +32,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType, TracebackType
-from typing import Any, Literal, Self
+from types import FrameType
+from typing import Any, Literal
 
 from aiohttp import web
+
+from tests.fakes.threaded import ThreadedServer
 
 Kind = Literal["chat", "extraction", "embedding"]
 
@@ -153,12 +154,14 @@ def _error(status: int, message: str, code: str | None = None,
     return web.json_response({"error": error}, status=status, headers=headers)
 
 
-class ScriptedOpenAI:
+class ScriptedOpenAI(ThreadedServer):
     """An OpenAI-compatible HTTP server with scripted answers, in its own thread and loop."""
 
     def __init__(self, dims: int = 64, chat_delay: float = 0.0, extraction_delay: float = 0.0,
                  embedding_delay: float = 0.0, *, api_key: str | None = None, port: int = 0,
                  chat_reply: Callable[[dict[str, Any]], str] | None = None) -> None:
+        ThreadedServer.__init__(self)
+        self._thread_name = "scripted-openai"
         self.dims = dims
         self.chat_delay = chat_delay
         self.extraction_delay = extraction_delay
@@ -170,11 +173,6 @@ class ScriptedOpenAI:
         self._failures: dict[Kind, _Failure] = {}
         self._gates: dict[Kind, threading.Event] = {}
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -182,45 +180,8 @@ class ScriptedOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._port}/v1"
 
-    def start(self) -> Self:
-        """Start serving; returns once the port is listening. Does nothing if already running."""
-        if self._thread is not None and self._thread.is_alive():
-            return self
-        self._ready.clear()
-        self._startup_error = None
-        self._thread = threading.Thread(target=self._run, name="scripted-openai", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._startup_error is not None:
-            raise RuntimeError("ScriptedOpenAI failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        """Release held requests, stop the loop and join the thread."""
-        thread, loop, stop = self._thread, self._loop, self._stop
-        if thread is None:
-            return
+    def _before_stop(self) -> None:
         self._release_all()
-        if loop is not None and stop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=10.0)
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as error:  # reported to start() if it happened before listening
-            self._startup_error = error
-        finally:
-            self._ready.set()
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()

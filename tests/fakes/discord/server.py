@@ -12,13 +12,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from tests.fakes.discord import payloads as p
 from tests.fakes.discord.payloads import FakeGuild, FakeUser, Json, Recorded, snowflake
+from tests.fakes.threaded import ThreadedServer
 
 Match = str | Callable[[Recorded], bool]
 
@@ -66,7 +66,7 @@ _Handler = Callable[[web.Request, re.Match[str], Any], Awaitable[web.Response]]
 _OPEN_ROUTES = frozenset({"interaction_callback", "followup", "edit_original"})  # token in URL
 
 
-class FakeDiscord:
+class FakeDiscord(ThreadedServer):
     """Discord's REST API (`rest_base`) and gateway (`gateway_url`) for a real discord.py client.
 
     Configured with the bot's `token`, its `guilds` and the `shard_count` `/gateway/bot`
@@ -78,6 +78,8 @@ class FakeDiscord:
                  shard_count: int = 1, bot_name: str = "membot", port: int = 0,
                  heartbeat_interval_ms: int = 41_250, allow_privileged_intents: bool = False,
                  interaction_deadline: float = 3.0) -> None:
+        ThreadedServer.__init__(self)
+        self._thread_name = "fake-discord"
         self.token = token
         self.bot_user = FakeUser(snowflake(), bot_name, bot=True)
         self.bot_user_id = self.application_id = self.bot_user.id
@@ -97,11 +99,6 @@ class FakeDiscord:
         self._resumable: dict[str, _Session] = {}  # by session id, connected or not
         self._records: list[Recorded] = []
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
         routes: list[tuple[str, str, str, _Handler]] = [
             ("GET", r"/users/@me", "users_me", self._users_me),
             ("GET", r"/oauth2/applications/@me", "application", self._application),
@@ -134,45 +131,6 @@ class FakeDiscord:
     def bot_mention(self) -> str:
         """How message content mentions the bot."""
         return f"<@{self.bot_user_id}>"
-
-    def start(self) -> Self:
-        """Start serving; returns once the port is listening. Does nothing if already running."""
-        if self._thread is not None and self._thread.is_alive():
-            return self
-        self._ready.clear()
-        self._startup_error = None
-        self._thread = threading.Thread(target=self._run, name="fake-discord", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._startup_error is not None:
-            raise RuntimeError("FakeDiscord failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        """Close gateway connections (1001), stop the loop and join the thread."""
-        thread, loop, stop = self._thread, self._loop, self._stop
-        if thread is None:
-            return
-        if loop is not None and stop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=10.0)
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as error:  # reported to start() if it happened before listening
-            self._startup_error = error
-        finally:
-            self._ready.set()
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -11,13 +11,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
 from tests.fakes.slack import payloads as p
 from tests.fakes.slack.payloads import FakeSlackUser, Json, PayloadBuilders, Recorded
+from tests.fakes.threaded import ThreadedServer
 
 Match = str | Callable[[Recorded], bool]
 EnvelopeType = Literal["events_api", "slash_commands", "interactive"]
@@ -41,7 +41,7 @@ def _need_content(args: Json) -> None:
         raise SlackError("no_text")
 
 
-class FakeSlack(PayloadBuilders):
+class FakeSlack(PayloadBuilders, ThreadedServer):
     """Slack's Web API (`api_url`) and Socket Mode (`socket_url`) for real slack-bolt/slack-sdk.
 
     The bot's identity is `bot_user_id` / `bot_id` in team `team_id`; `user` is the default
@@ -53,6 +53,8 @@ class FakeSlack(PayloadBuilders):
                  team_name: str = "Fake Team", bot_user_id: str = "U0BOT", bot_id: str = "B0BOT",
                  api_app_id: str = "A0FAKE", users: Iterable[FakeSlackUser] = (),
                  port: int = 0) -> None:
+        ThreadedServer.__init__(self)
+        self._thread_name = "fake-slack"
         self.bot_token = bot_token
         self.app_token = app_token
         self.signing_secret = signing_secret
@@ -73,12 +75,7 @@ class FakeSlack(PayloadBuilders):
         self._sockets: list[web.WebSocketResponse] = []
         self._records: list[Recorded] = []
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
         self._connected: asyncio.Event | None = None  # set while a socket is open
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
         self._methods: dict[str, _Method] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -103,45 +100,6 @@ class FakeSlack(PayloadBuilders):
     @property
     def socket_url(self) -> str:
         return f"ws://127.0.0.1:{self._port}/socket"
-
-    def start(self) -> Self:
-        """Start serving; returns once the port is listening. Does nothing if already running."""
-        if self._thread is not None and self._thread.is_alive():
-            return self
-        self._ready.clear()
-        self._startup_error = None
-        self._thread = threading.Thread(target=self._run, name="fake-slack", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._startup_error is not None:
-            raise RuntimeError("FakeSlack failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        """Close Socket Mode connections, stop the loop and join the thread."""
-        thread, loop, stop = self._thread, self._loop, self._stop
-        if thread is None:
-            return
-        if loop is not None and stop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=10.0)
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as error:  # reported to start() if it happened before listening
-            self._startup_error = error
-        finally:
-            self._ready.set()
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
