@@ -20,6 +20,7 @@ class ChatEvent:
     message causes. ``conversation_id`` names the place the message was said (a DM, a channel
     thread, a terminal session); short-term context is kept per conversation. ``author_id`` is
     unique within ``identity_scope`` (a Slack team; None where ids are global, as on Discord).
+    ``author_name`` is empty where the platform does not say it.
     """
 
     event_id: str

@@ -16,7 +16,7 @@ You are membot, a friendly assistant in a chat app. You have a long-term memory 
 you are talking with, built from what they told you in earlier conversations.
 Answer the person's latest message helpfully and briefly. Use what you remember when it is \
 relevant, without reciting it unprompted. If you are unsure whether a memory still holds, say so.
-Today is {today}. The person's name in this chat is {name}."""
+Today is {today}."""
 
 _MEMORY_BLOCK = """\
 The memories block below holds notes from earlier conversations with this person, one JSON \
@@ -44,7 +44,9 @@ def build_prompt(
 ) -> list[Message]:
     """The messages for the chat model. Memories are quoted as JSON lines inside a block the
     model is told never to obey; recent turns follow as real user/assistant messages."""
-    system = _INSTRUCTIONS.format(today=now.date().isoformat(), name=json.dumps(author_name))
+    system = _INSTRUCTIONS.format(today=now.date().isoformat())
+    if author_name:
+        system += f" The person's name in this chat is {json.dumps(author_name)}."
     if memories:
         lines = "\n".join(_memory_line(hit) for hit in memories)
         system += "\n\n" + _MEMORY_BLOCK.format(lines=lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -170,3 +171,11 @@ async def test_a_failing_ledger_does_not_silence_the_bot(
         reply = await rig.core.handle(to_event("alice", "hello", session="s"))
     assert reply is not None and reply.kind is ReplyKind.ANSWER
     assert "answering it anyway" in caplog.text
+
+
+async def test_the_name_is_in_the_prompt_only_when_the_platform_gave_one(rig: Rig) -> None:
+    await rig.answer(to_event("alice", "hello", session="s"))
+    assert "name in this chat is \"alice\"" in rig.system_prompt()
+    nameless = dataclasses.replace(to_event("alice", "hello again", session="s"), author_name="")
+    await rig.answer(nameless)
+    assert "name in this chat" not in rig.system_prompt()

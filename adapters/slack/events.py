@@ -42,7 +42,8 @@ def reply_thread(event: Mapping[str, Any]) -> str | None:
 def to_event(body: Mapping[str, Any], bot_user_id: str) -> ChatEvent | None:
     """The common event for an event addressed to the bot, or None for any other.
 
-    The text loses the bot's own mention. The owner is the Slack user within its team; in a
+    The text loses the bot's own mention; events carry no display name, so ``author_name`` is
+    empty. The owner is the Slack user within its team; in a
     channel the conversation is the person's own within the thread, so recent turns in a prompt
     are never someone else's exchange with the bot.
     """
@@ -60,7 +61,7 @@ def to_event(body: Mapping[str, Any], bot_user_id: str) -> ChatEvent | None:
         event_id=f"slack:{body.get('event_id') or event.get('client_msg_id') or event['ts']}",
         platform="slack",
         author_id=user,
-        author_name=user,
+        author_name="",  # events carry no name; the prompt then leaves it out
         text=text.strip(),
         conversation_id=place if is_direct else f"{place}:{user}",
         identity_scope=team,
