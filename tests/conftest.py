@@ -76,6 +76,9 @@ def make_settings(
             "database_url": SecretStr(database_url),
             "data_dir": tmp_path / "data",
             "shutdown_grace": 10.0,
+            # What these tests check must not hinge on timing: a loaded machine may take longer
+            # than the production search budget. The budget itself is tested on fakes.
+            "memory_search_timeout": 30.0,
         }
         values.update(overrides)
         return Settings(**values)
