@@ -15,7 +15,7 @@ from typing import Any
 from bot.app import Services, services
 from bot.config import Settings, load_settings
 from bot.database import Database
-from bot.errors import ConfigError, StartupError
+from bot.errors import ConfigError, MembotError, StartupError
 
 __all__ = ["main"]
 
@@ -75,12 +75,13 @@ def _slack_mode(settings: Settings) -> str:
 
 
 async def _serve_slack(settings: Settings, app: Services) -> None:
-    from adapters.slack import build_app, run_socket_mode, web_client
+    from adapters.slack import build_app, check_token, run_socket_mode, web_client
     from adapters.web import build_web_app, serve
 
     mode = _slack_mode(settings)
     assert settings.slack_bot_token is not None
     client = web_client(settings.slack_bot_token.get_secret_value())
+    await check_token(client)
     secret = settings.slack_signing_secret
     slack = build_app(
         client=client,
@@ -134,9 +135,29 @@ async def _run(settings: Settings) -> None:
             "Nothing to run: set DISCORD_TOKEN and/or SLACK_BOT_TOKEN (see the README), or talk "
             "to membot in the terminal with 'membot chat'."
         )
-    async with services(settings) as app, asyncio.TaskGroup() as group:
-        for platform in platforms:
-            group.create_task(platform(settings, app))
+    async with services(settings) as app:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for platform in platforms:
+                    group.create_task(platform(settings, app))
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first membot error in a task group's failure (what one sentence can say), else the
+    first error of any kind."""
+    leaves: list[BaseException] = []
+
+    def walk(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                walk(inner)
+        else:
+            leaves.append(error)
+
+    walk(group)
+    return next((e for e in leaves if isinstance(e, MembotError)), leaves[0])
 
 
 async def _migrate(settings: Settings) -> None:

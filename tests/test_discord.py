@@ -4,6 +4,7 @@ the real core on PostgreSQL and mem0, and the scripted model server."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from adapters.discord import DiscordAdapter, MembotDiscordClient
 from bot.app import Services, services
 from bot.commands import default_commands
 from bot.config import Settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply
 from tests.fakes.discord import FakeDiscord, FakeUser, snowflake
 from tests.fakes.discord.harness import TIMEOUT, point_discord_at, running
@@ -395,3 +396,22 @@ async def test_a_wrong_token_stops_with_one_sentence(
         with pytest.raises(ConfigError, match="Discord rejected DISCORD_TOKEN"):
             async with asyncio.timeout(TIMEOUT):
                 await DiscordAdapter(client, "not-the-token", grace=1).run()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_discord_out_of_reach_stops_with_one_sentence_also_under_membot_run(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters import cli
+
+    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{closed_port()}/api/v10")
+    settings = make_settings(discord_token=SecretStr("some-token"))
+    for entry in (cli._discord, cli._run):
+        with pytest.raises(StartupError, match=r"^Cannot reach Discord"):
+            async with asyncio.timeout(30):
+                await entry(settings)

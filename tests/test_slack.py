@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -15,11 +16,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.slack import build_app, run_socket_mode, web_client
+from adapters.slack import build_app, check_token, run_socket_mode, web_client
 from adapters.web import build_web_app
 from bot.app import Services, services
 from bot.commands import Command, Commands, default_commands
 from bot.config import Settings
+from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.slack import FakeSlack, form_body
@@ -253,3 +255,25 @@ async def test_socket_mode_acks_an_envelope_and_answers(
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_wrong_bot_token_or_unreachable_slack_is_one_sentence(fake: FakeSlack) -> None:
+    with pytest.raises(ConfigError, match=r"^Slack rejected SLACK_BOT_TOKEN \(invalid_auth\)"):
+        await check_token(web_client("xoxb-wrong", fake.api_url))
+    assert await check_token(web_client(fake.bot_token, fake.api_url)) == fake.team_id
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{sock.getsockname()[1]}/api/"
+    with pytest.raises(StartupError, match=r"^Cannot reach Slack"):
+        await check_token(web_client(fake.bot_token, nowhere))
+
+
+async def test_a_wrong_app_token_stops_socket_mode_with_one_sentence(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, fake: FakeSlack
+) -> None:
+    async with services(make_settings()) as app:
+        slack = build_app(client=web_client(fake.bot_token, fake.api_url),
+                          handle=app.core.handle, commands=app.commands, signing_secret=None)
+        with pytest.raises(ConfigError, match="Slack rejected SLACK_APP_TOKEN"):
+            async with asyncio.timeout(TIMEOUT):
+                await run_socket_mode(slack, "xapp-wrong")

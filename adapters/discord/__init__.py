@@ -2,7 +2,21 @@
 shared commands as slash commands. ``events`` maps messages to the common event without I/O;
 ``client`` does the I/O."""
 
-from adapters.discord.client import DiscordAdapter, MembotDiscordClient
-from adapters.discord.events import to_event
+import logging
+import warnings
+
+# membot is a text bot: discord.py's notes about voice support concern nothing it does.
+warnings.filterwarnings("ignore", message="'audioop' is deprecated", category=DeprecationWarning)
+
+
+class _NoVoiceNotes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "voice will NOT be supported" not in record.getMessage()
+
+
+logging.getLogger("discord.client").addFilter(_NoVoiceNotes())
+
+from adapters.discord.client import DiscordAdapter, MembotDiscordClient  # noqa: E402
+from adapters.discord.events import to_event  # noqa: E402
 
 __all__ = ["DiscordAdapter", "MembotDiscordClient", "to_event"]

@@ -7,13 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
 from adapters.discord.events import to_event
 from bot.chunks import split_message
 from bot.commands import Command, Commands
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply
 
 __all__ = ["DiscordAdapter", "MembotDiscordClient"]
@@ -171,11 +172,14 @@ class DiscordAdapter:
 
     async def run(self) -> None:
         """Connect and serve until the client closes. Cancelling it stops gracefully. Raises
-        :class:`ConfigError` when Discord refuses the token or the intents."""
+        :class:`ConfigError` when Discord refuses the token or the intents, and
+        :class:`StartupError` when Discord cannot be reached at start."""
         try:
             await self.client.start(self._token)
         except discord.LoginFailure:
             raise ConfigError("Discord rejected DISCORD_TOKEN (HTTP 401).") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise StartupError(f"Cannot reach Discord: {exc.__class__.__name__}.") from None
         except discord.PrivilegedIntentsRequired:
             raise ConfigError(
                 "Discord refused the message content intent that DISCORD_FOLLOW_THREADS needs: "

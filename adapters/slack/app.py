@@ -11,17 +11,20 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from markdown_to_mrkdwn import SlackMarkdownConverter
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.events import reply_thread, to_event
 from bot.chunks import split_message
 from bot.commands import Commands
+from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply
 
-__all__ = ["build_app", "render", "web_client"]
+__all__ = ["build_app", "check_token", "render", "web_client"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,20 @@ def web_client(token: str, base_url: str | None = None) -> AsyncWebClient:
     client = AsyncWebClient(token=token, base_url=base_url or AsyncWebClient.BASE_URL)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     return client
+
+
+async def check_token(client: AsyncWebClient) -> str:
+    """Start-up check: Slack accepts ``SLACK_BOT_TOKEN``. Returns the team id. Raises
+    :class:`ConfigError` or :class:`StartupError` in one sentence."""
+    try:
+        answer = await client.auth_test()
+    except SlackApiError as exc:
+        raise ConfigError(
+            f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error', 'error')})."
+        ) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise StartupError(f"Cannot reach Slack: {exc.__class__.__name__}.") from None
+    return str(answer.get("team_id", ""))
 
 
 def command_event(command: Mapping[str, Any]) -> ChatEvent:
