@@ -18,9 +18,8 @@ from aiohttp import WSMsgType, web
 
 from tests.fakes.discord import payloads as p
 from tests.fakes.discord.payloads import FakeGuild, FakeUser, Json, Recorded, snowflake
+from tests.fakes.recorder import Recorder
 from tests.fakes.threaded import ThreadedServer
-
-Match = str | Callable[[Recorded], bool]
 
 
 @dataclass
@@ -66,7 +65,7 @@ _Handler = Callable[[web.Request, re.Match[str], Any], Awaitable[web.Response]]
 _OPEN_ROUTES = frozenset({"interaction_callback", "followup", "edit_original"})  # token in URL
 
 
-class FakeDiscord(ThreadedServer):
+class FakeDiscord(ThreadedServer, Recorder[Recorded]):
     """Discord's REST API (`rest_base`) and gateway (`gateway_url`) for a real discord.py client.
 
     Configured with the bot's `token`, its `guilds` and the `shard_count` `/gateway/bot`
@@ -97,8 +96,7 @@ class FakeDiscord(ThreadedServer):
         self._synced: dict[int | None, list[Json]] = {}  # guild id (None: global) -> commands
         self._sessions: list[_Session] = []  # open gateway connections
         self._resumable: dict[str, _Session] = {}  # by session id, connected or not
-        self._records: list[Recorded] = []
-        self._cond = threading.Condition()
+        Recorder.__init__(self)
         routes: list[tuple[str, str, str, _Handler]] = [
             ("GET", r"/users/@me", "users_me", self._users_me),
             ("GET", r"/oauth2/applications/@me", "application", self._application),
@@ -157,16 +155,6 @@ class FakeDiscord(ThreadedServer):
 
     # --- observation (any thread) ------------------------------------------------------------
 
-    @property
-    def requests(self) -> list[Recorded]:
-        """A snapshot of everything recorded so far, in arrival order."""
-        with self._cond:
-            return list(self._records)
-
-    def calls(self, kind: str) -> list[Recorded]:
-        with self._cond:
-            return [r for r in self._records if r.kind == kind]
-
     def sent_messages(self) -> list[Recorded]:
         """`POST /channels/{id}/messages` requests (`channel_id`, `body`), answered or not."""
         return self.calls("message")
@@ -200,50 +188,8 @@ class FakeDiscord(ThreadedServer):
         with self._cond:
             self._records.clear()
 
-    def wait_for(self, what: Match, timeout: float = 5.0, count: int = 1) -> Recorded:
-        """Block until `count` records match a kind or predicate; return the `count`-th.
-
-        This blocks the calling thread: on the client's event loop use `wait_for_async`.
-        Raises TimeoutError naming everything that did arrive.
-        """
-        match = self._matcher(what)
-        with self._cond:
-            if self._cond.wait_for(lambda: len(self._matching(match)) >= count, timeout):
-                return self._matching(match)[count - 1]
-        raise TimeoutError(self._timeout_message(what, count))
-
-    async def wait_for_async(self, what: Match, timeout: float = 5.0,  # noqa: ASYNC109
-                             count: int = 1) -> Recorded:
-        """`wait_for` that polls instead of blocking the running event loop.
-
-        It takes a timeout, like `wait_for`, so that a forgotten wrapper never hangs a test.
-        """
-        match = self._matcher(what)
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._cond:
-                found = self._matching(match)
-            if len(found) >= count:
-                return found[count - 1]
-            if time.monotonic() >= deadline:
-                raise TimeoutError(self._timeout_message(what, count))
-            await asyncio.sleep(0.005)
-
-    @staticmethod
-    def _matcher(what: Match) -> Callable[[Recorded], bool]:
-        return (lambda r: r.kind == what) if isinstance(what, str) else what
-
-    def _matching(self, match: Callable[[Recorded], bool]) -> list[Recorded]:
-        return [r for r in self._records if match(r)]
-
-    def _timeout_message(self, what: Match, count: int) -> str:
-        seen = [f"{r.kind} {r.method} {r.path} -> {r.status}" for r in self.requests]
-        return f"waited for {count} x {what!r}; recorded: {seen}"
-
-    def _record(self, record: Recorded) -> None:
-        with self._cond:
-            self._records.append(record)
-            self._cond.notify_all()
+    def _describe(self, record: Recorded) -> str:
+        return f"{record.kind} {record.method} {record.path} -> {record.status}"
 
     # --- scripting (any thread but the server's) ---------------------------------------------
 

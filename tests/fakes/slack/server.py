@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.recorder import Recorder
 from tests.fakes.slack import payloads as p
 from tests.fakes.slack.payloads import FakeSlackUser, Json, PayloadBuilders, Recorded
 from tests.fakes.threaded import ThreadedServer
 
-Match = str | Callable[[Recorded], bool]
 EnvelopeType = Literal["events_api", "slash_commands", "interactive"]
 _Method = Callable[[Json], Json]
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
@@ -41,7 +41,7 @@ def _need_content(args: Json) -> None:
         raise SlackError("no_text")
 
 
-class FakeSlack(PayloadBuilders, ThreadedServer):
+class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
     """Slack's Web API (`api_url`) and Socket Mode (`socket_url`) for real slack-bolt/slack-sdk.
 
     The bot's identity is `bot_user_id` / `bot_id` in team `team_id`; `user` is the default
@@ -73,8 +73,7 @@ class FakeSlack(PayloadBuilders, ThreadedServer):
         self._failures: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._tickets: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
-        self._records: list[Recorded] = []
-        self._cond = threading.Condition()
+        Recorder.__init__(self)
         self._connected: asyncio.Event | None = None  # set while a socket is open
         self._methods: dict[str, _Method] = {
             "auth.test": self._auth_test,
@@ -128,17 +127,6 @@ class FakeSlack(PayloadBuilders, ThreadedServer):
 
     # --- observation (any thread) ------------------------------------------------------------
 
-    @property
-    def requests(self) -> list[Recorded]:
-        """A snapshot of everything recorded so far, in arrival order."""
-        with self._cond:
-            return list(self._records)
-
-    def calls(self, kind: str) -> list[Recorded]:
-        """Records of one Web API method (answered however), or "response_url", "socket.*"."""
-        with self._cond:
-            return [r for r in self._records if r.kind == kind]
-
     def posted_messages(self) -> list[Recorded]:
         """Successful `chat.postMessage` calls (`body`: channel, text, thread_ts, blocks...)."""
         return [r for r in self.calls("chat.postMessage") if r.ok]
@@ -178,32 +166,6 @@ class FakeSlack(PayloadBuilders, ThreadedServer):
             self._messages.clear()
             self._reactions.clear()
 
-    def wait_for(self, what: Match, timeout: float = 5.0, count: int = 1) -> Recorded:
-        """Block until `count` records match a kind or predicate; return the `count`-th.
-
-        This blocks the calling thread: on the client's event loop use `wait_for_async`.
-        Raises TimeoutError naming everything that did arrive.
-        """
-        match = self._matcher(what)
-        with self._cond:
-            if self._cond.wait_for(lambda: len(self._matching(match)) >= count, timeout):
-                return self._matching(match)[count - 1]
-        raise TimeoutError(self._timeout_message(what, count))
-
-    async def wait_for_async(self, what: Match, timeout: float = 5.0,  # noqa: ASYNC109
-                             count: int = 1) -> Recorded:
-        """`wait_for` that polls instead of blocking the running event loop."""
-        match = self._matcher(what)
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._cond:
-                found = self._matching(match)
-            if len(found) >= count:
-                return found[count - 1]
-            if time.monotonic() >= deadline:
-                raise TimeoutError(self._timeout_message(what, count))
-            await asyncio.sleep(0.005)
-
     def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Recorded:
         """Block until the client acks `envelope_id` (blocks the thread: see `wait_for`)."""
         return self.wait_for(self._ack_of(envelope_id), timeout)
@@ -216,21 +178,8 @@ class FakeSlack(PayloadBuilders, ThreadedServer):
     def _ack_of(envelope_id: str) -> Callable[[Recorded], bool]:
         return lambda r: r.kind == "socket.ack" and r.body.get("envelope_id") == envelope_id
 
-    @staticmethod
-    def _matcher(what: Match) -> Callable[[Recorded], bool]:
-        return (lambda r: r.kind == what) if isinstance(what, str) else what
-
-    def _matching(self, match: Callable[[Recorded], bool]) -> list[Recorded]:
-        return [r for r in self._records if match(r)]
-
-    def _timeout_message(self, what: Match, count: int) -> str:
-        seen = [f"{r.kind} -> {r.status} {r.error or 'ok'}" for r in self.requests]
-        return f"waited for {count} x {what!r}; recorded: {seen}"
-
-    def _record(self, record: Recorded) -> None:
-        with self._cond:
-            self._records.append(record)
-            self._cond.notify_all()
+    def _describe(self, record: Recorded) -> str:
+        return f"{record.kind} -> {record.status} {record.error or 'ok'}"
 
     # --- scripting (any thread but the server's) ---------------------------------------------
 
