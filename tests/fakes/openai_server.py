@@ -25,7 +25,6 @@ import json
 import math
 import re
 import signal
-import socket
 import struct
 import threading
 import time
@@ -160,7 +159,7 @@ class ScriptedOpenAI(ThreadedServer):
     def __init__(self, dims: int = 64, chat_delay: float = 0.0, extraction_delay: float = 0.0,
                  embedding_delay: float = 0.0, *, api_key: str | None = None, port: int = 0,
                  chat_reply: Callable[[dict[str, Any]], str] | None = None) -> None:
-        ThreadedServer.__init__(self)
+        ThreadedServer.__init__(self, port)
         self._thread_name = "scripted-openai"
         self.dims = dims
         self.chat_delay = chat_delay
@@ -168,7 +167,6 @@ class ScriptedOpenAI(ThreadedServer):
         self.embedding_delay = embedding_delay
         self.api_key = api_key
         self.chat_reply = chat_reply
-        self._port = port
         self._records: list[Recorded] = []
         self._failures: dict[Kind, _Failure] = {}
         self._gates: dict[Kind, threading.Event] = {}
@@ -183,26 +181,12 @@ class ScriptedOpenAI(ThreadedServer):
     def _before_stop(self) -> None:
         self._release_all()
 
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", self._port))
-            self._port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
-            sock.close()
+        return app
 
     # --- scripting and observation (any thread) ----------------------------------------------
 

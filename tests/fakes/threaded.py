@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from types import TracebackType
 from typing import Self
+
+from aiohttp import web
 
 __all__ = ["ThreadedServer"]
 
 
 class ThreadedServer:
-    """Subclasses implement :meth:`_serve`: set ``_loop`` and ``_stop``, start listening, call
-    ``_ready.set()``, and return once ``_stop`` is set (closing their own connections)."""
+    """An aiohttp server on 127.0.0.1 (``port`` 0: any free one, kept across restarts).
+
+    Subclasses build their routes in :meth:`_build_app` and close their own long-lived
+    connections (websockets) in :meth:`_close_connections`.
+    """
 
     _thread_name = "fake-server"
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -71,5 +78,26 @@ class ThreadedServer:
         finally:
             self._ready.set()
 
-    async def _serve(self) -> None:
+    def _build_app(self) -> web.Application:
         raise NotImplementedError
+
+    async def _close_connections(self) -> None:
+        """Close long-lived connections before the server stops (on the server's loop)."""
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner = web.AppRunner(self._build_app(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self._port))
+            self._port = sock.getsockname()[1]
+            await web.SockSite(runner, sock).start()
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            await self._close_connections()
+            await runner.cleanup()
+            sock.close()

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import threading
 import time
 import uuid
@@ -77,7 +76,7 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
                  shard_count: int = 1, bot_name: str = "membot", port: int = 0,
                  heartbeat_interval_ms: int = 41_250, allow_privileged_intents: bool = False,
                  interaction_deadline: float = 3.0) -> None:
-        ThreadedServer.__init__(self)
+        ThreadedServer.__init__(self, port)
         self._thread_name = "fake-discord"
         self.token = token
         self.bot_user = FakeUser(snowflake(), bot_name, bot=True)
@@ -88,7 +87,6 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.allow_privileged_intents = allow_privileged_intents
         self.interaction_deadline = interaction_deadline  # seconds to the first response
-        self._port = port
         self._users: dict[int, FakeUser] = {u.id: u for u in (self.bot_user, self.user)}
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self._seen_channels: set[int] = set()  # channel ids of dispatched events
@@ -130,28 +128,16 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
         """How message content mentions the bot."""
         return f"<@{self.bot_user_id}>"
 
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/{path:.*}", self._rest)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", self._port))
-            self._port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            for session in list(self._sessions):
-                with contextlib.suppress(Exception):
-                    await session.ws.close(code=1001)
-            await runner.cleanup()
-            sock.close()
+        return app
+
+    async def _close_connections(self) -> None:
+        for session in list(self._sessions):
+            with contextlib.suppress(Exception):
+                await session.ws.close(code=1001)
 
     # --- observation (any thread) ------------------------------------------------------------
 

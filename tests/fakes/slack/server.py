@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -53,7 +52,7 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
                  team_name: str = "Fake Team", bot_user_id: str = "U0BOT", bot_id: str = "B0BOT",
                  api_app_id: str = "A0FAKE", users: Iterable[FakeSlackUser] = (),
                  port: int = 0) -> None:
-        ThreadedServer.__init__(self)
+        ThreadedServer.__init__(self, port)
         self._thread_name = "fake-slack"
         self.bot_token = bot_token
         self.app_token = app_token
@@ -66,7 +65,6 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         self.user = FakeSlackUser("U0ALICE", "alice", "Alice Example", "alice")
         self._users = {u.id: u for u in (self.user, *users)}
         self._users.setdefault(bot_user_id, FakeSlackUser(bot_user_id, "membot", is_bot=True))
-        self._port = port
         self._dms: dict[str, str] = {}  # user id -> DM channel id
         self._messages: dict[tuple[str, str], Json] = {}  # (channel, ts) -> message
         self._reactions: set[tuple[str, str, str]] = set()  # (channel, ts, name)
@@ -100,30 +98,18 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
     def socket_url(self) -> str:
         return f"ws://127.0.0.1:{self._port}/socket"
 
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self._connected = asyncio.Event()
+    def _build_app(self) -> web.Application:
+        self._connected = asyncio.Event()  # built on the server's loop, like everything here
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/response/{id}", self._response_url)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", self._port))
-            self._port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            for ws in list(self._sockets):
-                with contextlib.suppress(Exception):
-                    await ws.close(code=1001)
-            await runner.cleanup()
-            sock.close()
+        return app
+
+    async def _close_connections(self) -> None:
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close(code=1001)
 
     # --- observation (any thread) ------------------------------------------------------------
 
