@@ -1,11 +1,15 @@
-"""Migrations on a real PostgreSQL: applied once, also when processes start together."""
+"""Migrations and the event ledger on a real PostgreSQL: each applied or claimed once, also when
+processes race."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
+import pytest
 
 from bot.database import apply_migrations
 from bot.ledger import PostgresLedger
@@ -24,35 +28,36 @@ async def test_processes_starting_together_apply_each_migration_once(database_ur
             await conn.close()
 
 
-async def test_an_event_is_claimed_once_across_connections(database_url: str) -> None:
+@pytest.fixture
+async def migrated_pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
+    """A pool of four connections on a database with membot's tables."""
     pool = await asyncpg.create_pool(database_url, min_size=4, max_size=4)
     assert pool is not None
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn)
-        ledger = PostgresLedger(pool)
-        results = await asyncio.gather(*(ledger.claim("discord:123") for _ in range(8)))
-        assert sorted(results) == [False] * 7 + [True]
-        assert await ledger.claim("discord:124") is True
+        yield pool
     finally:
         await pool.close()
 
 
-async def test_old_event_ids_are_pruned(database_url: str) -> None:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    assert pool is not None
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn)
-        ledger = PostgresLedger(pool, keep=timedelta(hours=1), prune_every=3)
-        await ledger.claim("old")
-        await pool.execute(
-            "update processed_events set claimed_at = now() - interval '2 hours'"
-            " where event_id = 'old'")
-        await ledger.claim("new-1")
-        await ledger.claim("new-2")  # the third claim prunes
-        left = {r["event_id"] for r in await pool.fetch("select event_id from processed_events")}
-        assert left == {"new-1", "new-2"}
-        assert await ledger.claim("old") is True  # forgotten, so it counts as new again
-    finally:
-        await pool.close()
+async def test_an_event_is_claimed_once_across_connections(
+    migrated_pool: asyncpg.Pool[Any],
+) -> None:
+    ledger = PostgresLedger(migrated_pool)
+    results = await asyncio.gather(*(ledger.claim("discord:123") for _ in range(8)))
+    assert sorted(results) == [False] * 7 + [True]
+    assert await ledger.claim("discord:124") is True
+
+
+async def test_old_event_ids_are_pruned(migrated_pool: asyncpg.Pool[Any]) -> None:
+    ledger = PostgresLedger(migrated_pool, keep=timedelta(hours=1), prune_every=3)
+    await ledger.claim("old")
+    await migrated_pool.execute(
+        "update processed_events set claimed_at = now() - interval '2 hours'"
+        " where event_id = 'old'")
+    await ledger.claim("new-1")
+    await ledger.claim("new-2")  # the third claim prunes
+    rows = await migrated_pool.fetch("select event_id from processed_events")
+    assert {r["event_id"] for r in rows} == {"new-1", "new-2"}
+    assert await ledger.claim("old") is True  # forgotten, so it counts as new again
