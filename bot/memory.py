@@ -192,11 +192,14 @@ class Mem0Memory:
             await conn.execute("select pg_advisory_lock($1)", _SETUP_LOCK)
             try:
                 mem0 = await asyncio.to_thread(_build_mem0, settings, clients, write_pool)
-                await conn.execute(
-                    f'create index if not exists "{table}_owner_idx"'
-                    f" on \"{table}\" ((payload->>'user_id'))"
-                )
-                await conn.execute(f'analyze "{table}"')
+                index = f"{table}_owner_idx"
+                if await conn.fetchval("select to_regclass($1) is null", f'public."{index}"'):
+                    await conn.execute(
+                        f'create index "{index}" on "{table}" ((payload->>\'user_id\'))'
+                    )
+                    # Statistics for the new expression, so the planner uses the index at once
+                    # on a table that already held memories; autovacuum keeps them after.
+                    await conn.execute(f'analyze "{table}"')
             finally:
                 await conn.execute("select pg_advisory_unlock($1)", _SETUP_LOCK)
         return cls(
