@@ -46,10 +46,11 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     async with AsyncExitStack() as stack:
         clients = ModelClients(settings)
         stack.push_async_callback(clients.close)
-        await OpenAIEmbedder(clients, settings).check(settings.embedding_dims)
+        embedder = OpenAIEmbedder(clients, settings)
+        await embedder.check(settings.embedding_dims)
         database = await Database.open(settings)
         stack.push_async_callback(database.close)
-        memory = await Mem0Memory.open(settings, database, clients)
+        memory = await Mem0Memory.open(settings, database, clients, embedder)
         stack.callback(memory.close)
         jobs = InProcessJobs(memory.learn)
         core = Core(

@@ -173,7 +173,11 @@ class Mem0Memory:
 
     @classmethod
     async def open(
-        cls, settings: Settings, database: Database, clients: ModelClients
+        cls,
+        settings: Settings,
+        database: Database,
+        clients: ModelClients,
+        embedder: OpenAIEmbedder,
     ) -> Mem0Memory:
         """Check the stored vector size against ``EMBEDDING_DIMS``, build Mem0 off the event
         loop, and make sure the owner index exists. Raises :class:`ConfigError` on a size
@@ -205,7 +209,7 @@ class Mem0Memory:
         return cls(
             mem0=mem0,
             database=database,
-            embedder=OpenAIEmbedder(clients, settings),
+            embedder=embedder,
             table=table,
             writes=writes,
             write_pool=write_pool,
