@@ -10,9 +10,12 @@ import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.app import Services, services
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
 from bot.config import Settings, load_settings
 from bot.database import Database
 from bot.errors import ConfigError, MembotError, StartupError
@@ -74,9 +77,9 @@ def _slack_mode(settings: Settings) -> str:
     )
 
 
-async def _serve_slack(settings: Settings, app: Services) -> None:
-    from adapters.slack import build_app, check_token, run_socket_mode, web_client
-    from adapters.web import build_web_app, serve
+async def _slack_app(settings: Settings, app: Services) -> tuple[str, AsyncApp]:
+    """The Slack app and its mode, after checking the bot token with Slack."""
+    from adapters.slack import build_app, check_token, web_client
 
     mode = _slack_mode(settings)
     assert settings.slack_bot_token is not None
@@ -89,20 +92,48 @@ async def _serve_slack(settings: Settings, app: Services) -> None:
         commands=app.commands,
         signing_secret=secret.get_secret_value() if mode == "http" and secret else None,
     )
-    if mode == "socket":
-        assert settings.slack_app_token is not None
-        log.info("connecting to Slack over Socket Mode")
-        await run_socket_mode(slack, settings.slack_app_token.get_secret_value())
-    else:
-        log.info("serving Slack events at http://%s:%d/slack/events",
-                 settings.web_host, settings.web_port)
-        await serve(build_web_app(slack), settings.web_host, settings.web_port)
+    return mode, slack
+
+
+async def _serve_slack_socket(settings: Settings, slack: AsyncApp) -> None:
+    from adapters.slack import run_socket_mode
+
+    assert settings.slack_app_token is not None
+    log.info("connecting to Slack over Socket Mode")
+    await run_socket_mode(slack, settings.slack_app_token.get_secret_value())
+
+
+async def _serve_web(settings: Settings, app: Services, slack: AsyncApp | None = None) -> None:
+    """The web server: link pages, /healthz, and Slack's events in HTTP mode."""
+    from adapters.web import build_web_app, serve
+
+    if app.linking.configured and settings.public_url_setting is None:
+        log.warning("PUBLIC_URL is not set: link pages are announced at %s, which only this "
+                    "machine can open", settings.public_url)
+    web_app = build_web_app(linking=app.linking, slack=slack,
+                            secure_cookies=settings.public_url.startswith("https://"))
+    log.info("serving the web pages at http://%s:%d (public address %s)%s",
+             settings.web_host, settings.web_port, settings.public_url,
+             ", Slack events at /slack/events" if slack is not None else "")
+    await serve(web_app, settings.web_host, settings.web_port)
 
 
 async def _slack(settings: Settings) -> None:
     _slack_mode(settings)
     async with services(settings) as app:
-        await _serve_slack(settings, app)
+        mode, slack = await _slack_app(settings, app)
+        if mode == "socket":
+            await _serve_slack_socket(settings, slack)
+        else:
+            await _serve_web(settings, app, slack)
+
+
+async def _web(settings: Settings) -> None:
+    async with services(settings) as app:
+        slack = None
+        if settings.slack_bot_token is not None and _slack_mode(settings) == "http":
+            _, slack = await _slack_app(settings, app)
+        await _serve_web(settings, app, slack)
 
 
 async def _serve_discord(settings: Settings, app: Services) -> None:
@@ -123,23 +154,27 @@ async def _serve_discord(settings: Settings, app: Services) -> None:
 
 
 async def _run(settings: Settings) -> None:
-    """Every configured platform, in one process, on one set of services."""
-    platforms = []
-    if settings.discord_token is not None:
-        platforms.append(_serve_discord)
-    if settings.slack_bot_token is not None:
-        _slack_mode(settings)
-        platforms.append(_serve_slack)
-    if not platforms:
+    """Every configured platform and the web server, in one process, on one set of services."""
+    if settings.discord_token is None and settings.slack_bot_token is None:
         raise ConfigError(
             "Nothing to run: set DISCORD_TOKEN and/or SLACK_BOT_TOKEN (see the README), or talk "
             "to membot in the terminal with 'membot chat'."
         )
+    if settings.slack_bot_token is not None:
+        _slack_mode(settings)
     async with services(settings) as app:
+        slack_http = None
         try:
             async with asyncio.TaskGroup() as group:
-                for platform in platforms:
-                    group.create_task(platform(settings, app))
+                if settings.discord_token is not None:
+                    group.create_task(_serve_discord(settings, app))
+                if settings.slack_bot_token is not None:
+                    mode, slack = await _slack_app(settings, app)
+                    if mode == "socket":
+                        group.create_task(_serve_slack_socket(settings, slack))
+                    else:
+                        slack_http = slack
+                group.create_task(_serve_web(settings, app, slack_http))
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
 
@@ -194,7 +229,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("discord", help="serve Discord (needs DISCORD_TOKEN)")
     commands.add_parser("slack", help="serve Slack (needs SLACK_BOT_TOKEN and an app token or "
                                       "signing secret)")
-    commands.add_parser("run", help="serve every configured platform in one process")
+    commands.add_parser("web", help="serve the web pages (account linking, /healthz) and Slack "
+                                    "events in HTTP mode")
+    commands.add_parser("run", help="serve every configured platform and the web pages in one "
+                                    "process")
     commands.add_parser("migrate", help="create or update membot's database tables")
     return parser
 
@@ -214,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(_until_terminated(_discord(settings)))
         elif args.command == "slack":
             asyncio.run(_until_terminated(_slack(settings)))
+        elif args.command == "web":
+            asyncio.run(_until_terminated(_web(settings)))
         elif args.command == "run":
             asyncio.run(_until_terminated(_run(settings)))
         elif args.command == "migrate":

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.commands import Commands, default_commands
 from bot.config import Settings
@@ -13,8 +16,12 @@ from bot.core import Core, TurnLimits
 from bot.database import Database
 from bot.jobs import InProcessJobs
 from bot.ledger import PostgresLedger
+from bot.linking import Linking, LinkPolicy
+from bot.linkstore import LinkStore
 from bot.memory import Mem0Memory
 from bot.models import ModelClients, OpenAIChat, OpenAIEmbedder
+from bot.owners import OwnedLearner, Purger
+from bot.supabase import SupabaseAuth
 from bot.transcript import PostgresTranscript
 
 __all__ = ["Services", "services"]
@@ -33,6 +40,9 @@ class Services:
     database: Database
     memory: Mem0Memory
     jobs: InProcessJobs
+    linking: Linking
+    links: LinkStore
+    purger: Purger
 
 
 @asynccontextmanager
@@ -52,13 +62,28 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(database.close)
         memory = await Mem0Memory.open(settings, database, clients, embedder)
         stack.callback(memory.close)
-        jobs = InProcessJobs(memory.learn)
+        links = LinkStore(database.pool, memory_table=settings.memory_table)
+        auth = None
+        if settings.supabase_url is not None and settings.supabase_key is not None:
+            auth = SupabaseAuth(settings.supabase_url, settings.supabase_key.get_secret_value())
+            stack.push_async_callback(auth.close)
+        linking = Linking(
+            links,
+            auth,
+            LinkPolicy(public_url=settings.public_url, ttl=timedelta(seconds=settings.link_ttl)),
+        )
+        transcript = PostgresTranscript(database.pool, keep=settings.context_turns)
+        purger = Purger(links, memory, transcript)
+        sweeping = asyncio.create_task(purger.run(), name="purge-deleted-users")
+        stack.push_async_callback(_cancel, sweeping)
+        jobs = InProcessJobs(OwnedLearner(memory, links, links.move_memories).learn)
         core = Core(
             memory=memory,
             chat=OpenAIChat(clients, settings),
-            transcript=PostgresTranscript(database.pool, keep=settings.context_turns),
+            transcript=transcript,
             jobs=jobs,
             ledger=PostgresLedger(database.pool),
+            owners=links,
             limits=TurnLimits(
                 memory_top_k=settings.memory_top_k,
                 context_turns=settings.context_turns,
@@ -70,10 +95,19 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             yield Services(
                 settings=settings,
                 core=core,
-                commands=default_commands(),
+                commands=default_commands(linking),
                 database=database,
                 memory=memory,
                 jobs=jobs,
+                linking=linking,
+                links=links,
+                purger=purger,
             )
         finally:
             await jobs.drain(settings.shutdown_grace)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

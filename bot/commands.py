@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.events import ChatEvent, Reply, ReplyKind
+from bot.linking import Linking
 
 __all__ = ["Command", "Commands", "default_commands"]
 
@@ -64,6 +65,8 @@ What I remember: facts you tell me about yourself, learned in the background aft
 I learn only from your own words, never from my answers or from other people's messages, and \
 your memories are used only when I answer you.
 Seeing and forgetting: {forgetting}
+One memory everywhere: link each of your chat accounts to one login (the link command), \
+and what you tell me on one is known on the others.
 Commands:
 {commands}"""
 
@@ -73,8 +76,9 @@ NO_MEMORY_COMMANDS = (
 )
 
 
-def default_commands() -> Commands:
-    """The commands membot offers on every platform."""
+def default_commands(linking: Linking | None = None) -> Commands:
+    """The commands membot offers on every platform (``link`` and ``unlink`` with ``linking``,
+    which production always gives: it answers by itself when Supabase is not configured)."""
     entries: list[Command] = []
 
     async def show_help(event: ChatEvent, arguments: str) -> Reply:
@@ -89,5 +93,19 @@ def default_commands() -> Commands:
     entries.append(
         Command(name="help", summary="what membot is, what it remembers, and its commands",
                 handler=show_help)
+    )
+    if linking is None:
+        return Commands(entries)
+    entries.append(
+        Command(
+            name="link",
+            usage="[code]",
+            summary="tie this account to your login, so all your linked accounts share memory",
+            handler=linking.link,
+        )
+    )
+    entries.append(
+        Command(name="unlink", summary="untie this account from your login; it starts fresh",
+                handler=linking.unlink)
     )
     return Commands(entries)

@@ -27,9 +27,9 @@ from bot.errors import ConfigError
 __all__ = ["Settings", "load_settings"]
 
 
-def _env(name: str) -> Any:
-    """The field is read from environment variable ``name`` (and accepts its own name too)."""
-    return Field(validation_alias=AliasChoices(name))
+def _env(name: str, *aliases: str) -> Any:
+    """The field is read from environment variable ``name`` (or one of ``aliases``)."""
+    return Field(validation_alias=AliasChoices(name, *aliases))
 
 
 def _default_data_dir() -> Path:
@@ -85,6 +85,18 @@ class Settings(BaseModel):
     slack_signing_secret: Annotated[SecretStr | None, _env("SLACK_SIGNING_SECRET")] = None
     web_host: Annotated[str, _env("WEB_HOST")] = "0.0.0.0"
     web_port: Annotated[int, _env("PORT"), Field(ge=0, le=65535)] = 8000
+    public_url_setting: Annotated[
+        str | None, _env("PUBLIC_URL"), Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    ] = None
+
+    # Account linking (Supabase Auth).
+    supabase_url: Annotated[
+        str | None, _env("SUPABASE_URL"), Field(pattern=r"^https?://[^\s?#]+$")
+    ] = None
+    supabase_key: Annotated[
+        SecretStr | None, _env("SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY")
+    ] = None
+    link_ttl: Annotated[float, _env("LINK_TTL"), Field(ge=60, le=86400)] = 600.0
 
     @field_validator("discord_shard_ids", mode="before")
     @classmethod
@@ -102,6 +114,20 @@ class Settings(BaseModel):
             if any(not 0 <= i < self.discord_shard_count for i in ids) or not ids:
                 raise ValueError("DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT - 1")
         return self
+
+    @model_validator(mode="after")
+    def _supabase_complete(self) -> Settings:
+        if (self.supabase_url is None) != (self.supabase_key is None):
+            raise ValueError(
+                "account linking needs both SUPABASE_URL and SUPABASE_SECRET_KEY (or "
+                "SUPABASE_SERVICE_ROLE_KEY)"
+            )
+        return self
+
+    @property
+    def public_url(self) -> str:
+        """Where people reach the web server (``PUBLIC_URL``): links in chat point here."""
+        return (self.public_url_setting or f"http://localhost:{self.web_port}").rstrip("/")
 
     @property
     def extraction_model_name(self) -> str:

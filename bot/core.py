@@ -17,27 +17,20 @@ from bot.ports import (
     MemoryHit,
     MemoryStore,
     MemoryWrite,
+    Owners,
     Transcript,
     Turn,
 )
 from bot.prompt import build_prompt
 from bot.text import clean_message
 
-__all__ = ["Core", "TurnLimits", "owner_id_for"]
+__all__ = ["Core", "TurnLimits"]
 
 log = logging.getLogger(__name__)
 
 EMPTY_HINT = "I didn't get any text there. Write me a message and I'll answer."
 MODEL_DOWN = "I can't reach my language model right now. Please try again in a moment."
 MODEL_REFUSED = "My language model refused that request, so I can't answer it."
-
-
-def owner_id_for(event: ChatEvent) -> str:
-    """The memory owner of an unlinked platform account: a stable, platform-scoped id such as
-    ``console:alice``, ``discord:80351110224678912`` or ``slack:T01:U02``. Never shared between
-    two accounts; the same for one account wherever it speaks (any guild, channel or DM)."""
-    parts = [event.platform, event.identity_scope, event.author_id]
-    return ":".join(part for part in parts if part)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +48,8 @@ class Core:
     to the memory writer.
 
     Guarantees: each event id is answered at most once, across processes (a redelivered event
-    gets ``None``); the memories in a prompt are only the author's own; the reply never waits
+    gets ``None``); the memories in a prompt are only the author's own (their linked Supabase
+    user's, once the account is linked); the reply never waits
     for a memory write; a failing or slow memory store costs the memories of that turn, not the
     answer; model failures become one short sentence to the person. ``handle`` never raises
     for a fault of the model, the memory store, the transcript, the ledger or the job queue.
@@ -69,6 +63,7 @@ class Core:
         transcript: Transcript,
         jobs: Jobs,
         ledger: EventLedger,
+        owners: Owners,
         limits: TurnLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -77,6 +72,7 @@ class Core:
         self._transcript = transcript
         self._jobs = jobs
         self._ledger = ledger
+        self._owners = owners
         self._limits = limits
         self._clock = clock
 
@@ -89,9 +85,9 @@ class Core:
         cleaned = clean_message(event.text, self._limits.max_message_chars)
         if not cleaned.text:
             return Reply(text=EMPTY_HINT, kind=ReplyKind.HINT)
-        owner = owner_id_for(event)
+        owner = await self._owner(event)
         memories, recent = await asyncio.gather(
-            self._recall(owner, cleaned.text, event),
+            self._recall(owner, cleaned.text, event) if owner else self._nothing(),
             self._recent(event.conversation_id),
         )
         messages = build_prompt(
@@ -109,7 +105,7 @@ class Core:
         except ModelRejected as exc:
             log.error("chat model rejected event %s: %s", event.event_id, exc)
             return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR)
-        await self._record(event, owner, cleaned.text, answer)
+        await self._record(event, owner or event.account.key, cleaned.text, answer)
         notice = None
         if cleaned.cut:
             limit = self._limits.max_message_chars
@@ -124,6 +120,21 @@ class Core:
         except Exception:
             log.exception("claiming event %s failed; answering it anyway", event.event_id)
             return True
+
+    async def _owner(self, event: ChatEvent) -> str | None:
+        """Whose memories this turn reads: the linked Supabase user, else the account itself.
+        None when that cannot be told (the turn then reads no memories, rather than risk
+        reading the wrong ones)."""
+        try:
+            return await self._owners.owner_of(event.account.key)
+        except Exception:
+            log.exception("finding the memory owner of event %s failed; answering without "
+                          "memories", event.event_id)
+            return None
+
+    @staticmethod
+    async def _nothing() -> list[MemoryHit]:
+        return []
 
     async def _recall(self, owner: str, query: str, event: ChatEvent) -> list[MemoryHit]:
         """The owner's memories for this turn, or none when the store fails or is too slow."""
@@ -164,6 +175,7 @@ class Core:
             log.exception("recording the exchange of event %s failed", event.event_id)
         write = MemoryWrite(
             owner_id=owner,
+            account=event.account.key,
             event_id=event.event_id,
             text=text,
             at=event.at,

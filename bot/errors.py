@@ -7,9 +7,14 @@
     ├── StartupError           a service needed at start is unreachable or unfit
     │   └── DatabaseError      the database cannot be reached or lacks what membot needs
     ├── MemoryUnavailable      memory search or storage failed (answers go on without it)
-    └── ModelError             the chat model failed after retries
-        ├── ModelUnavailable   a transient failure (timeout, 429, 5xx) that outlasted retries
-        └── ModelRejected      the model API refused the request (auth, bad request)
+    ├── ModelError             the chat model failed after retries
+    │   ├── ModelUnavailable   a transient failure (timeout, 429, 5xx) that outlasted retries
+    │   └── ModelRejected      the model API refused the request (auth, bad request)
+    └── AuthError              Supabase Auth did not do what a linking step asked
+        ├── AuthUnavailable    unreachable, or failing on its side (5xx, timeout)
+        ├── AuthRateLimited    it refused to send another email so soon (429)
+        ├── AuthRejected       it refused the input (a malformed email address)
+        └── AuthCodeInvalid    the login code was expired, already used or not ours
 
 Messages of ``ConfigError`` and ``StartupError`` are one sentence meant for the operator and
 never contain secrets.
@@ -18,6 +23,11 @@ never contain secrets.
 from __future__ import annotations
 
 __all__ = [
+    "AuthCodeInvalid",
+    "AuthError",
+    "AuthRateLimited",
+    "AuthRejected",
+    "AuthUnavailable",
     "ConfigError",
     "DatabaseError",
     "MembotError",
@@ -59,3 +69,23 @@ class ModelUnavailable(ModelError):
 
 class ModelRejected(ModelError):
     """The model API refused the request."""
+
+
+class AuthError(MembotError):
+    """Supabase Auth did not do what a linking step asked."""
+
+
+class AuthUnavailable(AuthError):
+    """Supabase Auth is unreachable or failing on its side."""
+
+
+class AuthRateLimited(AuthError):
+    """Supabase Auth refused to send another email to that address so soon."""
+
+
+class AuthRejected(AuthError):
+    """Supabase Auth refused the input, such as a malformed email address."""
+
+
+class AuthCodeInvalid(AuthError):
+    """The login code from the email was expired, already used, or made for another flow."""

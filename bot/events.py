@@ -9,7 +9,24 @@ import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["ChatEvent", "Reply", "ReplyKind"]
+__all__ = ["Account", "ChatEvent", "Reply", "ReplyKind"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account:
+    """One person's account on one platform: ``user`` is unique within ``workspace`` (a Slack
+    team; empty where ids are global, as on Discord and in the terminal)."""
+
+    platform: str
+    workspace: str
+    user: str
+
+    @property
+    def key(self) -> str:
+        """A stable string for the account, such as ``console:alice``,
+        ``discord:80351110224678912`` or ``slack:T01:U02``: the memory owner of an unlinked
+        account. Never shared between two accounts."""
+        return ":".join(part for part in (self.platform, self.workspace, self.user) if part)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +53,13 @@ class ChatEvent:
     is_direct: bool = False
     mentions_bot: bool = False
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def account(self) -> Account:
+        """The author's account, the same wherever they speak (any guild, channel or DM)."""
+        return Account(
+            platform=self.platform, workspace=self.identity_scope or "", user=self.author_id
+        )
 
 
 class ReplyKind(enum.Enum):

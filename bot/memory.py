@@ -25,6 +25,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
@@ -34,7 +36,7 @@ from bot.errors import ConfigError, MemoryUnavailable
 from bot.models import ModelClients, OpenAIEmbedder
 from bot.ports import MemoryHit, MemoryWrite
 
-__all__ = ["Mem0Memory", "import_mem0"]
+__all__ = ["Mem0Memory", "import_mem0", "move_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,43 @@ def import_mem0(settings: Settings) -> Any:
     # entity scoring (it searches on its own), so that warning would only mislead operators.
     logging.getLogger("mem0.utils.spacy_models").setLevel(logging.ERROR)
     return mem0
+
+
+def _entities(table: str) -> str:
+    """Mem0's side table of entities named in memories (made when it first finds one)."""
+    return f"{table}_entities"
+
+
+async def move_owner(
+    conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any], table: str, old: str,
+    new: str,
+) -> int:
+    """Give ``old``'s memories to ``new`` inside the caller's transaction, dropping any that
+    ``new`` already has (same text, by Mem0's hash; the oldest copy stays). Mem0's entity rows
+    move too. Returns how many memories ``new`` gained. Idempotent."""
+    moved = await conn.execute(
+        f'update "{table}" set payload = jsonb_set(payload, \'{{user_id}}\', to_jsonb($2::text))'
+        " where payload->>'user_id' = $1",
+        old,
+        new,
+    )
+    dropped = await conn.execute(
+        f'delete from "{table}" later using "{table}" earlier'
+        " where later.payload->>'user_id' = $1 and earlier.payload->>'user_id' = $1"
+        " and later.payload->>'hash' = earlier.payload->>'hash'"
+        " and (later.payload->>'created_at', later.id::text)"
+        " > (earlier.payload->>'created_at', earlier.id::text)",
+        new,
+    )
+    entities = _entities(table)
+    if await conn.fetchval("select to_regclass($1) is not null", f'public."{entities}"'):
+        await conn.execute(
+            f'update "{entities}" set payload = jsonb_set(payload, \'{{user_id}}\','
+            " to_jsonb($2::text)) where payload->>'user_id' = $1",
+            old,
+            new,
+        )
+    return int(moved.split()[-1]) - int(dropped.split()[-1])
 
 
 async def stored_dims(database: Database, table: str) -> int | None:
@@ -160,6 +199,7 @@ class Mem0Memory:
     ) -> None:
         self._mem0 = mem0
         self._pool = database.pool
+        self._table = table
         self._embedder = embedder
         self._writes = writes
         self._write_pool = write_pool
@@ -246,6 +286,46 @@ class Mem0Memory:
         added = len(result.get("results", []))
         log.debug("learned %d memories from event %s", added, write.event_id)
         return added
+
+    async def forget_owner(self, owner_id: str) -> int:
+        table, entities = self._table, _entities(self._table)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                ids = [
+                    row["id"]
+                    for row in await conn.fetch(
+                        f'delete from "{table}" where payload->>\'user_id\' = $1'
+                        " returning id::text as id",
+                        owner_id,
+                    )
+                ]
+                if await conn.fetchval("select to_regclass($1) is not null",
+                                       f'public."{entities}"'):
+                    await conn.execute(
+                        f'delete from "{entities}" where payload->>\'user_id\' = $1', owner_id
+                    )
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._writes, self._forget_history, owner_id, ids)
+        except Exception as exc:
+            raise MemoryUnavailable(f"forgetting failed: {exc.__class__.__name__}") from exc
+        log.info("forgot %d memories of one owner", len(ids))
+        return len(ids)
+
+    def _forget_history(self, owner_id: str, memory_ids: list[str]) -> None:
+        """Mem0 keeps old texts of memories, and the owner's recent raw messages, in a SQLite
+        file of its own; a memory is only forgotten once those are gone too."""
+        from mem0.memory.main import _build_session_scope
+
+        history = self._mem0.db
+        with history._lock:
+            history.connection.executemany(
+                "delete from history where memory_id = ?", [(i,) for i in memory_ids]
+            )
+            history.connection.execute(
+                "delete from messages where session_scope = ?",
+                (_build_session_scope({"user_id": owner_id}),),
+            )
+            history.connection.commit()
 
     def close(self) -> None:
         """Release the write threads and Mem0's connections. Call after the jobs are drained:

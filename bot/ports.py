@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 __all__ = [
+    "AuthProvider",
+    "AuthUser",
     "ChatModel",
     "EventLedger",
     "Jobs",
@@ -20,6 +22,7 @@ __all__ = [
     "MemoryStore",
     "MemoryWrite",
     "Message",
+    "Owners",
     "Transcript",
     "Turn",
 ]
@@ -58,14 +61,25 @@ class Turn:
 class MemoryWrite:
     """What the memory writer needs to learn from one message: only the person's own words.
 
-    ``event_id`` is the idempotency key of the message it came from.
+    ``event_id`` is the idempotency key of the message it came from. ``owner_id`` is the owner
+    when the message was answered; ``account`` is the speaker's account key, from which the
+    writer finds the owner again when it runs (the account may have been linked meanwhile).
     """
 
     owner_id: str
+    account: str
     event_id: str
     text: str
     at: datetime
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthUser:
+    """A Supabase Auth user, as proven by a login."""
+
+    id: str
+    email: str
 
 
 class MemoryStore(Protocol):
@@ -82,6 +96,11 @@ class MemoryStore(Protocol):
     async def learn(self, write: MemoryWrite) -> int:
         """Extract and store what ``write`` says about its owner; returns how many memories were
         added. Raises :class:`bot.errors.MemoryUnavailable` on failure."""
+        ...
+
+    async def forget_owner(self, owner_id: str) -> int:
+        """Delete every memory of the owner, with what the store keeps about them besides
+        (history, entities); returns how many memories went. Idempotent."""
         ...
 
 
@@ -122,4 +141,29 @@ class Jobs(Protocol):
     async def enqueue(self, write: MemoryWrite) -> None:
         """Accept the write for background processing. Returns once it is accepted, never waits
         for it to run. Writes of one owner run one at a time, in the order enqueued."""
+        ...
+
+
+class Owners(Protocol):
+    """Who owns the memories of an account."""
+
+    async def owner_of(self, account_key: str) -> str:
+        """The linked Supabase user id of the account, or else the account key itself."""
+        ...
+
+
+class AuthProvider(Protocol):
+    """Supabase Auth, for the steps of account linking a person takes in the browser."""
+
+    async def send_login_email(self, email: str, redirect_to: str) -> str:
+        """Email a one-time login link (PKCE flow) that comes back to ``redirect_to`` with a
+        ``code`` parameter; returns the code verifier, to be kept on the server. Raises
+        :class:`bot.errors.AuthRateLimited`, :class:`bot.errors.AuthRejected` or
+        :class:`bot.errors.AuthUnavailable`."""
+        ...
+
+    async def user_for_code(self, code: str, verifier: str) -> AuthUser:
+        """The user who logged in with ``code``; the session made by the exchange is ended at
+        once, only the identity is kept. Raises :class:`bot.errors.AuthCodeInvalid` or
+        :class:`bot.errors.AuthUnavailable`."""
         ...

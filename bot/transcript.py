@@ -47,3 +47,10 @@ class PostgresTranscript:
                 conversation_id,
                 self._keep,
             )
+
+    async def forget_owner(self, owner_id: str) -> int:
+        """Delete every recorded turn of the owner; returns how many."""
+        status = await self._pool.execute(
+            "delete from conversation_turns where owner_id = $1", owner_id
+        )
+        return int(status.split()[-1])

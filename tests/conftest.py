@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +21,11 @@ from bot.events import ChatEvent, Reply
 from tests.fakes.openai_server import ScriptedOpenAI
 
 TEST_DIMS = 64
+MIGRATIONS = sorted(
+    int(entry.name[:3])
+    for entry in files("bot.migrations").iterdir()
+    if entry.name.endswith(".sql")
+)
 
 
 def with_database(uri: str, name: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.conftest import MIGRATIONS
 from tests.fakes.openai_server import ScriptedOpenAI
 
 SETTINGS = ("OPENAI_", "DATABASE_URL", "EMBEDDING_", "CHAT_MODEL", "MEMBOT_", "MEMORY_",
@@ -122,5 +123,5 @@ def test_migrate_creates_the_tables_in_the_given_database(
     with psycopg.connect(database_url) as conn:
         versions = [row[0] for row in conn.execute("select version from membot_migrations")]
         turns = conn.execute("select to_regclass('conversation_turns')").fetchone()
-    assert sorted(versions) == [1, 2]
+    assert sorted(versions) == MIGRATIONS
     assert turns is not None and turns[0] == "conversation_turns"

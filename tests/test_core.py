@@ -12,7 +12,14 @@ from bot.core import EMPTY_HINT, MODEL_DOWN, MODEL_REFUSED, Core, TurnLimits
 from bot.errors import MemoryUnavailable, ModelRejected, ModelUnavailable
 from bot.events import ChatEvent, Reply, ReplyKind
 from tests.conftest import answer
-from tests.fakes.ports import FakeChat, FakeMemory, ListJobs, ListTranscript, SetLedger
+from tests.fakes.ports import (
+    DictOwners,
+    FakeChat,
+    FakeMemory,
+    ListJobs,
+    ListTranscript,
+    SetLedger,
+)
 
 
 class Rig:
@@ -22,12 +29,14 @@ class Rig:
         self.transcript = ListTranscript()
         self.jobs = ListJobs()
         self.ledger = SetLedger()
+        self.owners = DictOwners()
         self.core = Core(
             memory=self.memory,
             chat=self.chat,
             transcript=self.transcript,
             jobs=self.jobs,
             ledger=self.ledger,
+            owners=self.owners,
             limits=TurnLimits(**limits),  # type: ignore[arg-type]
         )
 
@@ -63,6 +72,28 @@ async def test_answer_uses_only_the_askers_memories(rig: Rig) -> None:
     system = rig.system_prompt()
     assert "FastAPI and Postgres" in system
     assert "Django" not in system
+
+
+async def test_a_linked_account_answers_with_its_users_memories(rig: Rig) -> None:
+    rig.owners.links["console:alice"] = "user-1"
+    rig.memory.remember("user-1", "Alice sails on Lake Geneva every summer")
+    rig.memory.remember("console:alice", "left behind under the account itself")
+    await rig.answer(to_event("alice", "where do I sail?", session="s"))
+    assert rig.memory.searches == [("user-1", "where do I sail?")]
+    assert "Lake Geneva" in rig.system_prompt()
+    assert "left behind" not in rig.system_prompt()
+    [write] = rig.jobs.writes
+    assert (write.owner_id, write.account) == ("user-1", "console:alice")
+
+
+async def test_when_the_owner_cannot_be_told_no_ones_memories_are_read(rig: Rig) -> None:
+    rig.owners.failure = ConnectionError("database gone")
+    rig.memory.remember("console:alice", "Alice sails")
+    reply = await rig.answer(to_event("alice", "where do I sail?", session="s"))
+    assert reply.kind is ReplyKind.ANSWER
+    assert rig.memory.searches == []
+    [write] = rig.jobs.writes  # the writer finds the owner again when it runs
+    assert write.account == "console:alice"
 
 
 async def test_memories_are_quoted_as_data_that_cannot_close_their_block(rig: Rig) -> None:

@@ -13,16 +13,17 @@ import pytest
 
 from bot.database import apply_migrations
 from bot.ledger import PostgresLedger
+from tests.conftest import MIGRATIONS
 
 
 async def test_processes_starting_together_apply_each_migration_once(database_url: str) -> None:
     conns = [await asyncpg.connect(database_url) for _ in range(4)]
     try:
         results = await asyncio.gather(*(apply_migrations(c) for c in conns))
-        assert sorted(v for applied in results for v in applied) == [1, 2]
+        assert sorted(v for applied in results for v in applied) == MIGRATIONS
         assert await apply_migrations(conns[0]) == []
         rows = await conns[0].fetch("select version from membot_migrations")
-        assert sorted(r["version"] for r in rows) == [1, 2]
+        assert sorted(r["version"] for r in rows) == MIGRATIONS
     finally:
         for conn in conns:
             await conn.close()

@@ -199,7 +199,7 @@ async def test_a_memory_told_in_a_dm_is_used_in_a_server_for_that_person_only(ri
 
 
 async def test_help_is_a_slash_command_answered_privately(rig: Rig) -> None:
-    assert [c["name"] for c in rig.fake.commands()] == ["help"]
+    assert [c["name"] for c in rig.fake.commands()] == ["help", "link", "unlink"]
     rig.fake.dispatch("INTERACTION_CREATE", rig.fake.interaction_create("help"))
     followup = await rig.fake.wait_for_async(lambda r: r.kind == "followup")
     callback = rig.fake.calls("interaction_callback")[0]
@@ -216,7 +216,7 @@ async def test_commands_sync_to_the_development_guild(
         client = QuickClient(handle=app.core.handle, commands=app.commands, dev_guild=guild_id)
         async with running(client, fake.token):
             await fake.wait_for_async("commands")
-    assert [c["name"] for c in fake.commands(guild_id)] == ["help"]
+    assert [c["name"] for c in fake.commands(guild_id)] == ["help", "link", "unlink"]
 
 
 async def test_a_process_owns_the_shards_its_settings_name(

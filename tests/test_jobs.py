@@ -13,7 +13,7 @@ from bot.ports import MemoryWrite
 
 
 def write(owner: str, n: int) -> MemoryWrite:
-    return MemoryWrite(owner_id=owner, event_id=f"{owner}-{n}", text=f"fact {n}",
+    return MemoryWrite(owner_id=owner, account=owner, event_id=f"{owner}-{n}", text=f"fact {n}",
                        at=datetime.now(UTC))
 
 

@@ -75,7 +75,7 @@ async def http(make_settings: MakeSettings, openai_server: ScriptedOpenAI,
         slack = build_app(client=web_client(fake.bot_token, fake.api_url),
                           handle=app.core.handle, commands=app.commands,
                           signing_secret=fake.signing_secret)
-        runner, port = await serve_web(build_web_app(slack))
+        runner, port = await serve_web(build_web_app(slack=slack))
         try:
             async with aiohttp.ClientSession() as session:
                 yield HttpRig(app, fake, openai_server,
@@ -211,7 +211,7 @@ async def test_the_slash_command_is_acknowledged_before_the_slow_work(
         slack = build_app(client=web_client(fake.bot_token, fake.api_url),
                           handle=app.core.handle, commands=commands,
                           signing_secret=fake.signing_secret)
-        runner, port = await serve_web(build_web_app(slack))
+        runner, port = await serve_web(build_web_app(slack=slack))
         try:
             body = form_body(fake.slash_command(text="slow"))
             async with aiohttp.ClientSession() as session, session.post(

@@ -62,8 +62,6 @@ def test_bots_edits_and_unaddressed_chatter_are_ignored(ignored: dict[str, Any])
 
 
 def test_the_same_person_is_the_same_owner_in_every_channel_of_a_team() -> None:
-    from bot.core import owner_id_for
-
     a, b = to_event(body(MENTION), BOT), to_event(body(DM), BOT)
     assert a is not None and b is not None
-    assert owner_id_for(a) == owner_id_for(b) == "slack:T0TEAM:U0ALICE"
+    assert a.account.key == b.account.key == "slack:T0TEAM:U0ALICE"

@@ -86,8 +86,13 @@ class MembotDiscordClient(discord.AutoShardedClient):
 
         description = command.summary[:100] or command.name
         if command.usage:
+            # The option is named after the usage ("[code]" -> code), so people can type
+            # "/link code: ABCD-EFGH"; brackets mean optional, as in the help text.
+            option = command.usage.strip("[]<> ").lower() or "arguments"
+            described = app_commands.describe(arguments=command.usage)(invoke)
+            named = app_commands.rename(arguments=option)(described)
             return app_commands.Command(name=command.name, description=description,
-                                        callback=invoke)
+                                        callback=named)
 
         async def invoke_plain(interaction: discord.Interaction) -> None:
             await invoke(interaction)

@@ -44,6 +44,22 @@ class FakeMemory:
         self.remember(write.owner_id, write.text)
         return 1
 
+    async def forget_owner(self, owner_id: str) -> int:
+        return len(self.by_owner.pop(owner_id, []))
+
+
+class DictOwners:
+    """Account keys linked to owners in a dict; unlinked accounts own their memories."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, str] = {}
+        self.failure: Exception | None = None
+
+    async def owner_of(self, account_key: str) -> str:
+        if self.failure is not None:
+            raise self.failure
+        return self.links.get(account_key, account_key)
+
 
 class FakeChat:
     """Answers ``answer`` (or raises ``failure``) and keeps every prompt it was given."""

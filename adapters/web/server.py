@@ -1,7 +1,8 @@
-"""The bot's web server (aiohttp): Slack's HTTP mode at ``/slack/events`` and ``/healthz``.
+"""The bot's web server (aiohttp): the account-linking pages, Slack's HTTP mode at
+``/slack/events`` and ``/healthz``.
 
-The account-linking pages will live here too. One server per process; any number of processes
-can serve the same routes behind a load balancer, since none keeps state outside Postgres.
+One server per process; any number of processes can serve the same routes behind a load
+balancer, since none keeps state outside Postgres.
 """
 
 from __future__ import annotations
@@ -12,13 +13,21 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from adapters.web.linkpages import add_link_routes
+from bot.linking import Linking
+
 __all__ = ["build_web_app", "serve"]
 
 
-def build_web_app(slack: AsyncApp | None = None) -> web.Application:
-    """The routes: ``GET /healthz`` always; ``POST /slack/events`` when Slack runs in HTTP mode
-    (bolt checks each request's signature and timestamp and answers 401 to a bad one)."""
+def build_web_app(
+    *, linking: Linking | None = None, slack: AsyncApp | None = None, secure_cookies: bool = True
+) -> web.Application:
+    """The routes: ``GET /healthz`` always; the link pages with ``linking``; ``POST
+    /slack/events`` when Slack runs in HTTP mode (bolt checks each request's signature and
+    timestamp and answers 401 to a bad one). ``secure_cookies`` is for an https public URL."""
     app = web.Application()
+    if linking is not None:
+        add_link_routes(app, linking, secure_cookie=secure_cookies)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
