@@ -4,9 +4,14 @@ each time, on the embedded PostgreSQL it starts by itself, against the scripted 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -14,17 +19,27 @@ import pytest
 
 from tests.conftest import MIGRATIONS
 from tests.fakes.openai_server import ScriptedOpenAI
+from tests.fakes.supabase import FakeSupabaseAuth
 
 SETTINGS = ("OPENAI_", "DATABASE_URL", "EMBEDDING_", "CHAT_MODEL", "MEMBOT_", "MEMORY_",
-            "OPENROUTER_", "LOG_LEVEL")
+            "OPENROUTER_", "LOG_LEVEL", "SUPABASE_", "PUBLIC_URL", "PORT", "WEB_HOST",
+            "DISCORD_", "SLACK_")
+
+
+def clean_env(env: dict[str, str]) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS)}
+    clean.update(env)
+    return clean
+
+
+MEMBOT = str(Path(sys.executable).with_name("membot"))
 
 
 def membot(args: list[str], *, stdin: str, env: dict[str, str], cwd: Path,
            ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS)}
-    clean.update(env)
+    clean = clean_env(env)
     return subprocess.run(
-        [str(Path(sys.executable).with_name("membot")), *args],
+        [MEMBOT, *args],
         input=stdin, env=clean, cwd=cwd, capture_output=True, text=True, timeout=120,
         check=False,
     )
@@ -125,3 +140,52 @@ def test_migrate_creates_the_tables_in_the_given_database(
         turns = conn.execute("select to_regclass('conversation_turns')").fetchone()
     assert sorted(versions) == MIGRATIONS
     assert turns is not None and turns[0] == "conversation_turns"
+
+
+def test_link_in_the_terminal_says_when_linking_is_not_configured(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result = membot(["chat", "--user", "alice"], stdin=":link\nhello\n", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "linking is not configured" in result.stdout
+    assert "(scripted) You said: hello" in result.stdout
+
+
+def test_a_link_made_in_chat_opens_on_the_web_server_process(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    with FakeSupabaseAuth(database_url=database_url) as auth, socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        env.update(DATABASE_URL=database_url, SUPABASE_URL=auth.url,
+                   SUPABASE_SECRET_KEY=auth.service_key, PUBLIC_URL=f"http://127.0.0.1:{port}",
+                   PORT=str(port), WEB_HOST="127.0.0.1")
+        chat = membot(["chat", "--user", "alice"], stdin=":link\n", env=env, cwd=tmp_path)
+        assert chat.returncode == 0, chat.stderr
+        [url] = re.findall(r"http://127\.0\.0\.1:\d+/link/\S+", chat.stdout)
+        assert auth.service_key not in chat.stdout + chat.stderr
+
+        web = subprocess.Popen([MEMBOT, "web"], env=clean_env(env), cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as health:
+                        assert health.status == 200
+                        break
+                except OSError:
+                    assert web.poll() is None and time.monotonic() < deadline, web.stderr
+                    time.sleep(0.2)
+            with urllib.request.urlopen(url) as page:
+                html = page.read().decode()
+            assert "terminal account <strong>alice</strong>" in html
+            with pytest.raises(urllib.error.HTTPError) as unknown:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/link/not-a-token")
+            assert unknown.value.code == 404
+        finally:
+            web.send_signal(signal.SIGTERM)
+            _, stderr = web.communicate(timeout=60)
+        assert web.returncode == 0, stderr
+        assert auth.service_key not in stderr

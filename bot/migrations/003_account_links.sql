@@ -97,6 +97,7 @@ begin
     if exists (select from pg_roles where rolname = 'anon') then
         revoke all on site_keys, link_requests, link_email_sends, account_links, memory_owners,
             owner_purges from anon, authenticated;
+        revoke execute on function membot_queue_owner_purge() from public, anon, authenticated;
     end if;
 end
 $$;
