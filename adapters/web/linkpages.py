@@ -146,6 +146,7 @@ class _Pages:
             platform=platform_label(page.platform),
             account_name=page.account_name,
             command=page.command,
+            where="the terminal" if page.platform == "console" else platform_label(page.platform),
             minutes_left=page.minutes_left,
         )
 
