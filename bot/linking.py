@@ -25,10 +25,11 @@ import enum
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from bot.errors import (
@@ -247,8 +248,9 @@ class Linking:
         if outcome.link is not None:
             log.info("linked a %s account to a Supabase user (%d memories moved)",
                      account.platform, outcome.moved)
+            things = "thing" if outcome.moved == 1 else "things"
             moved = (
-                f" The {outcome.moved} things I knew about you here moved with it."
+                f" The {outcome.moved} {things} I knew about you here moved with it."
                 if outcome.moved
                 else ""
             )
@@ -330,8 +332,10 @@ class Linking:
                 403,
             )
 
-    def _minutes_left(self, request: LinkRequest) -> int:
-        return max(1, int(self._policy.ttl.total_seconds() // 60))
+    @staticmethod
+    def _minutes_left(request: LinkRequest) -> int:
+        left = (request.expires_at - datetime.now(UTC)).total_seconds()
+        return max(1, math.ceil(left / 60))
 
     async def page(self, token: str) -> LinkPage:
         """What ``GET /link/<token>`` shows. Changes nothing."""
@@ -450,5 +454,5 @@ class Linking:
             platform=request.account.platform,
             account_name=request.account_name or request.account.user,
             command=command_hint(request.account.platform, "link", shown),
-            minutes_left=self._minutes_left(request),
+            minutes_left=max(1, int(self._policy.ttl.total_seconds() // 60)),
         )
