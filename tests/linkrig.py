@@ -27,7 +27,7 @@ __all__ = ["Browser", "LinkRig", "Page", "free_port", "link_rig"]
 _URL = re.compile(r"https?://\S+")
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _ACTION = re.compile(r'<form method="post" action="([^"]+)"')
-_CODE = re.compile(r'<p class="code"[^>]*>([A-Z0-9]{4}-[A-Z0-9]{4})</p>')
+_CODE = re.compile(r'<span id="code" aria-hidden="true">([A-Z0-9]{4}-[A-Z0-9]{4})<')
 
 
 def free_port() -> int:
