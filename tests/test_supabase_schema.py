@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from bot.database import apply_migrations
+from tests.conftest import with_database
 
 SCHEMA = sorted((Path(__file__).parent.parent / "deploy/supabase/migrations").glob("*.sql"))
 
@@ -79,3 +80,41 @@ def test_the_service_role_can(supabase_db: str) -> None:
     with psycopg.connect(supabase_db, autocommit=True) as conn:
         conn.execute("set role service_role")
         assert conn.execute("select count(*) from account_links").fetchone() == (0,)
+
+
+def _columns(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    return conn.execute(
+        "select table_name, column_name, data_type, is_nullable, column_default"
+        " from information_schema.columns where table_schema = 'public'"
+        " and table_name in ('site_keys', 'link_requests', 'link_email_sends', 'account_links',"
+        " 'memory_owners', 'owner_purges') order by table_name, column_name"
+    ).fetchall()
+
+
+async def test_the_pushed_schema_matches_membots_own_migration(
+    supabase_db: str, postgres: str
+) -> None:
+    """deploy/supabase repeats migration 003 for the Supabase CLI; the two must not drift."""
+    other = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f'create database "{other}"')
+    try:
+        own = with_database(postgres, other)
+        with psycopg.connect(own, autocommit=True) as conn:
+            conn.execute(SUPABASE_LIKE)
+        migrating = await asyncpg.connect(own)
+        try:
+            await apply_migrations(migrating)
+        finally:
+            await migrating.close()
+        with psycopg.connect(own) as a, psycopg.connect(supabase_db) as b:
+            assert _columns(a) == _columns(b)
+            constraints = (
+                "select conname, pg_get_constraintdef(oid) from pg_constraint"
+                " where conname like '%\\_user\\_fk' order by conname"
+            )
+            keys = a.execute(constraints).fetchall()
+            assert len(keys) == 3 and keys == b.execute(constraints).fetchall()
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{other}" with (force)')
