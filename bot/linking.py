@@ -402,13 +402,18 @@ class Linking:
             403,
         )
 
-    async def confirm_page(self, request_id: str, browser: str, code: str) -> ConfirmPage:
-        """What ``GET /link/confirm/<id>?code=...`` shows: a Confirm button. Changes nothing."""
+    async def _emailed_request(self, request_id: str, browser: str) -> LinkRequest:
+        """The open request a login email was sent from, in this browser; else LinkProblem."""
         request = await self._open_request(await self._store.request_by_id(request_id))
         if request.browser_hash is None or request.code_verifier is None:
             raise LinkProblem(Problem.UNKNOWN, "No login email was sent for this link. Open the "
                               "link membot gave you and enter your email there.", 404)
         self._check_browser(request, browser)
+        return request
+
+    async def confirm_page(self, request_id: str, browser: str, code: str) -> ConfirmPage:
+        """What ``GET /link/confirm/<id>?code=...`` shows: a Confirm button. Changes nothing."""
+        request = await self._emailed_request(request_id, browser)
         if not code:
             raise LinkProblem(Problem.LOGIN_FAILED, "This login link is missing its code. Open "
                               "the newest email from the login service.")
@@ -424,10 +429,8 @@ class Linking:
         user and a fresh confirmation code. Of racing confirmations, exactly one succeeds."""
         if self._auth is None:
             raise LinkProblem(Problem.AUTH_DOWN, "Account linking is not configured here.", 503)
-        request = await self._open_request(await self._store.request_by_id(request_id))
-        if request.browser_hash is None or request.code_verifier is None:
-            raise LinkProblem(Problem.UNKNOWN, "No login email was sent for this link.", 404)
-        self._check_browser(request, browser)
+        request = await self._emailed_request(request_id, browser)
+        assert request.code_verifier is not None  # checked by _emailed_request
         try:
             user = await self._auth.user_for_code(code, request.code_verifier)
         except AuthCodeInvalid as exc:

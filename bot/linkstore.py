@@ -11,12 +11,16 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from bot.events import Account
 from bot.memory import move_owner
+
+if TYPE_CHECKING:
+    Connection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 __all__ = ["AccountLink", "AlreadyLinked", "CodeOutcome", "LinkRequest", "LinkStore"]
 
@@ -155,11 +159,14 @@ class LinkStore:
     async def move_memories(self, old: str, new: str) -> int:
         """Move ``old``'s memories (and conversation turns) to ``new``; see ``move_owner``."""
         async with self._pool.acquire() as conn, conn.transaction():
-            moved = await move_owner(conn, self._memory_table, old, new)
-            await conn.execute(
-                "update conversation_turns set owner_id = $2 where owner_id = $1", old, new
-            )
-            return moved
+            return await self._move(conn, old, new)
+
+    async def _move(self, conn: Connection, old: str, new: str) -> int:
+        moved = await move_owner(conn, self._memory_table, old, new)
+        await conn.execute(
+            "update conversation_turns set owner_id = $2 where owner_id = $1", old, new
+        )
+        return moved
 
     # Requests.
 
@@ -337,12 +344,7 @@ class LinkStore:
                 "insert into memory_owners (user_id) values ($1::uuid) on conflict do nothing",
                 row["user_id"],
             )
-            moved = await move_owner(conn, self._memory_table, account.key, row["user_id"])
-            await conn.execute(
-                "update conversation_turns set owner_id = $2 where owner_id = $1",
-                account.key,
-                row["user_id"],
-            )
+            moved = await self._move(conn, account.key, row["user_id"])
             return CodeOutcome(link=_link(linked), moved=moved, pending=True)
 
     async def prune_requests(self) -> int:
