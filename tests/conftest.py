@@ -12,13 +12,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.core import Core
 from bot.database import start_embedded
 from bot.events import ChatEvent, Reply
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord.harness import point_discord_at
 from tests.fakes.openai_server import ScriptedOpenAI
+from tests.fakes.slack import FakeSlack
 
 TEST_DIMS = 64
 MIGRATIONS = sorted(
@@ -97,3 +101,26 @@ async def answer(core: Core, event: ChatEvent) -> Reply:
     reply = await core.handle(event)
     assert reply is not None, f"event {event.event_id} was not answered"
     return reply
+
+
+@pytest.fixture
+def discord_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDiscord]:
+    """The fake Discord gateway and REST API, with discord.py pointed at it."""
+    with FakeDiscord() as server:
+        point_discord_at(monkeypatch, server)
+        yield server
+
+
+@pytest.fixture
+def slack_fake() -> Iterator[FakeSlack]:
+    """The fake Slack Web API."""
+    with FakeSlack() as server:
+        yield server
+
+
+async def serve_web(app: web.Application, port: int = 0) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on 127.0.0.1 (``port`` 0: any free one); the runner and the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, int(runner.addresses[0][1])

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from pydantic import SecretStr
 
 from adapters.console import to_event
@@ -20,6 +19,7 @@ from adapters.web import build_web_app
 from bot.app import Services, services
 from bot.config import Settings
 from bot.events import ChatEvent, Reply
+from tests.conftest import serve_web
 from tests.fakes.supabase import FakeSupabaseAuth
 
 __all__ = ["Browser", "LinkRig", "Page", "free_port", "link_rig"]
@@ -125,20 +125,28 @@ class LinkRig:
         mail = await self.auth.wait_for_mail_async(email, count=count)
         return await browser.get(mail.link)
 
-    async def code_for(self, user: str, email: str, browser: Browser | None = None) -> str:
-        """Walk the web flow for ``user`` as the owner of ``email``; the code the page shows."""
-        browser = browser or self.browser()
+    async def confirm(self, browser: Browser, confirm: Page) -> Page:
+        """Press Confirm on the confirm page (posting the login code it carries)."""
+        return await browser.post(confirm.action, {"csrf": confirm.csrf,
+                                                   "code": _field(confirm.text, "code")})
+
+    async def code_page(self, browser: Browser, url: str, email: str) -> Page:
+        """Walk the pages from the one-time ``url`` as the owner of ``email``: the email, the
+        login link back (through the stand-in's 303), Confirm. The page with the code."""
         count = len(self.auth.mails_to(email)) + 1
         if count > 1:
             self.auth.advance(61)  # Supabase sends one email a minute per address
-        sent = await self.email_sent(browser, await self.link_url(user), email)
+        sent = await self.email_sent(browser, url, email)
         assert sent.status == 200, sent.text
         confirm = await self.confirm_page(browser, email, count)
         assert confirm.status == 200, confirm.text
-        shown = await browser.post(confirm.action, {"csrf": confirm.csrf,
-                                                    "code": _field(confirm.text, "code")})
+        shown = await self.confirm(browser, confirm)
         assert shown.status == 200, shown.text
-        return shown.code
+        return shown
+
+    async def code_for(self, user: str, email: str) -> str:
+        """The code the pages show ``user`` as the owner of ``email``, in a new browser."""
+        return (await self.code_page(self.browser(), await self.link_url(user), email)).code
 
     async def linked(self, user: str, email: str) -> Reply:
         return await self.command(user, "link", await self.code_for(user, email))
@@ -170,9 +178,9 @@ async def link_rig(
             **overrides,
         )
         async with services(settings) as app:
-            runner = web.AppRunner(build_web_app(linking=app.linking, secure_cookies=False))
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            runner, _ = await serve_web(
+                build_web_app(linking=app.linking, secure_cookies=False), port
+            )
             rig = LinkRig(app, auth, base)
             try:
                 yield rig

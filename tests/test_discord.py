@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +61,8 @@ class Rig:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDiscord]:
-    with FakeDiscord() as server:
-        point_discord_at(monkeypatch, server)
-        yield server
+def fake(discord_fake: FakeDiscord) -> FakeDiscord:
+    return discord_fake
 
 
 @pytest.fixture

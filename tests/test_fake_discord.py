@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -17,10 +16,8 @@ from tests.fakes.discord.harness import TIMEOUT, point_discord_at, running
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDiscord]:
-    with FakeDiscord() as server:
-        point_discord_at(monkeypatch, server)
-        yield server
+def fake(discord_fake: FakeDiscord) -> FakeDiscord:
+    return discord_fake
 
 
 def new_client() -> discord.Client:

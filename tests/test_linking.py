@@ -66,8 +66,7 @@ async def test_the_whole_flow_links_and_the_memory_follows_to_the_other_account(
     confirm = await rig.confirm_page(browser, EMAIL)
     assert confirm.status == 200 and "Confirm" in confirm.text
     assert confirm.url.startswith(f"{rig.base}/link/confirm/") and "code=" in confirm.url
-    shown = await browser.post(confirm.action, {"csrf": confirm.csrf,
-                                                "code": confirm.url.split("code=")[1]})
+    shown = await rig.confirm(browser, confirm)
     assert shown.status == 200 and ":link " in shown.text
 
     reply = await rig.command("alice", "link", shown.code)
@@ -130,8 +129,7 @@ async def test_opening_pages_changes_nothing(rig: LinkRig, database_url: str) ->
     await browser.get(confirm.url)  # reloading the confirm page
     assert requests_of(database_url) == after_email
     # The person can still finish: nothing was used up by the GETs.
-    shown = await browser.post(confirm.action, {"csrf": confirm.csrf,
-                                                "code": confirm.url.split("code=")[1]})
+    shown = await rig.confirm(browser, confirm)
     assert shown.status == 200
 
 
@@ -140,12 +138,11 @@ async def test_a_used_link_cannot_be_used_again(rig: LinkRig) -> None:
     browser = rig.browser()
     await rig.email_sent(browser, url, EMAIL)
     confirm = await rig.confirm_page(browser, EMAIL)
-    code = confirm.url.split("code=")[1]
-    shown = await browser.post(confirm.action, {"csrf": confirm.csrf, "code": code})
+    shown = await rig.confirm(browser, confirm)
     assert shown.status == 200
     again = await browser.get(url)
     assert again.status == 410 and "already been used" in again.text
-    replay = await browser.post(confirm.action, {"csrf": confirm.csrf, "code": code})
+    replay = await rig.confirm(browser, confirm)
     assert replay.status == 410 and shown.code not in replay.text
 
 
@@ -206,8 +203,7 @@ async def test_racing_confirmations_exactly_one_wins(rig: LinkRig) -> None:
     browser = rig.browser()
     await rig.email_sent(browser, url, EMAIL)
     confirm = await rig.confirm_page(browser, EMAIL)
-    fields = {"csrf": confirm.csrf, "code": confirm.url.split("code=")[1]}
-    pages = await asyncio.gather(*(browser.post(confirm.action, fields) for _ in range(4)))
+    pages = await asyncio.gather(*(rig.confirm(browser, confirm) for _ in range(4)))
     assert sorted(p.status for p in pages).count(200) == 1
 
 

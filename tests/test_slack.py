@@ -8,13 +8,12 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from adapters.slack import build_app, check_token, run_socket_mode, web_client
 from adapters.web import build_web_app
@@ -23,6 +22,7 @@ from bot.commands import Command, Commands, default_commands
 from bot.config import Settings
 from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply
+from tests.conftest import serve_web
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.slack import FakeSlack, form_body
 from tests.fakes.slack.payloads import Json
@@ -54,18 +54,9 @@ class HttpRig:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as server:
-        yield server
+def fake(slack_fake: FakeSlack) -> FakeSlack:
+    return slack_fake
 
-
-async def serve_web(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, int(port)
 
 
 @pytest.fixture
