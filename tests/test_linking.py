@@ -11,10 +11,11 @@ import psycopg
 import pytest
 
 from adapters.console import to_event
+from adapters.web import build_web_app
 from bot.app import services
 from bot.config import Settings
 from bot.events import ReplyKind
-from tests.conftest import answer
+from tests.conftest import answer, serve_web
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.linkrig import LinkRig, link_rig
 
@@ -320,3 +321,15 @@ async def test_deleting_the_supabase_user_removes_the_link_and_purges_memories(
                              (user.id,)).fetchone()
     assert turns == (0,)
     assert await rig.app.purger.sweep() == 0
+
+
+async def test_behind_https_the_browser_cookie_is_secure_and_http_only(rig: LinkRig) -> None:
+    url = await rig.link_url("alice")
+    runner, port = await serve_web(build_web_app(linking=rig.app.linking, secure_cookies=True))
+    try:
+        page = await rig.browser().get(url.replace(rig.base, f"http://127.0.0.1:{port}"))
+    finally:
+        await runner.cleanup()
+    cookie = page.headers["Set-Cookie"]
+    assert "membot_browser=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie and "Path=/link" in cookie
