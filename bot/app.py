@@ -21,6 +21,7 @@ from bot.linkstore import LinkStore
 from bot.memory import Mem0Memory
 from bot.models import ModelClients, OpenAIChat, OpenAIEmbedder
 from bot.owners import OwnedLearner, Purger
+from bot.receipts import ReceiptRouter
 from bot.supabase import SupabaseAuth
 from bot.transcript import PostgresTranscript
 
@@ -43,6 +44,7 @@ class Services:
     linking: Linking
     links: LinkStore
     purger: Purger
+    receipts: ReceiptRouter
 
 
 @asynccontextmanager
@@ -102,6 +104,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                 linking=linking,
                 links=links,
                 purger=purger,
+                receipts=ReceiptRouter(),
             )
         finally:
             await jobs.drain(settings.shutdown_grace)

@@ -8,12 +8,12 @@ by every platform.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.linking import Linking
 
-__all__ = ["Command", "Commands", "default_commands"]
+__all__ = ["Command", "Commands", "default_commands", "usage_line"]
 
 Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
 
@@ -21,12 +21,17 @@ Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Command:
     """One command: ``name`` is what people type (lowercase, no prefix); ``usage`` shows the
-    arguments, if any; ``summary`` is one line for help screens and platform command menus."""
+    arguments, if any (``<x>`` required, ``[x]`` optional); ``summary`` is one line for help
+    screens and platform command menus. A command with ``subcommands`` is a group (``memory
+    list``, ``memory forget <id>``): its own ``handler`` is not used. ``admin`` marks commands
+    whose handler reads ``ChatEvent.author_is_admin``, so adapters know when to find it out."""
 
     name: str
     summary: str
-    handler: Handler
+    handler: Handler | None = None
     usage: str = ""
+    subcommands: tuple[Command, ...] = ()
+    admin: bool = False
 
 
 class Commands:
@@ -37,6 +42,11 @@ class Commands:
         for command in commands:
             if command.name in self._by_name:
                 raise ValueError(f"command {command.name!r} registered twice")
+            names = [sub.name for sub in command.subcommands]
+            if len(set(names)) != len(names):
+                raise ValueError(f"a subcommand of {command.name!r} is registered twice")
+            if command.handler is None and not command.subcommands:
+                raise ValueError(f"command {command.name!r} has neither handler nor subcommands")
             self._by_name[command.name] = command
 
     @property
@@ -44,19 +54,46 @@ class Commands:
         """Every command, in registration order (for platform command menus)."""
         return list(self._by_name.values())
 
+    def needs_admin(self, name: str) -> bool:
+        """Whether command ``name`` reads ``ChatEvent.author_is_admin`` (unknown names: no)."""
+        command = self._by_name.get(name.strip().lower())
+        return command is not None and command.admin
+
     async def run(self, event: ChatEvent, name: str, arguments: str = "") -> Reply:
-        """Run command ``name`` for the author of ``event``. An unknown name gets a hint that
-        lists the commands there are; it never raises for bad input."""
+        """Run command ``name`` (for a group, the subcommand named by the first word of
+        ``arguments``) for the author of ``event``. An unknown or missing name gets a hint that
+        lists what there is; it never raises for bad input."""
         command = self._by_name.get(name.strip().lower())
         if command is None:
             known = ", ".join(self._by_name)
-            return Reply(
+            return _private(Reply(
                 text=f"I don't know the command {name.strip()!r}. Commands: {known}.",
                 kind=ReplyKind.HINT,
-                private=True,
-            )
-        reply = await command.handler(event, arguments.strip())
-        return Reply(text=reply.text, kind=reply.kind, notice=reply.notice, private=True)
+            ))
+        arguments = arguments.strip()
+        if command.subcommands:
+            sub_name, _, arguments = arguments.partition(" ")
+            sub = next((s for s in command.subcommands if s.name == sub_name.lower()), None)
+            if sub is None:
+                listed = "\n".join(f"- {command.name} {usage_line(s)}"
+                                    for s in command.subcommands)
+                opening = (f"{command.name} has no subcommand {sub_name!r}." if sub_name
+                           else f"{command.name} needs a subcommand.")
+                return _private(Reply(text=f"{opening} There are:\n{listed}",
+                                      kind=ReplyKind.HINT))
+            command, arguments = sub, arguments.strip()
+        assert command.handler is not None  # checked at registration
+        return _private(await command.handler(event, arguments))
+
+
+def usage_line(command: Command) -> str:
+    """``name usage: summary``, as help screens list a command."""
+    usage = f" {command.usage}" if command.usage else ""
+    return f"{command.name}{usage}: {command.summary}"
+
+
+def _private(reply: Reply) -> Reply:
+    return replace(reply, private=True)
 
 
 HELP_TEXT = """\

@@ -8,8 +8,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
-__all__ = ["Account", "ChatEvent", "Reply", "ReplyKind"]
+__all__ = ["Account", "Action", "Attachment", "ChatEvent", "MessageRef", "Reply", "ReplyKind"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +31,17 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRef:
+    """Where a person's message is, so something can be attached to it later (the 🧠 receipt):
+    ``channel`` is the platform's channel of the message itself (a Discord thread's own id, a
+    Slack channel), ``message`` its id there (a Discord snowflake, a Slack ``ts``)."""
+
+    platform: str
+    channel: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChatEvent:
     """One message addressed to the bot, as plain values.
 
@@ -37,7 +49,10 @@ class ChatEvent:
     message causes. ``conversation_id`` names the place the message was said (a DM, a channel
     thread, a terminal session); short-term context is kept per conversation. ``author_id`` is
     unique within ``identity_scope`` (a Slack team; None where ids are global, as on Discord).
-    ``author_name`` is empty where the platform does not say it.
+    ``author_name`` is empty where the platform does not say it. ``source`` points at the
+    message itself (None for slash commands and button presses). ``author_is_admin`` says the
+    author may change the bot's settings for ``workspace_id`` (Discord: Manage Server; Slack:
+    workspace admin or owner); adapters fill it in for commands that need it, else it is False.
     """
 
     event_id: str
@@ -52,6 +67,8 @@ class ChatEvent:
     thread_id: str | None = None
     is_direct: bool = False
     mentions_bot: bool = False
+    source: MessageRef | None = None
+    author_is_admin: bool = False
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -74,12 +91,37 @@ class ReplyKind(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Action:
+    """A button under a reply. Pressing it runs command ``command`` with ``arguments`` (as if
+    typed) for whoever pressed it, never for the person the reply was first sent to; the answer
+    replaces the message that had the button. Where there are no buttons (the terminal) it is
+    shown as the command to type."""
+
+    label: str
+    command: str
+    arguments: str = ""
+    style: Literal["default", "primary", "danger"] = "default"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attachment:
+    """A file sent with a reply, only to the person the reply is for."""
+
+    filename: str
+    content: bytes
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reply:
     """What the adapter sends back. ``notice`` is an optional note about the person's message
     itself (for example that it was cut), shown alongside the answer. A ``private`` reply must
-    reach only the author: an ephemeral message, or a DM."""
+    reach only the author: an ephemeral message, or a DM; its ``files`` too (a DM where the
+    platform has no private files). ``actions`` are buttons under the text, in order."""
 
     text: str
     kind: ReplyKind = ReplyKind.ANSWER
     notice: str | None = None
     private: bool = False
+    actions: tuple[Action, ...] = ()
+    files: tuple[Attachment, ...] = ()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from bot.events import MessageRef
+
 __all__ = [
     "AuthProvider",
     "AuthUser",
@@ -23,6 +25,7 @@ __all__ = [
     "MemoryWrite",
     "Message",
     "Owners",
+    "Receipts",
     "Transcript",
     "Turn",
 ]
@@ -166,4 +169,12 @@ class AuthProvider(Protocol):
         """The user who logged in with ``code``; the session made by the exchange is ended at
         once, only the identity is kept. Raises :class:`bot.errors.AuthCodeInvalid` or
         :class:`bot.errors.AuthUnavailable`."""
+        ...
+
+
+class Receipts(Protocol):
+    """The light sign that something was learned from a message (a 🧠 reaction on it)."""
+
+    async def learned(self, source: MessageRef) -> None:
+        """Show it on the message ``source`` points at. Best effort: never raises."""
         ...
