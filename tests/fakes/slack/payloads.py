@@ -2,13 +2,14 @@
 
 Everything here is plain data and pure functions, plus `PayloadBuilders`, which fills in one
 team, app and bot (`server.FakeSlack` is one). Shapes follow Slack's documentation of the
-Events API (`event_callback`), slash commands (form fields) and Web API objects, with the fields
-slack-bolt 1.30 reads.
+Events API (`event_callback`), slash commands (form fields), interactive `block_actions`
+payloads and Web API objects, with the fields slack-bolt 1.30 reads.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 import string
 import threading
@@ -74,6 +75,20 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class UploadedFile:
+    """A file shared through files.getUploadURLExternal, the upload URL and
+    files.completeUploadExternal: what a person would see in `channel`."""
+
+    id: str
+    filename: str
+    title: str
+    content: bytes
+    channel: str | None
+    initial_comment: str | None = None
+    thread_ts: str | None = None
+
+
+@dataclass(frozen=True)
 class FakeSlackUser:
     """A workspace member, as `users.info` describes it."""
 
@@ -83,6 +98,7 @@ class FakeSlackUser:
     display_name: str = ""
     is_admin: bool = False
     is_owner: bool = False
+    is_primary_owner: bool = False
     is_bot: bool = False
     tz: str = "Europe/London"
     extra: Json = field(default_factory=dict)
@@ -95,7 +111,8 @@ class FakeSlackUser:
             "profile": {"real_name": real, "display_name": self.display_name or self.name,
                         "real_name_normalized": real, "team": team_id},
             "is_admin": self.is_admin, "is_owner": self.is_owner,
-            "is_primary_owner": False, "is_restricted": False, "is_ultra_restricted": False,
+            "is_primary_owner": self.is_primary_owner, "is_restricted": False,
+            "is_ultra_restricted": False,
             "is_bot": self.is_bot, "is_app_user": False, "updated": int(time.time()),
             **self.extra,
         }
@@ -180,6 +197,59 @@ def slash_command_fields(command: str, text: str, user_id: str, channel_id: str,
     }
 
 
+def block_actions_payload(button: Json, *, block_id: str, user: FakeSlackUser, team_id: str,
+                          api_app_id: str, channel_id: str, channel_name: str,
+                          response_url: str, message_ts: str, is_ephemeral: bool = True,
+                          message: Json | None = None, trigger: str | None = None,
+                          token: str = "fake-verification-token") -> Json:
+    """The `block_actions` payload Slack sends when `user` presses `button` (a button element as
+    the app sent it) in block `block_id` of a message. An ephemeral message is not echoed back
+    (`container.is_ephemeral`, no `message`); any other message is, as `message`."""
+    action: Json = {"action_id": button.get("action_id") or slack_id("", 5), "block_id": block_id,
+                    "text": button.get("text", {"type": "plain_text", "text": ""}),
+                    "type": "button", "action_ts": new_ts()}
+    for key in ("value", "style", "url"):
+        if key in button:
+            action[key] = button[key]
+    payload: Json = {
+        "type": "block_actions",
+        "user": {"id": user.id, "username": user.name, "name": user.name, "team_id": team_id},
+        "api_app_id": api_app_id, "token": token,
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id,
+                      "is_ephemeral": is_ephemeral},
+        "trigger_id": trigger or trigger_id(),
+        "team": {"id": team_id, "domain": "fake-team"}, "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": channel_name},
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [action],
+    }
+    if not is_ephemeral:
+        payload["message"] = message or {"type": "message", "ts": message_ts, "text": ""}
+    return payload
+
+
+def find_button(blocks: list[Json], label: str) -> tuple[Json, str]:
+    """The button labelled `label` in a message's `blocks`, and its block's id (Slack makes one
+    up for a block sent without). Raises LookupError naming the labels there are."""
+    labels = []
+    for block in blocks:
+        if block.get("type") != "actions":
+            continue
+        for element in block.get("elements", []):
+            text = element.get("text", {}).get("text")
+            labels.append(text)
+            if element.get("type") == "button" and text == label:
+                return element, str(block.get("block_id") or slack_id("", 5))
+    raise LookupError(f"no button {label!r}; buttons: {labels}")
+
+
+def interactive_form(payload: Json) -> bytes:
+    """An interactive payload as Slack POSTs it in HTTP mode: the form field `payload`."""
+    return form_body({"payload": json.dumps(payload)})
+
+
 def hello_frame(app_id: str, num_connections: int) -> Json:
     """What Slack sends first on a new Socket Mode connection."""
     return {"type": "hello", "num_connections": num_connections,
@@ -197,7 +267,8 @@ class PayloadBuilders:
     """Builders of the payloads Slack sends one app in one workspace; `FakeSlack` is one.
 
     Event builders return the whole `event_callback` body (dispatch it signed over HTTP, or send
-    it as an "events_api" envelope); `slash_command` returns form fields.
+    it as an "events_api" envelope); `slash_command` returns form fields; `press` returns a
+    `block_actions` payload (an "interactive" envelope, or `interactive_form` over HTTP).
     """
 
     team_id: str
@@ -270,6 +341,29 @@ class PayloadBuilders:
                                     api_app_id=self.api_app_id,
                                     response_url=response_url or self.response_url(),
                                     trigger=trigger_id, user_name=self.user_name(user_id))
+
+    def member(self, user_id: str | None = None) -> FakeSlackUser:
+        """The workspace member `user_id` (default: `user`)."""
+        if user_id is None or user_id == self.user.id:
+            return self.user
+        return FakeSlackUser(user_id, "user")
+
+    def press(self, blocks: list[Json], label: str, *, user_id: str | None = None,
+              channel_id: str = "C0GENERAL", message_ts: str | None = None,
+              is_ephemeral: bool = True, message: Json | None = None,
+              response_url: str | None = None, trigger_id: str | None = None) -> Json:
+        """The `block_actions` payload for `user_id` pressing the button labelled `label` in
+        `blocks` (as the app sent them, to a response URL or in a message); `response_url`
+        defaults to a new one on the fake. Send it as an "interactive" envelope, or POST
+        `interactive_form(payload)` signed."""
+        button, block_id = find_button(blocks, label)
+        return block_actions_payload(
+            button, block_id=block_id, user=self.member(user_id), team_id=self.team_id,
+            api_app_id=self.api_app_id, channel_id=channel_id,
+            channel_name="directmessage" if channel_id.startswith("D") else "general",
+            response_url=response_url or self.response_url(),
+            message_ts=message_ts or new_ts(), is_ephemeral=is_ephemeral, message=message,
+            trigger=trigger_id)
 
     def signed_headers(self, body: bytes | str, timestamp: int | None = None,
                        content_type: str | None = None) -> dict[str, str]:

@@ -12,20 +12,48 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Literal
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from tests.fakes.recorder import Recorder
 from tests.fakes.slack import payloads as p
-from tests.fakes.slack.payloads import FakeSlackUser, Json, PayloadBuilders, Recorded
+from tests.fakes.slack.blocks import block_errors
+from tests.fakes.slack.files import UploadRefused, Uploads
+from tests.fakes.slack.payloads import (
+    FakeSlackUser,
+    Json,
+    PayloadBuilders,
+    Recorded,
+    UploadedFile,
+)
 from tests.fakes.threaded import ThreadedServer
 
 EnvelopeType = Literal["events_api", "slash_commands", "interactive"]
 _Method = Callable[[Json], Json]
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+# The bot token scopes each method accepts (any one of them will do), from Slack's method docs.
+_SCOPES: dict[str, frozenset[str]] = {
+    "chat.postMessage": frozenset({"chat:write"}),
+    "chat.postEphemeral": frozenset({"chat:write"}),
+    "chat.update": frozenset({"chat:write"}),
+    "reactions.add": frozenset({"reactions:write"}),
+    "reactions.remove": frozenset({"reactions:write"}),
+    "users.info": frozenset({"users:read"}),
+    "conversations.open": frozenset({"im:write", "mpim:write", "channels:manage",
+                                     "groups:write"}),
+    "conversations.replies": frozenset({"channels:history", "groups:history", "im:history",
+                                        "mpim:history"}),
+    "files.getUploadURLExternal": frozenset({"files:write"}),
+    "files.completeUploadExternal": frozenset({"files:write"}),
+    "assistant.threads.setStatus": frozenset({"assistant:write", "chat:write"}),
+}
 
 
 class SlackError(Exception):
-    """A method's `{"ok": false, "error": ...}` answer."""
+    """A method's `{"ok": false, "error": ...}` answer; `fields` go into the answer too."""
+
+    def __init__(self, error: str, **fields: Any) -> None:
+        super().__init__(error)
+        self.fields = fields
 
 
 def _need(args: Json, name: str, error: str) -> str:
@@ -38,20 +66,25 @@ def _need(args: Json, name: str, error: str) -> str:
 def _need_content(args: Json) -> None:
     if not any(args.get(key) for key in ("text", "blocks", "attachments")):
         raise SlackError("no_text")
+    errors = block_errors(args["blocks"]) if "blocks" in args else []
+    if errors:
+        raise SlackError("invalid_blocks", errors=errors)
 
 
 class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
     """Slack's Web API (`api_url`) and Socket Mode (`socket_url`) for real slack-bolt/slack-sdk.
 
     The bot's identity is `bot_user_id` / `bot_id` in team `team_id`; `user` is the default
-    human in scripted payloads, and `users` adds more members for `users.info`.
+    human in scripted payloads, and `users` adds more members for `users.info`. With `scopes`,
+    the bot token has only those, and a method that needs another answers `missing_scope` (as
+    for an app installed from a manifest that lacks it); without, it has every scope.
     """
 
     def __init__(self, *, bot_token: str = "xoxb-fake", app_token: str = "xapp-fake",
                  signing_secret: str = "fake-signing-secret", team_id: str = "T0FAKE",
                  team_name: str = "Fake Team", bot_user_id: str = "U0BOT", bot_id: str = "B0BOT",
                  api_app_id: str = "A0FAKE", users: Iterable[FakeSlackUser] = (),
-                 port: int = 0) -> None:
+                 scopes: Iterable[str] | None = None, port: int = 0) -> None:
         ThreadedServer.__init__(self, port)
         self._thread_name = "fake-slack"
         self.bot_token = bot_token
@@ -62,6 +95,7 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.api_app_id = api_app_id
+        self.scopes = None if scopes is None else frozenset(scopes)
         self.user = FakeSlackUser("U0ALICE", "alice", "Alice Example", "alice")
         self._users = {u.id: u for u in (self.user, *users)}
         self._users.setdefault(bot_user_id, FakeSlackUser(bot_user_id, "membot", is_bot=True))
@@ -69,6 +103,8 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         self._messages: dict[tuple[str, str], Json] = {}  # (channel, ts) -> message
         self._reactions: set[tuple[str, str, str]] = set()  # (channel, ts, name)
         self._failures: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
+        self._refusals: dict[str, tuple[int, str]] = {}  # method -> (remaining, error)
+        self._uploads = Uploads()
         self._tickets: set[str] = set()
         self._sockets: list[web.WebSocketResponse] = []
         Recorder.__init__(self)
@@ -85,6 +121,8 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
             "conversations.replies": self._conversations_replies,
             "assistant.threads.setStatus": lambda args: {},
             "apps.connections.open": self._connections_open,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -104,6 +142,7 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/response/{id}", self._response_url)
+        app.router.add_post("/upload/v1/{token}", self._upload)
         return app
 
     async def _close_connections(self) -> None:
@@ -127,8 +166,19 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
             return [r for r in self._records if r.kind.startswith("reactions.")]
 
     def response_url_posts(self) -> list[Recorded]:
-        """What was POSTed to response URLs (`body`: text, response_type, ...; `path`)."""
+        """What was POSTed to response URLs (`body`: text, blocks, response_type,
+        replace_original, ...; `path`). Posts with invalid blocks have status 400."""
         return self.calls("response_url")
+
+    def uploaded_files(self) -> list[UploadedFile]:
+        """Files shared by files.completeUploadExternal, one per file and channel, in order,
+        with the exact bytes that reached the upload URL."""
+        with self._cond:
+            return self._uploads.shared()
+
+    def dm_channel(self, user_id: str) -> str:
+        """The bot's DM channel with `user_id` (what conversations.open answers)."""
+        return p.dm_channel_id(user_id)
 
     def acks(self) -> list[Recorded]:
         """Frames the Socket Mode client sent with an `envelope_id` (`body` is the frame)."""
@@ -151,6 +201,8 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
             self._failures.clear()
             self._messages.clear()
             self._reactions.clear()
+            self._refusals.clear()
+            self._uploads.clear()
 
     def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Recorded:
         """Block until the client acks `envelope_id` (blocks the thread: see `wait_for`)."""
@@ -174,6 +226,11 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
             user = self._users.get(user_id)
         return user.name if user else "user"
 
+    def member(self, user_id: str | None = None) -> FakeSlackUser:
+        with self._cond:
+            user = self._users.get(user_id or self.user.id)
+        return user or FakeSlackUser(user_id or self.user.id, "user")
+
     def add_user(self, user: FakeSlackUser) -> None:
         with self._cond:
             self._users[user.id] = user
@@ -183,6 +240,12 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         and `{"ok": false, "error": "ratelimited"}`."""
         with self._cond:
             self._failures[method] = [count, retry_after]
+
+    def refuse_next(self, method: str, error: str, count: int = 1) -> None:
+        """Answer the next `count` calls of `method` with HTTP 200 and
+        `{"ok": false, "error": error}` (no effect), as Slack refuses a call it will not do."""
+        with self._cond:
+            self._refusals[method] = (count, error)
 
     def response_url(self) -> str:
         """A new response URL on the fake; POSTs to it are recorded as "response_url"."""
@@ -242,7 +305,7 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         elif request.can_read_body:
             form = await request.post()
             args.update({k: v for k, v in form.items() if isinstance(v, str)})
-        for key in ("blocks", "attachments"):
+        for key in ("blocks", "attachments", "files"):
             if isinstance(args.get(key), str):
                 with contextlib.suppress(ValueError):
                     args[key] = json.loads(args[key])
@@ -256,7 +319,12 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
                 if failure[0] <= 0:
                     del self._failures[method]
                 status, headers = 429, {"Retry-After": str(failure[1])}
-        if status == 200:
+            refusal = self._refusals.pop(method, None) if status == 200 else None
+            if refusal is not None:
+                if refusal[0] > 1:
+                    self._refusals[method] = (refusal[0] - 1, refusal[1])
+                result = {"ok": False, "error": refusal[1]}
+        if status == 200 and refusal is None:
             result = self._answer(method, args, token or None)
         error = None if result.get("ok") else str(result.get("error"))
         self._record(Recorded(method, args, time.monotonic(), request.path, status, error,
@@ -274,10 +342,16 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
             return {"ok": False, "error": "not_allowed_token_type"}
         if token != wanted:
             return {"ok": False, "error": "invalid_auth"}
+        needed = _SCOPES.get(method, frozenset())
+        if self.scopes is not None and needed and not needed & self.scopes:
+            return {"ok": False, "error": "missing_scope", "needed": ",".join(sorted(needed)),
+                    "provided": ",".join(sorted(self.scopes))}
         try:
             with self._cond:
                 return {"ok": True, **handler(args)}
         except SlackError as error:
+            return {"ok": False, "error": str(error), **error.fields}
+        except UploadRefused as error:
             return {"ok": False, "error": str(error)}
 
     async def _response_url(self, request: web.Request) -> web.Response:
@@ -285,8 +359,35 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         with contextlib.suppress(ValueError):
             data = await request.json()
             body = data if isinstance(data, dict) else {"body": data}
-        self._record(Recorded("response_url", body, time.monotonic(), request.path))
+        error = None  # Slack answers a bad post to a response URL with 400 and the error
+        if "blocks" in body and block_errors(body["blocks"]):
+            error = "invalid_blocks"
+        elif not body.get("text") and not body.get("blocks") and not body.get("delete_original"):
+            error = "no_text"
+        self._record(Recorded("response_url", body, time.monotonic(), request.path,
+                              400 if error else 200, error))
+        if error:
+            return web.Response(status=400, text=error)
         return web.json_response({"ok": True})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """An upload URL: the file's bytes, raw or as the first file of a multipart form."""
+        if request.content_type.startswith("multipart/"):
+            content = b""
+            async for part in await request.multipart():
+                if isinstance(part, BodyPartReader) and part.filename is not None:
+                    content = await part.read()
+                    break
+        else:
+            content = await request.read()
+        with self._cond:
+            file_id = self._uploads.receive(request.match_info["token"], content)
+        self._record(Recorded("upload_url", {"file_id": file_id, "length": len(content)},
+                              time.monotonic(), request.path, 200 if file_id else 404,
+                              None if file_id else "not_found"))
+        if file_id is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(text=f"OK - {len(content)}")
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)  # answers the SDK's pings with pongs
@@ -366,6 +467,8 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         message = self._messages.get((channel, ts))
         if message is None:
             raise SlackError("message_not_found")
+        if "blocks" in args and block_errors(args["blocks"]):
+            raise SlackError("invalid_blocks", errors=block_errors(args["blocks"]))
         message.update({k: args[k] for k in ("text", "blocks", "attachments") if k in args})
         message["edited"] = {"user": self.bot_user_id, "ts": p.new_ts()}
         return {"channel": channel, "ts": ts, "text": message.get("text", ""),
@@ -404,6 +507,25 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         found.sort(key=lambda m: str(m["ts"]))
         return {"messages": found, "has_more": False,
                 "response_metadata": {"next_cursor": ""}}
+
+    def _get_upload_url(self, args: Json) -> Json:
+        return self._uploads.upload_url(args, f"http://127.0.0.1:{self._port}/upload/v1/")
+
+    def _complete_upload(self, args: Json) -> Json:
+        return self._uploads.complete(args, self.bot_user_id, self._share_target)
+
+    def _share_target(self, channel: str, users_allowed: bool) -> str | None:
+        """The channel a file may be shared to: any public or private channel id, the bot's DM
+        with a member, or (where `users_allowed`) a member's id, meaning that DM."""
+        if channel.startswith(("C", "G")):
+            return channel
+        members = [u for u in self._users if u != self.bot_user_id]
+        if channel.startswith("D"):
+            known = set(self._dms.values()) | {p.dm_channel_id(u) for u in members}
+            return channel if channel in known else None
+        if users_allowed and channel in members:
+            return self._dm_channel(channel)
+        return None
 
     def _connections_open(self, args: Json) -> Json:
         ticket = secrets.token_hex(8)
