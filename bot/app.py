@@ -12,15 +12,19 @@ from datetime import timedelta
 
 from bot.commands import Commands, default_commands
 from bot.config import Settings
+from bot.controls import ControlStore
 from bot.core import Core, TurnLimits
 from bot.database import Database
 from bot.jobs import InProcessJobs
+from bot.learner import Learner
 from bot.ledger import PostgresLedger
 from bot.linking import Linking, LinkPolicy
 from bot.linkstore import LinkStore
 from bot.memory import Mem0Memory
+from bot.memorycommands import MemoryCommands
 from bot.models import ModelClients, OpenAIChat, OpenAIEmbedder
-from bot.owners import OwnedLearner, Purger
+from bot.placesettings import SettingsCommands
+from bot.purger import Purger
 from bot.receipts import ReceiptRouter
 from bot.supabase import SupabaseAuth
 from bot.transcript import PostgresTranscript
@@ -45,6 +49,7 @@ class Services:
     links: LinkStore
     purger: Purger
     receipts: ReceiptRouter
+    controls: ControlStore
 
 
 @asynccontextmanager
@@ -75,10 +80,14 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             LinkPolicy(public_url=settings.public_url, ttl=timedelta(seconds=settings.link_ttl)),
         )
         transcript = PostgresTranscript(database.pool, keep=settings.context_turns)
-        purger = Purger(links, memory, transcript)
+        controls = ControlStore(database.pool)
+        purger = Purger(links, memory, transcript, controls)
         sweeping = asyncio.create_task(purger.run(), name="purge-deleted-users")
         stack.push_async_callback(_cancel, sweeping)
-        jobs = InProcessJobs(OwnedLearner(memory, links, links.move_memories).learn)
+        receipts = ReceiptRouter()
+        learner = Learner(memory=memory, owners=links, people=controls,
+                          move=links.move_memories, receipts=receipts)
+        jobs = InProcessJobs(learner.learn)
         core = Core(
             memory=memory,
             chat=OpenAIChat(clients, settings),
@@ -86,6 +95,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             jobs=jobs,
             ledger=PostgresLedger(database.pool),
             owners=links,
+            controls=controls,
             limits=TurnLimits(
                 memory_top_k=settings.memory_top_k,
                 context_turns=settings.context_turns,
@@ -97,14 +107,19 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             yield Services(
                 settings=settings,
                 core=core,
-                commands=default_commands(linking),
+                commands=default_commands(linking, [
+                    MemoryCommands(memory=memory, owners=links, controls=controls,
+                                   transcript=transcript).command(),
+                    SettingsCommands(controls).command(),
+                ]),
                 database=database,
                 memory=memory,
                 jobs=jobs,
                 linking=linking,
                 links=links,
                 purger=purger,
-                receipts=ReceiptRouter(),
+                receipts=receipts,
+                controls=controls,
             )
         finally:
             await jobs.drain(settings.shutdown_grace)

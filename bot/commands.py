@@ -107,23 +107,29 @@ and what you tell me on one is known on the others.
 Commands:
 {commands}"""
 
-# Until the memory commands exist (list, search, forget, export), help says so plainly.
-NO_MEMORY_COMMANDS = (
-    "this version has no commands yet to list, export or forget your memories; they are next."
+FORGETTING = (
+    "the memory commands list, search and export what I remember about you, forget one memory "
+    "or all of them, and pause memory; server and workspace admins choose where memory is used "
+    "(settings)."
 )
+NO_MEMORY_COMMANDS = "this bot was started without the memory commands."
 
 
-def default_commands(linking: Linking | None = None) -> Commands:
-    """The commands membot offers on every platform (``link`` and ``unlink`` with ``linking``,
-    which production always gives: it answers by itself when Supabase is not configured)."""
+def default_commands(linking: Linking | None = None, groups: Sequence[Command] = ()) -> Commands:
+    """The commands membot offers on every platform: help; ``link`` and ``unlink`` with
+    ``linking`` (production always gives it: it answers by itself when Supabase is not
+    configured); then ``groups`` (the ``memory`` and ``settings`` commands)."""
     entries: list[Command] = []
 
     async def show_help(event: ChatEvent, arguments: str) -> Reply:
-        lines = "\n".join(
-            f"- {c.name}{' ' + c.usage if c.usage else ''}: {c.summary}" for c in entries
-        )
+        lines = []
+        for command in entries:
+            lines.append(f"- {usage_line(command)}")
+            lines += [f"  - {command.name} {usage_line(sub)}" for sub in command.subcommands]
+        forgetting = (FORGETTING if any(c.name == "memory" for c in entries)
+                      else NO_MEMORY_COMMANDS)
         return Reply(
-            text=HELP_TEXT.format(commands=lines, forgetting=NO_MEMORY_COMMANDS),
+            text=HELP_TEXT.format(commands="\n".join(lines), forgetting=forgetting),
             kind=ReplyKind.HINT,
         )
 
@@ -131,18 +137,19 @@ def default_commands(linking: Linking | None = None) -> Commands:
         Command(name="help", summary="what membot is, what it remembers, and its commands",
                 handler=show_help)
     )
-    if linking is None:
-        return Commands(entries)
-    entries.append(
-        Command(
-            name="link",
-            usage="[code]",
-            summary="tie this account to your login, so all your linked accounts share memory",
-            handler=linking.link,
+    if linking is not None:
+        entries.append(
+            Command(
+                name="link",
+                usage="[code]",
+                summary="tie this account to your login, so all your linked accounts share "
+                        "memory",
+                handler=linking.link,
+            )
         )
-    )
-    entries.append(
-        Command(name="unlink", summary="untie this account from your login; it starts fresh",
-                handler=linking.unlink)
-    )
+        entries.append(
+            Command(name="unlink", summary="untie this account from your login; it starts fresh",
+                    handler=linking.unlink)
+        )
+    entries += groups
     return Commands(entries)

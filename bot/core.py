@@ -11,9 +11,12 @@ from datetime import UTC, datetime
 from bot.errors import ModelRejected, ModelUnavailable
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.ports import (
+    NO_ACCESS,
+    Access,
     ChatModel,
     EventLedger,
     Jobs,
+    MemoryControls,
     MemoryHit,
     MemoryStore,
     MemoryWrite,
@@ -49,7 +52,9 @@ class Core:
 
     Guarantees: each event id is answered at most once, across processes (a redelivered event
     gets ``None``); the memories in a prompt are only the author's own (their linked Supabase
-    user's, once the account is linked); the reply never waits
+    user's, once the account is linked), and only where they and their server or workspace
+    allow it (paused memory, memory off or limited to some channels, memories kept out of
+    public answers); nothing is learned where that is not allowed; the reply never waits
     for a memory write; a failing or slow memory store costs the memories of that turn, not the
     answer; model failures become one short sentence to the person. ``handle`` never raises
     for a fault of the model, the memory store, the transcript, the ledger or the job queue.
@@ -64,6 +69,7 @@ class Core:
         jobs: Jobs,
         ledger: EventLedger,
         owners: Owners,
+        controls: MemoryControls,
         limits: TurnLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -73,6 +79,7 @@ class Core:
         self._jobs = jobs
         self._ledger = ledger
         self._owners = owners
+        self._controls = controls
         self._limits = limits
         self._clock = clock
 
@@ -86,8 +93,10 @@ class Core:
         if not cleaned.text:
             return Reply(text=EMPTY_HINT, kind=ReplyKind.HINT)
         owner = await self._owner(event)
+        access = await self._access(owner, event) if owner else NO_ACCESS
         memories, recent = await asyncio.gather(
-            self._recall(owner, cleaned.text, event) if owner else self._nothing(),
+            self._recall(owner, cleaned.text, event) if owner and access.recall
+            else self._nothing(),
             self._recent(event.conversation_id),
         )
         messages = build_prompt(
@@ -105,12 +114,12 @@ class Core:
         except ModelRejected as exc:
             log.error("chat model rejected event %s: %s", event.event_id, exc)
             return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR)
-        await self._record(event, owner or event.account.key, cleaned.text, answer)
-        notice = None
+        await self._record(event, owner or event.account.key, cleaned.text, answer, access)
+        notices = [access.notice] if access.notice else []
         if cleaned.cut:
             limit = self._limits.max_message_chars
-            notice = f"Your message was long, so I read only its first {limit} characters."
-        return Reply(text=answer, notice=notice)
+            notices.append(f"Your message was long, so I read only its first {limit} characters.")
+        return Reply(text=answer, notice=" ".join(notices) or None)
 
     async def _claim(self, event: ChatEvent) -> bool:
         """Claim the event before any side effect. If the ledger fails, answer anyway: a rare
@@ -131,6 +140,16 @@ class Core:
             log.exception("finding the memory owner of event %s failed; answering without "
                           "memories", event.event_id)
             return None
+
+    async def _access(self, owner: str, event: ChatEvent) -> Access:
+        """What the person and their server allow this turn. If that cannot be read, nothing:
+        a pause or an admin's "off" must never be overridden by an outage."""
+        try:
+            return await self._controls.access(owner, event)
+        except Exception:
+            log.exception("reading the memory settings for event %s failed; answering without "
+                          "memories and learning nothing", event.event_id)
+            return NO_ACCESS
 
     @staticmethod
     async def _nothing() -> list[MemoryHit]:
@@ -163,8 +182,11 @@ class Core:
             log.exception("reading recent turns of %s failed", conversation_id)
             return []
 
-    async def _record(self, event: ChatEvent, owner: str, text: str, answer: str) -> None:
-        """Record the exchange and queue the memory write: only the person's own words."""
+    async def _record(
+        self, event: ChatEvent, owner: str, text: str, answer: str, access: Access
+    ) -> None:
+        """Record the exchange and, where allowed, queue the memory write: only the person's
+        own words."""
         exchange = [
             Turn(role="user", text=text, at=event.at),
             Turn(role="assistant", text=answer, at=self._clock()),
@@ -173,6 +195,8 @@ class Core:
             await self._transcript.append(event.conversation_id, owner, exchange)
         except Exception:
             log.exception("recording the exchange of event %s failed", event.event_id)
+        if not access.learn:
+            return
         write = MemoryWrite(
             owner_id=owner,
             account=event.account.key,
@@ -180,6 +204,7 @@ class Core:
             text=text,
             at=event.at,
             metadata={"platform": event.platform, "conversation_id": event.conversation_id},
+            source=event.source if access.receipts else None,
         )
         try:
             await self._jobs.enqueue(write)

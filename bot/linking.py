@@ -42,6 +42,7 @@ from bot.errors import (
 from bot.events import Account, ChatEvent, Reply, ReplyKind
 from bot.linkstore import AlreadyLinked, LinkRequest, LinkStore
 from bot.ports import AuthProvider
+from bot.syntax import typed
 
 __all__ = [
     "CodePage",
@@ -142,15 +143,8 @@ def platform_label(platform: str) -> str:
 
 
 def command_hint(platform: str, name: str, arguments: str = "") -> str:
-    """How a person types command ``name`` on ``platform``."""
-    tail = f" {arguments}" if arguments else ""
-    if platform == "discord" and arguments:
-        return f"/{name} code: {arguments}"  # Discord's way of filling the command's option
-    if platform == "slack":
-        return f"/membot {name}{tail}"
-    if platform == "console":
-        return f":{name}{tail}"
-    return f"/{name}{tail}"
+    """How a person types command ``name`` (whose one option is the code) on ``platform``."""
+    return typed(platform, name, option="code", value=arguments)
 
 
 def mask_email(email: str) -> str:

@@ -10,16 +10,20 @@
 - Mem0's own lookups inside ``add`` run on connections that plan every query with its real
   parameters (no server-side prepared statements, ``plan_cache_mode=force_custom_plan``) and,
   on pgvector 0.8+, keep scanning HNSW until the owner filter is satisfied.
-- Telemetry is off and Mem0's local files live in the app's data folder; both must be set before
+- Mem0's history and recent raw messages live in Postgres (:mod:`bot.mem0history`), not in a
+  SQLite file on each machine, so forgetting reaches them wherever they were written.
+- Telemetry is off and Mem0's home folder is in the app's data folder; both must be set before
   Mem0 is imported, which only this module does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
@@ -33,8 +37,9 @@ from psycopg_pool import ConnectionPool
 from bot.config import Settings
 from bot.database import Database
 from bot.errors import ConfigError, MemoryUnavailable
+from bot.mem0history import PostgresHistory, session_scope
 from bot.models import ModelClients, OpenAIEmbedder
-from bot.ports import MemoryHit, MemoryWrite
+from bot.ports import MemoryHit, MemoryRecord, MemoryWrite
 
 __all__ = ["Mem0Memory", "import_mem0", "move_owner"]
 
@@ -91,6 +96,11 @@ async def move_owner(
             old,
             new,
         )
+    await conn.execute(
+        "update mem0_messages set session_scope = $2 where session_scope = $1",
+        session_scope(old),
+        session_scope(new),
+    )
     return int(moved.split()[-1]) - int(dropped.split()[-1])
 
 
@@ -162,15 +172,43 @@ def _build_mem0(
                 "embedding_dims": settings.embedding_dims if settings.send_embedding_dims else None,
             },
         },
-        "history_db_path": str(settings.data_dir / "mem0" / "history.db"),
+        # Nothing on disk: the history manager is replaced by Postgres tables just below.
+        "history_db_path": ":memory:",
     }
     memory = mem0.Memory.from_config(config)
+    memory.db.close()
+    memory.db = PostgresHistory(pool)
+    _remove_old_history(settings)
     # One client of ours, with our timeout and retries, instead of the ones mem0 built from the
     # environment (mem0's LLM silently switches to OpenRouter when OPENROUTER_API_KEY is set).
     memory.llm.client = clients.sync_client
     memory.embedding_model.client = clients.sync_client
     memory.vector_store.create_col()
     return memory
+
+
+def _remove_old_history(settings: Settings) -> None:
+    """Earlier versions let mem0 keep its history in ``MEMBOT_DATA_DIR/mem0/history.db``, out of
+    reach of forgetting; it holds copies of memory texts and raw messages, so it goes."""
+    old = settings.data_dir / "mem0" / "history.db"
+    if old.exists():
+        old.unlink()
+        log.warning("removed %s: mem0's history now lives in Postgres, where forgetting "
+                    "reaches it", old)
+
+
+_HIDDEN = frozenset({"data", "user_id", "hash", "text_lemmatized", "created_at", "updated_at"})
+
+
+def _record(row: asyncpg.Record) -> MemoryRecord:
+    payload: dict[str, Any] = json.loads(row["payload"])
+    return MemoryRecord(
+        id=row["id"],
+        text=str(payload.get("data") or ""),
+        created_at=_parse_time(payload.get("created_at")),
+        updated_at=_parse_time(payload.get("updated_at")),
+        metadata={k: str(v) for k, v in payload.items() if k not in _HIDDEN and v is not None},
+    )
 
 
 def _parse_time(raw: str | None) -> datetime | None:
@@ -209,6 +247,10 @@ class Mem0Memory:
             " select id::text as id, payload->>'data' as text,"
             " payload->>'created_at' as created_at, 1 - (vector <=> $2) as score"
             " from mine order by vector <=> $2, id limit $3"
+        )
+        self._records_sql = (
+            f'select id::text as id, payload::text as payload from "{table}"'
+            " where payload->>'user_id' = $1 order by payload->>'created_at' desc, id"
         )
 
     @classmethod
@@ -271,7 +313,7 @@ class Mem0Memory:
             for row in rows
         ]
 
-    async def learn(self, write: MemoryWrite) -> int:
+    async def learn(self, write: MemoryWrite) -> list[str]:
         add = partial(
             self._mem0.add,
             [{"role": "user", "content": write.text}],
@@ -283,49 +325,108 @@ class Mem0Memory:
             result = await loop.run_in_executor(self._writes, add)
         except Exception as exc:
             raise MemoryUnavailable(f"memory write failed: {exc.__class__.__name__}") from exc
-        added = len(result.get("results", []))
-        log.debug("learned %d memories from event %s", added, write.event_id)
+        added = [str(entry["id"]) for entry in result.get("results", []) if entry.get("id")]
+        log.debug("learned %d memories from event %s", len(added), write.event_id)
         return added
 
-    async def forget_owner(self, owner_id: str) -> int:
-        table, entities = self._table, _entities(self._table)
+    async def page(self, owner_id: str, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
+        try:
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(self._records_sql + " limit $2 offset $3",
+                                        owner_id, limit, offset)
+                total = await conn.fetchval(
+                    f'select count(*) from "{self._table}" where payload->>\'user_id\' = $1',
+                    owner_id,
+                )
+        except Exception as exc:
+            raise MemoryUnavailable(f"listing memories failed: {exc.__class__.__name__}") from exc
+        return [_record(row) for row in rows], int(total)
+
+    async def records(self, owner_id: str) -> list[MemoryRecord]:
+        try:
+            rows = await self._pool.fetch(self._records_sql, owner_id)
+        except Exception as exc:
+            raise MemoryUnavailable(f"reading memories failed: {exc.__class__.__name__}") from exc
+        return [_record(row) for row in rows]
+
+    async def find(self, owner_id: str, id_prefix: str) -> list[MemoryRecord]:
+        prefix = id_prefix.strip().lower()
+        if not re.fullmatch(r"[0-9a-f-]+", prefix):
+            return []
+        try:
+            rows = await self._pool.fetch(
+                f'select id::text as id, payload::text as payload from "{self._table}"'
+                " where payload->>'user_id' = $1 and starts_with(id::text, $2)"
+                " order by payload->>'created_at' desc, id limit 10",
+                owner_id,
+                prefix,
+            )
+        except Exception as exc:
+            raise MemoryUnavailable(f"finding a memory failed: {exc.__class__.__name__}") from exc
+        return [_record(row) for row in rows]
+
+    async def forget(self, owner_id: str, memory_ids: Sequence[str]) -> int:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                ids = [
-                    row["id"]
-                    for row in await conn.fetch(
-                        f'delete from "{table}" where payload->>\'user_id\' = $1'
-                        " returning id::text as id",
-                        owner_id,
-                    )
-                ]
+                gone = await self._delete(conn, owner_id, "id = any($2::uuid[])", list(memory_ids))
+                # Mem0's copy of the owner's last raw messages may repeat what was forgotten.
+                await conn.execute("delete from mem0_messages where session_scope = $1",
+                                   session_scope(owner_id))
+        except Exception as exc:
+            raise MemoryUnavailable(f"forgetting failed: {exc.__class__.__name__}") from exc
+        log.info("forgot %d memories of one owner", len(gone))
+        return len(gone)
+
+    async def forget_owner(self, owner_id: str) -> int:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                gone = await self._delete(conn, owner_id, "true")
+                entities = _entities(self._table)
                 if await conn.fetchval("select to_regclass($1) is not null",
                                        f'public."{entities}"'):
                     await conn.execute(
                         f'delete from "{entities}" where payload->>\'user_id\' = $1', owner_id
                     )
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._writes, self._forget_history, owner_id, ids)
+                await conn.execute("delete from mem0_messages where session_scope = $1",
+                                   session_scope(owner_id))
         except Exception as exc:
             raise MemoryUnavailable(f"forgetting failed: {exc.__class__.__name__}") from exc
-        log.info("forgot %d memories of one owner", len(ids))
-        return len(ids)
+        log.info("forgot all %d memories of one owner", len(gone))
+        return len(gone)
 
-    def _forget_history(self, owner_id: str, memory_ids: list[str]) -> None:
-        """Mem0 keeps old texts of memories, and the owner's recent raw messages, in a SQLite
-        file of its own; a memory is only forgotten once those are gone too."""
-        from mem0.memory.main import _build_session_scope
-
-        history = self._mem0.db
-        with history._lock:
-            history.connection.executemany(
-                "delete from history where memory_id = ?", [(i,) for i in memory_ids]
+    async def _delete(
+        self, conn: PoolConnectionProxy[Any], owner_id: str, which: str, *args: object
+    ) -> list[str]:
+        """Delete the owner's memories matching ``which`` (SQL on the memory table, with ``$2``
+        onwards bound to ``args``), their history, and their links from entity rows (an entity
+        row left with no memory goes). Returns the ids deleted."""
+        table, entities = self._table, _entities(self._table)
+        gone = [
+            row["id"]
+            for row in await conn.fetch(
+                f'delete from "{table}" where payload->>\'user_id\' = $1 and {which}'
+                " returning id::text as id",
+                owner_id,
+                *args,
             )
-            history.connection.execute(
-                "delete from messages where session_scope = ?",
-                (_build_session_scope({"user_id": owner_id}),),
+        ]
+        await conn.execute("delete from mem0_history where memory_id = any($1::text[])", gone)
+        if gone and await conn.fetchval("select to_regclass($1) is not null",
+                                        f'public."{entities}"'):
+            await conn.execute(
+                f'update "{entities}" set payload = jsonb_set(payload, \'{{linked_memory_ids}}\','
+                " coalesce((select jsonb_agg(linked) from jsonb_array_elements_text("
+                " payload->'linked_memory_ids') linked where linked <> all($2::text[])),"
+                " '[]'::jsonb)) where payload->>'user_id' = $1",
+                owner_id,
+                gone,
             )
-            history.connection.commit()
+            await conn.execute(
+                f'delete from "{entities}" where payload->>\'user_id\' = $1'
+                " and coalesce(jsonb_array_length(payload->'linked_memory_ids'), 0) = 0",
+                owner_id,
+            )
+        return gone
 
     def close(self) -> None:
         """Release the write threads and Mem0's connections. Call after the jobs are drained:

@@ -12,15 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from bot.events import MessageRef
+from bot.events import ChatEvent, MessageRef
 
 __all__ = [
+    "NO_ACCESS",
+    "Access",
     "AuthProvider",
     "AuthUser",
     "ChatModel",
     "EventLedger",
     "Jobs",
+    "MemoryControls",
     "MemoryHit",
+    "MemoryRecord",
     "MemoryStore",
     "MemoryWrite",
     "Message",
@@ -52,6 +56,18 @@ class MemoryHit:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryRecord:
+    """A stored memory as its owner may see it: ``metadata`` is what was kept about where it
+    came from (platform, conversation, event id...), without the owner id or derived fields."""
+
+    id: str
+    text: str
+    created_at: datetime | None
+    updated_at: datetime | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Turn:
     """One side of an exchange in a conversation's recent history."""
 
@@ -67,6 +83,7 @@ class MemoryWrite:
     ``event_id`` is the idempotency key of the message it came from. ``owner_id`` is the owner
     when the message was answered; ``account`` is the speaker's account key, from which the
     writer finds the owner again when it runs (the account may have been linked meanwhile).
+    ``source`` is the message to put the learned receipt on, None when no receipt is wanted.
     """
 
     owner_id: str
@@ -75,6 +92,23 @@ class MemoryWrite:
     text: str
     at: datetime
     metadata: dict[str, str] = field(default_factory=dict)
+    source: MessageRef | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Access:
+    """What one turn may do with its author's memories, after their own choices and their
+    server's or workspace's: use them in the answer (``recall``), learn from the message
+    (``learn``), show the learned receipt (``receipts``). ``notice`` is a sentence to show with
+    the answer (memory is paused), given once."""
+
+    recall: bool
+    learn: bool
+    receipts: bool = True
+    notice: str | None = None
+
+
+NO_ACCESS = Access(recall=False, learn=False, receipts=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,14 +130,37 @@ class MemoryStore(Protocol):
         """
         ...
 
-    async def learn(self, write: MemoryWrite) -> int:
-        """Extract and store what ``write`` says about its owner; returns how many memories were
-        added. Raises :class:`bot.errors.MemoryUnavailable` on failure."""
+    async def learn(self, write: MemoryWrite) -> list[str]:
+        """Extract and store what ``write`` says about its owner; returns the ids of the
+        memories added. Raises :class:`bot.errors.MemoryUnavailable` on failure."""
+        ...
+
+    async def page(self, owner_id: str, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
+        """The owner's memories newest first, ``limit`` from ``offset``, and how many the owner
+        has in all. Raises :class:`bot.errors.MemoryUnavailable`."""
+        ...
+
+    async def records(self, owner_id: str) -> list[MemoryRecord]:
+        """Every memory of the owner, newest first (for an export). Raises
+        :class:`bot.errors.MemoryUnavailable`."""
+        ...
+
+    async def find(self, owner_id: str, id_prefix: str) -> list[MemoryRecord]:
+        """The owner's memories whose id starts with ``id_prefix`` (another owner's never
+        match). Raises :class:`bot.errors.MemoryUnavailable`."""
+        ...
+
+    async def forget(self, owner_id: str, memory_ids: Sequence[str]) -> int:
+        """Delete those of ``memory_ids`` that are the owner's, with their history and the
+        store's copy of the owner's recent raw messages (which may repeat them); returns how
+        many memories went. Ids of other owners are left alone. Raises
+        :class:`bot.errors.MemoryUnavailable`."""
         ...
 
     async def forget_owner(self, owner_id: str) -> int:
         """Delete every memory of the owner, with what the store keeps about them besides
-        (history, entities); returns how many memories went. Idempotent."""
+        (history, entities, recent raw messages); returns how many memories went. Idempotent.
+        Raises :class:`bot.errors.MemoryUnavailable`."""
         ...
 
 
@@ -152,6 +209,15 @@ class Owners(Protocol):
 
     async def owner_of(self, account_key: str) -> str:
         """The linked Supabase user id of the account, or else the account key itself."""
+        ...
+
+
+class MemoryControls(Protocol):
+    """What people and admins decided about memory."""
+
+    async def access(self, owner_id: str, event: ChatEvent) -> Access:
+        """What the turn of ``event``, whose memories belong to ``owner_id``, may do. A pause
+        notice is handed out once per pause, whichever process asks."""
         ...
 
 

@@ -48,6 +48,18 @@ class PostgresTranscript:
                 self._keep,
             )
 
+    async def of_owner(self, owner_id: str) -> list[tuple[str, Turn]]:
+        """Every recorded turn of the owner, with its conversation id, oldest first."""
+        rows = await self._pool.fetch(
+            "select conversation_id, role, content, at from conversation_turns"
+            " where owner_id = $1 order by id",
+            owner_id,
+        )
+        return [
+            (row["conversation_id"], Turn(role=row["role"], text=row["content"], at=row["at"]))
+            for row in rows
+        ]
+
     async def forget_owner(self, owner_id: str) -> int:
         """Delete every recorded turn of the owner; returns how many."""
         status = await self._pool.execute(

@@ -10,12 +10,14 @@ import pytest
 from adapters.console import to_event
 from bot.core import EMPTY_HINT, MODEL_DOWN, MODEL_REFUSED, Core, TurnLimits
 from bot.errors import MemoryUnavailable, ModelRejected, ModelUnavailable
-from bot.events import ChatEvent, Reply, ReplyKind
+from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
+from bot.ports import Access
 from tests.conftest import answer
 from tests.fakes.ports import (
     DictOwners,
     FakeChat,
     FakeMemory,
+    FixedControls,
     ListJobs,
     ListTranscript,
     SetLedger,
@@ -30,6 +32,7 @@ class Rig:
         self.jobs = ListJobs()
         self.ledger = SetLedger()
         self.owners = DictOwners()
+        self.controls = FixedControls()
         self.core = Core(
             memory=self.memory,
             chat=self.chat,
@@ -37,6 +40,7 @@ class Rig:
             jobs=self.jobs,
             ledger=self.ledger,
             owners=self.owners,
+            controls=self.controls,
             limits=TurnLimits(**limits),  # type: ignore[arg-type]
         )
 
@@ -92,8 +96,40 @@ async def test_when_the_owner_cannot_be_told_no_ones_memories_are_read(rig: Rig)
     reply = await rig.answer(to_event("alice", "where do I sail?", session="s"))
     assert reply.kind is ReplyKind.ANSWER
     assert rig.memory.searches == []
-    [write] = rig.jobs.writes  # the writer finds the owner again when it runs
-    assert write.account == "console:alice"
+    # Whether they paused memory, or their server turned it off, cannot be told either.
+    assert rig.jobs.writes == []
+
+
+async def test_what_the_controls_forbid_is_neither_read_nor_learned(rig: Rig) -> None:
+    rig.memory.remember("console:alice", "Alice sails")
+    rig.controls.access_given = Access(recall=False, learn=False, notice="Memory is paused.")
+    reply = await rig.answer(to_event("alice", "where do I sail?", session="s"))
+    assert reply.kind is ReplyKind.ANSWER and reply.notice == "Memory is paused."
+    assert rig.memory.searches == [] and "Alice sails" not in rig.system_prompt()
+    assert rig.jobs.writes == []
+    assert len(rig.transcript.turns["console:alice:s"]) == 2  # the conversation goes on
+
+
+async def test_learning_without_recall_and_receipts_follow_the_controls(rig: Rig) -> None:
+    rig.memory.remember("console:alice", "Alice sails")
+    rig.controls.access_given = Access(recall=False, learn=True, receipts=False)
+    event = dataclasses.replace(to_event("alice", "I sail", session="s"),
+                                source=MessageRef(platform="console", channel="s", message="1"))
+    await rig.answer(event)
+    assert "Alice sails" not in rig.system_prompt()
+    [write] = rig.jobs.writes
+    assert write.source is None
+    rig.controls.access_given = Access(recall=True, learn=True, receipts=True)
+    await rig.answer(dataclasses.replace(event, event_id="console:2"))
+    assert rig.jobs.writes[-1].source == event.source
+
+
+async def test_when_the_controls_cannot_be_read_memory_is_left_alone(rig: Rig) -> None:
+    rig.memory.remember("console:alice", "Alice sails")
+    rig.controls.failure = ConnectionError("database gone")
+    reply = await rig.answer(to_event("alice", "where do I sail?", session="s"))
+    assert reply.kind is ReplyKind.ANSWER
+    assert rig.memory.searches == [] and rig.jobs.writes == []
 
 
 async def test_memories_are_quoted_as_data_that_cannot_close_their_block(rig: Rig) -> None:

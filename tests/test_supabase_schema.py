@@ -71,7 +71,8 @@ def test_deleting_a_user_takes_their_links_and_queues_their_memories(supabase_db
 def test_the_api_roles_cannot_touch_the_tables(supabase_db: str, role: str) -> None:
     with psycopg.connect(supabase_db, autocommit=True) as conn:
         conn.execute(f"set role {role}")
-        for table in ("account_links", "link_requests", "site_keys", "memory_owners"):
+        for table in ("account_links", "link_requests", "site_keys", "memory_owners",
+                      "owner_settings", "workspace_settings", "mem0_history", "mem0_messages"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"select * from {table}")
 
@@ -87,14 +88,15 @@ def _columns(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object,
         "select table_name, column_name, data_type, is_nullable, column_default"
         " from information_schema.columns where table_schema = 'public'"
         " and table_name in ('site_keys', 'link_requests', 'link_email_sends', 'account_links',"
-        " 'memory_owners', 'owner_purges') order by table_name, column_name"
+        " 'memory_owners', 'owner_purges', 'owner_settings', 'workspace_settings', 'mem0_history',"
+        " 'mem0_messages') order by table_name, column_name"
     ).fetchall()
 
 
 async def test_the_pushed_schema_matches_membots_own_migration(
     supabase_db: str, postgres: str
 ) -> None:
-    """deploy/supabase repeats migration 003 for the Supabase CLI; the two must not drift."""
+    """deploy/supabase repeats migrations 003 and 004 for the Supabase CLI; they must not drift."""
     other = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres, autocommit=True) as admin:
         admin.execute(f'create database "{other}"')

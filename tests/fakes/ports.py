@@ -8,7 +8,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bot.ports import MemoryHit, MemoryWrite, Message, Turn
+from bot.events import ChatEvent
+from bot.ports import Access, MemoryHit, MemoryRecord, MemoryWrite, Message, Turn
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -40,12 +41,45 @@ class FakeMemory:
 
         return sorted(self.by_owner[owner_id], key=shared, reverse=True)[:limit]
 
-    async def learn(self, write: MemoryWrite) -> int:
+    async def learn(self, write: MemoryWrite) -> list[str]:
         self.remember(write.owner_id, write.text)
-        return 1
+        return [self.by_owner[write.owner_id][-1].id]
+
+    def _records(self, owner_id: str) -> list[MemoryRecord]:
+        return [MemoryRecord(id=h.id, text=h.text, created_at=h.created_at, updated_at=None)
+                for h in reversed(self.by_owner.get(owner_id, []))]
+
+    async def page(self, owner_id: str, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
+        found = self._records(owner_id)
+        return found[offset:offset + limit], len(found)
+
+    async def records(self, owner_id: str) -> list[MemoryRecord]:
+        return self._records(owner_id)
+
+    async def find(self, owner_id: str, id_prefix: str) -> list[MemoryRecord]:
+        return [r for r in self._records(owner_id) if r.id.startswith(id_prefix)]
+
+    async def forget(self, owner_id: str, memory_ids: Sequence[str]) -> int:
+        kept = [h for h in self.by_owner.get(owner_id, []) if h.id not in memory_ids]
+        gone = len(self.by_owner.get(owner_id, [])) - len(kept)
+        self.by_owner[owner_id] = kept
+        return gone
 
     async def forget_owner(self, owner_id: str) -> int:
         return len(self.by_owner.pop(owner_id, []))
+
+
+class FixedControls:
+    """Gives every turn ``access`` (all allowed unless a test changes it)."""
+
+    def __init__(self) -> None:
+        self.access_given = Access(recall=True, learn=True)
+        self.failure: Exception | None = None
+
+    async def access(self, owner_id: str, event: ChatEvent) -> Access:
+        if self.failure is not None:
+            raise self.failure
+        return self.access_given
 
 
 class DictOwners:

@@ -1,0 +1,85 @@
+"""A person's memories as files they can keep: JSON for programs, Markdown for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.events import Attachment
+from bot.ports import MemoryRecord, Turn
+
+__all__ = ["export_files"]
+
+
+def _when(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _day(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d") if at is not None else "undated"
+
+
+def export_files(
+    *,
+    owner_id: str,
+    memories: Sequence[MemoryRecord],
+    turns: Sequence[tuple[str, Turn]],
+    now: datetime,
+) -> tuple[Attachment, Attachment]:
+    """``membot-memories-<date>.json`` and ``.md``: every memory with its id, dates and
+    metadata, and the recent messages kept as short-term context. Both hold the same data."""
+    stamp = now.strftime("%Y-%m-%d")
+    document = {
+        "exported_at": now.isoformat(),
+        "owner": owner_id,
+        "memories": [
+            {
+                "id": m.id,
+                "text": m.text,
+                "created_at": _when(m.created_at),
+                "updated_at": _when(m.updated_at),
+                "metadata": m.metadata,
+            }
+            for m in memories
+        ],
+        "recent_messages": [
+            {"conversation": conversation, "role": t.role, "text": t.text, "at": _when(t.at)}
+            for conversation, t in turns
+        ],
+    }
+    lines = [
+        "# What membot remembers about you",
+        "",
+        f"Exported {now.strftime('%Y-%m-%d %H:%M %Z').strip()}: {len(memories)} memories, "
+        f"{len(turns)} recent messages.",
+        "",
+        "## Memories (newest first)",
+        "",
+    ]
+    lines += [
+        f"- {_day(m.created_at)} `{m.id}` {_one_line(m.text)}"
+        + (f" _(from {m.metadata['platform']})_" if "platform" in m.metadata else "")
+        for m in memories
+    ] or ["Nothing yet."]
+    lines += ["", "## Recent messages (short-term context of each conversation)", ""]
+    lines += [
+        f"- {_when(t.at)} {conversation} {t.role}: {_one_line(t.text)}"
+        for conversation, t in turns
+    ] or ["None."]
+    return (
+        Attachment(
+            filename=f"membot-memories-{stamp}.json",
+            content=json.dumps(document, ensure_ascii=False, indent=2).encode(),
+            media_type="application/json",
+        ),
+        Attachment(
+            filename=f"membot-memories-{stamp}.md",
+            content=("\n".join(lines) + "\n").encode(),
+            media_type="text/markdown",
+        ),
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,233 @@
+"""``memory ...``: what the bot knows about the person asking, and their say over it.
+
+Every answer is about the asker's own memories (their linked Supabase user's, once linked) and
+is private. An id that is not theirs is answered exactly like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from bot.commands import Command
+from bot.controls import ControlStore
+from bot.events import Action, ChatEvent, Reply, ReplyKind
+from bot.export import export_files
+from bot.ports import MemoryRecord, MemoryStore, Owners
+from bot.syntax import typed
+from bot.transcript import PostgresTranscript
+
+__all__ = ["PAGE_SIZE", "MemoryCommands"]
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 10
+SHOWN_CHARS = 200  # of each memory, in lists
+SEARCH_MIN_SCORE = 0.3  # below it, a memory matches a search only if it shares a word with it
+UNAVAILABLE = "I can't reach my memory store right now, so nothing changed. Please try again soon."
+
+Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
+
+
+def _short(memory_id: str) -> str:
+    return memory_id[:8]
+
+
+def _line(memory: MemoryRecord) -> str:
+    day = memory.created_at.strftime("%Y-%m-%d") if memory.created_at else "undated"
+    text = " ".join(memory.text.split())
+    if len(text) > SHOWN_CHARS:
+        text = text[: SHOWN_CHARS - 1] + "…"
+    return f"- `{_short(memory.id)}` {day}: {text}"
+
+
+def _hint(text: str) -> Reply:
+    return Reply(text=text, kind=ReplyKind.HINT)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split()
+            if len(w) >= 3}
+
+
+class MemoryCommands:
+    """The handlers of the ``memory`` command group (see :meth:`command`)."""
+
+    def __init__(
+        self,
+        *,
+        memory: MemoryStore,
+        owners: Owners,
+        controls: ControlStore,
+        transcript: PostgresTranscript,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._memory = memory
+        self._owners = owners
+        self._controls = controls
+        self._transcript = transcript
+        self._clock = clock
+
+    def command(self) -> Command:
+        """The ``memory`` group, for :class:`bot.commands.Commands`."""
+        subs = [
+            ("list", "[page]", "what I remember about you, newest first", self.list),
+            ("search", "<words>", "the memories that match some words", self.search),
+            ("forget", "<id>", "forget one memory (ids are in the list)", self.forget),
+            ("forget-all", "", "forget everything about you (asks first)", self.forget_all),
+            ("export", "", "everything I keep about you, as files", self.export),
+            ("pause", "", "stop using and learning memories about you", self.pause),
+            ("resume", "", "use and learn memories again", self.resume),
+            ("receipts", "<on|off>", "a 🧠 reaction when I learn from a message", self.receipts),
+        ]
+        return Command(
+            name="memory",
+            summary="see, search, forget, export or pause what I remember about you",
+            subcommands=tuple(
+                Command(name=name, usage=usage, summary=summary, handler=self._guarded(handler))
+                for name, usage, summary, handler in subs
+            ),
+        )
+
+    def _guarded(self, handler: Handler) -> Handler:
+        """A store that fails costs one short sentence, never a crash."""
+
+        async def run(event: ChatEvent, arguments: str) -> Reply:
+            try:
+                return await handler(event, arguments)
+            except Exception:
+                log.exception("memory command failed for event %s", event.event_id)
+                return Reply(text=UNAVAILABLE, kind=ReplyKind.ERROR)
+
+        return run
+
+    async def _owner(self, event: ChatEvent) -> str:
+        return await self._owners.owner_of(event.account.key)
+
+    async def list(self, event: ChatEvent, arguments: str) -> Reply:
+        page = 1
+        if arguments:
+            if not arguments.isdigit() or int(arguments) < 1:
+                return _hint("The page is a number: "
+                             f"{typed(event.platform, 'memory', 'list', 'page', '2')}.")
+            page = int(arguments)
+        owner = await self._owner(event)
+        memories, total = await self._memory.page(owner, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        if total == 0:
+            return Reply(text="I don't remember anything about you yet.")
+        pages = -(-total // PAGE_SIZE)
+        if not memories:
+            return _hint(f"There are only {pages} pages.")
+        actions = []
+        if page > 1:
+            actions.append(Action(label="Newer", command="memory", arguments=f"list {page - 1}"))
+        if page < pages:
+            actions.append(Action(label="Older", command="memory", arguments=f"list {page + 1}"))
+        heading = (f"What I remember about you: {total} "
+                   f"{'memory' if total == 1 else 'memories'}, newest first"
+                   + (f" (page {page} of {pages})" if pages > 1 else "") + ".")
+        example = typed(event.platform, "memory", "forget", "id", _short(memories[0].id))
+        return Reply(
+            text="\n".join([heading, *map(_line, memories), f"To forget one: {example}"]),
+            actions=tuple(actions),
+        )
+
+    async def search(self, event: ChatEvent, arguments: str) -> Reply:
+        if not arguments:
+            return _hint("Tell me what to look for: "
+                         f"{typed(event.platform, 'memory', 'search', 'words', 'coffee')}.")
+        owner = await self._owner(event)
+        hits = await self._memory.search(owner, arguments, 20)
+        wanted = _words(arguments)
+        matching = [h for h in hits if h.score >= SEARCH_MIN_SCORE or wanted & _words(h.text)]
+        if not matching:
+            return Reply(text=f"Nothing I remember about you matches “{arguments}”.")
+        lines = [
+            _line(MemoryRecord(id=h.id, text=h.text, created_at=h.created_at, updated_at=None))
+            for h in matching[:PAGE_SIZE]
+        ]
+        return Reply(text="\n".join([f"What I remember about “{arguments}”, best match first:",
+                                     *lines]))
+
+    async def forget(self, event: ChatEvent, arguments: str) -> Reply:
+        listing = typed(event.platform, "memory", "list")
+        wanted = arguments.strip().strip("`").lower()
+        if len(wanted) < 4:
+            return _hint("Give the id of the memory to forget (at least its first 4 "
+                         f"characters); {listing} shows them.")
+        owner = await self._owner(event)
+        found = await self._memory.find(owner, wanted)
+        if not found:
+            return _hint(f"None of your memories has the id `{wanted}`; {listing} shows them.")
+        if len(found) > 1:
+            return _hint(f"{len(found)} of your memories start with `{wanted}`: give more of "
+                         "the id.")
+        await self._memory.forget(owner, [found[0].id])
+        return Reply(text=f"Forgotten: “{' '.join(found[0].text.split())}”.")
+
+    async def forget_all(self, event: ChatEvent, arguments: str) -> Reply:
+        answer = arguments.strip().lower()
+        if answer == "cancel":
+            return Reply(text="Nothing was forgotten.")
+        owner = await self._owner(event)
+        if answer != "confirm":
+            _, total = await self._memory.page(owner, 0, 0)
+            everywhere = (" This is one memory shared by all your linked accounts, so it goes "
+                          "everywhere." if owner != event.account.key else "")
+            return Reply(
+                text=(f"This deletes everything I keep about you: {total} "
+                      f"{'memory' if total == 1 else 'memories'}, their history, and our recent "
+                      f"messages. It cannot be undone.{everywhere}"),
+                actions=(
+                    Action(label="Forget everything", command="memory",
+                           arguments="forget-all confirm", style="danger"),
+                    Action(label="Cancel", command="memory", arguments="forget-all cancel"),
+                ),
+            )
+        # First the mark, then the deletes: a write already running checks the mark after it
+        # stored, and removes what it stored.
+        await self._controls.mark_forgotten(owner)
+        memories = await self._memory.forget_owner(owner)
+        turns = await self._transcript.forget_owner(owner)
+        log.info("forget-all: %d memories and %d turns of one owner", memories, turns)
+        return Reply(text=(f"Done: I forgot {memories} {'memory' if memories == 1 else 'memories'}"
+                           f" and {turns} recent {'message' if turns == 1 else 'messages'}. "
+                           "Anything you tell me from now on is new to me."))
+
+    async def export(self, event: ChatEvent, arguments: str) -> Reply:
+        owner = await self._owner(event)
+        memories = await self._memory.records(owner)
+        turns = await self._transcript.of_owner(owner)
+        files = export_files(owner_id=owner, memories=memories, turns=turns, now=self._clock())
+        return Reply(
+            text=(f"Everything I keep about you: {len(memories)} "
+                  f"{'memory' if len(memories) == 1 else 'memories'} and {len(turns)} recent "
+                  "messages, as JSON and as Markdown."),
+            files=files,
+        )
+
+    async def pause(self, event: ChatEvent, arguments: str) -> Reply:
+        changed = await self._controls.set_paused(await self._owner(event), True)
+        resume = typed(event.platform, "memory", "resume")
+        if not changed:
+            return Reply(text=f"Memory is already paused for you. {resume} turns it back on.")
+        return Reply(text=("Memory paused: I won't use what I remember about you, or learn "
+                           f"anything new, until you resume it with {resume}. What I already "
+                           "know stays until you forget it."))
+
+    async def resume(self, event: ChatEvent, arguments: str) -> Reply:
+        changed = await self._controls.set_paused(await self._owner(event), False)
+        if not changed:
+            return Reply(text="Memory is already on for you.")
+        return Reply(text="Memory is back on: I'll use what I remember about you and learn again.")
+
+    async def receipts(self, event: ChatEvent, arguments: str) -> Reply:
+        choice = arguments.strip().lower()
+        if choice not in ("on", "off"):
+            return _hint("Say on or off: "
+                         f"{typed(event.platform, 'memory', 'receipts', 'value', 'off')}.")
+        await self._controls.set_receipts(await self._owner(event), choice == "on")
+        if choice == "on":
+            return Reply(text="I'll react with 🧠 to messages I learned something from.")
+        return Reply(text="No more 🧠 reactions; I still learn as before.")

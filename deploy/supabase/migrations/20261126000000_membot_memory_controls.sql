@@ -1,0 +1,63 @@
+-- membot's memory controls and mem0's history for a Supabase project, for `supabase db push`
+-- (see the README). The same schema as bot/migrations/004_memory_controls.sql, which membot also
+-- applies by itself at start; both are idempotent, so either order works. Only the service role
+-- (which bypasses row-level security) and the table owner can touch these tables.
+create table if not exists owner_settings (
+    owner_id text primary key,
+    paused boolean not null default false,
+    pause_noticed boolean not null default false,
+    receipts boolean not null default true,
+    forgotten_at timestamptz,
+    updated_at timestamptz not null default now()
+);
+
+create table if not exists workspace_settings (
+    platform text not null,
+    workspace_id text not null,
+    memory boolean not null default true,
+    channels text[] not null default '{}',
+    public_recall boolean not null default true,
+    receipts boolean not null default true,
+    updated_by text,
+    updated_at timestamptz not null default now(),
+    primary key (platform, workspace_id)
+);
+
+create table if not exists mem0_history (
+    id text primary key,
+    memory_id text not null,
+    old_memory text,
+    new_memory text,
+    event text not null,
+    created_at text,
+    updated_at text,
+    is_deleted integer not null default 0,
+    actor_id text,
+    role text,
+    recorded_at timestamptz not null default clock_timestamp()
+);
+create index if not exists mem0_history_memory_idx on mem0_history (memory_id);
+
+create table if not exists mem0_messages (
+    id text primary key,
+    session_scope text not null,
+    role text,
+    content text,
+    name text,
+    created_at timestamptz not null default clock_timestamp()
+);
+create index if not exists mem0_messages_scope_idx on mem0_messages (session_scope, created_at);
+
+do $$
+begin
+    if exists (select from pg_roles where rolname = 'anon') then
+        revoke all on owner_settings, workspace_settings, mem0_history, mem0_messages
+            from anon, authenticated;
+    end if;
+end
+$$;
+
+alter table owner_settings enable row level security;
+alter table workspace_settings enable row level security;
+alter table mem0_history enable row level security;
+alter table mem0_messages enable row level security;
