@@ -42,7 +42,8 @@ async def _chat(settings: Settings, user: str) -> None:
     from adapters.console import ConsoleAdapter
 
     async with services(settings) as app:
-        await ConsoleAdapter(app.core.handle, app.commands, user=user).run()
+        await ConsoleAdapter(app.core.handle, app.commands, user=user,
+                             receipts=app.receipts).run()
 
 
 def _discord_token(settings: Settings) -> str:

@@ -6,12 +6,15 @@ import asyncio
 import sys
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from bot.commands import Commands
-from bot.events import ChatEvent, Reply, ReplyKind
+from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
+from bot.receipts import ReceiptRouter
 
 __all__ = ["ConsoleAdapter", "to_event"]
 
@@ -24,8 +27,9 @@ leaves."""
 
 def to_event(user: str, text: str, *, session: str) -> ChatEvent:
     """A terminal line as the common event. Every line is addressed to the bot."""
+    line_id = str(uuid.uuid4())
     return ChatEvent(
-        event_id=f"console:{uuid.uuid4()}",
+        event_id=f"console:{line_id}",
         platform="console",
         author_id=user,
         author_name=user,
@@ -33,23 +37,27 @@ def to_event(user: str, text: str, *, session: str) -> ChatEvent:
         conversation_id=f"console:{user}:{session}",
         is_direct=True,
         mentions_bot=True,
+        source=MessageRef(platform="console", channel=session, message=line_id),
         at=datetime.now(UTC),
     )
 
 
 def render(reply: Reply) -> str:
-    """How a reply looks in the terminal."""
+    """How a reply looks in the terminal: its buttons become the commands to type."""
     lines = []
     if reply.notice:
         lines.append(f"(note: {reply.notice})")
     prefix = "membot" if reply.kind is ReplyKind.ANSWER else f"membot [{reply.kind.value}]"
     lines.append(f"{prefix}> {reply.text}")
+    lines += [f"  [{a.label}] :{a.command} {a.arguments}".rstrip() for a in reply.actions]
     return "\n".join(lines)
 
 
 class ConsoleAdapter:
     """Reads lines from ``stdin``, hands each to ``handle`` (or, for ``:name arguments``, to the
-    command layer), and prints the reply to ``stdout``.
+    command layer), and prints the reply to ``stdout``. Files a reply carries (an export) are
+    written to ``files_dir``, never over an existing file; with ``receipts``, a line saying
+    what was learned from is printed when the memory writer asks for the 🧠 receipt.
 
     Lines are read on a daemon thread, so the event loop (and the background memory writes)
     keep running while the person types, and Ctrl-C or SIGTERM never wait for a pending read.
@@ -63,6 +71,8 @@ class ConsoleAdapter:
         user: str,
         stdin: TextIO = sys.stdin,
         stdout: TextIO = sys.stdout,
+        files_dir: Path | None = None,
+        receipts: ReceiptRouter | None = None,
     ) -> None:
         self._handle = handle
         self._commands = commands
@@ -71,6 +81,25 @@ class ConsoleAdapter:
         self._stdout = stdout
         self._session = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self._interactive = stdin.isatty()
+        self._files_dir = files_dir or Path.cwd()
+        self._said: OrderedDict[str, str] = OrderedDict()  # line id -> text, for receipts
+        if receipts is not None:
+            receipts.register("console", self._receipt)
+
+    async def _receipt(self, source: MessageRef, emoji: str) -> None:
+        said = self._said.get(source.message)
+        if said is not None and source.channel == self._session:
+            self._say(f"{emoji} (learned from: {said})")
+
+    def _save(self, reply: Reply) -> None:
+        for file in reply.files:
+            path = self._files_dir / file.filename
+            stem, n = path.stem, 1
+            while path.exists():
+                n += 1
+                path = path.with_name(f"{stem}-{n}{path.suffix}")
+            path.write_bytes(file.content)
+            self._say(f"  saved {path}")
 
     def _say(self, text: str) -> None:
         self._stdout.write(text + "\n")
@@ -100,15 +129,24 @@ class ConsoleAdapter:
         self._say(GREETING.format(user=self._user))
         lines = self._start_reader()
         while (line := await self._read(lines)) is not None:
-            stripped = line.strip()
-            if stripped.lower() in QUIT:
+            if line.strip().lower() in QUIT:
                 break
-            event = to_event(self._user, line, session=self._session)
-            reply: Reply | None
-            if stripped.startswith(":") and len(stripped) > 1:
-                name, _, arguments = stripped[1:].partition(" ")
-                reply = await self._commands.run(event, name, arguments)
-            else:
-                reply = await self._handle(event)
-            if reply is not None:
-                self._say(render(reply))
+            await self.line(line)
+
+    async def line(self, line: str) -> None:
+        """Take one line as typed: a message, or ``:name arguments`` for a command."""
+        stripped = line.strip()
+        event = to_event(self._user, line, session=self._session)
+        if event.source is not None:
+            self._said[event.source.message] = " ".join(stripped.split())[:60]
+            while len(self._said) > 100:
+                self._said.popitem(last=False)
+        reply: Reply | None
+        if stripped.startswith(":") and len(stripped) > 1:
+            name, _, arguments = stripped[1:].partition(" ")
+            reply = await self._commands.run(event, name, arguments)
+        else:
+            reply = await self._handle(event)
+        if reply is not None:
+            self._say(render(reply))
+            self._save(reply)
