@@ -1,4 +1,5 @@
-"""The pure Slack mapping, on Events API bodies shaped as Slack sends them."""
+"""The pure Slack mapping, on Events API bodies, slash commands and button presses shaped as
+Slack sends them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from adapters.slack.events import reply_thread, to_event
+from adapters.slack.events import action_event, command_event, reply_thread, to_event
+from bot.events import MessageRef
 
 BOT = "U0BOT"
 
@@ -65,3 +67,54 @@ def test_the_same_person_is_the_same_owner_in_every_channel_of_a_team() -> None:
     a, b = to_event(body(MENTION), BOT), to_event(body(DM), BOT)
     assert a is not None and b is not None
     assert a.account.key == b.account.key == "slack:T0TEAM:U0ALICE"
+
+
+def test_a_message_points_at_itself_not_at_its_thread() -> None:
+    in_thread, dm = to_event(body(MENTION_IN_THREAD), BOT), to_event(body(DM), BOT)
+    assert in_thread is not None and dm is not None
+    assert in_thread.source == MessageRef(platform="slack", channel="C0GENERAL",
+                                          message="1700000050.000200")
+    assert dm.source == MessageRef(platform="slack", channel="D0ALICE",
+                                   message="1700000001.000100")
+
+
+COMMAND: dict[str, Any] = {
+    "token": "x", "team_id": "T0TEAM", "team_domain": "team", "channel_id": "C0GENERAL",
+    "channel_name": "general", "user_id": "U0ALICE", "user_name": "alice",
+    "command": "/membot", "text": "memory list 2", "api_app_id": "A0APP",
+    "response_url": "https://hooks.slack.com/commands/T0TEAM/1/abc",
+    "trigger_id": "13345224609.738474920.8088930838d88f008e0"}
+PRESS: dict[str, Any] = {
+    "type": "block_actions", "api_app_id": "A0APP", "token": "x",
+    "user": {"id": "U0BOB", "username": "bob", "name": "bob", "team_id": "T0TEAM"},
+    "container": {"type": "message", "message_ts": "1700000009.000100",
+                  "channel_id": "D0BOB", "is_ephemeral": True},
+    "trigger_id": "13345224610.738474921.aaaa", "team": {"id": "T0TEAM", "domain": "team"},
+    "channel": {"id": "D0BOB", "name": "directmessage"},
+    "response_url": "https://hooks.slack.com/actions/T0TEAM/1/abc",
+    "actions": [{"action_id": "membot_action_0", "block_id": "membot_actions_0",
+                 "text": {"type": "plain_text", "text": "Next"}, "value": "memory list 3",
+                 "type": "button", "action_ts": "1700000010.123456"}],
+}
+
+
+def test_a_slash_command_is_its_author_in_that_channel_and_no_message() -> None:
+    event = command_event(COMMAND)
+    assert (event.author_id, event.author_name, event.channel_id) == ("U0ALICE", "alice",
+                                                                      "C0GENERAL")
+    assert event.event_id == f"slack:command:{COMMAND['trigger_id']}"
+    assert event.text == "/membot memory list 2" and not event.is_direct
+    assert event.source is None and event.author_is_admin is False
+
+
+def test_a_button_press_is_the_presser_where_they_pressed_it() -> None:
+    event = action_event(PRESS, PRESS["actions"][0])
+    assert (event.author_id, event.author_name, event.account.key) == (
+        "U0BOB", "bob", "slack:T0TEAM:U0BOB")
+    assert (event.channel_id, event.is_direct) == ("D0BOB", True)
+    assert event.conversation_id == "slack:T0TEAM:D0BOB:U0BOB"
+    assert event.event_id == f"slack:action:{PRESS['trigger_id']}"
+    assert event.text == "/membot memory list 3" and event.source is None
+    no_channel = {**PRESS, "channel": None, "team": None}
+    moved = action_event(no_channel, PRESS["actions"][0])
+    assert (moved.channel_id, moved.workspace_id) == ("D0BOB", "T0TEAM")

@@ -1,6 +1,8 @@
-"""Slack events as ``ChatEvent``: which events are for the bot, and what they say.
+"""Slack payloads as ``ChatEvent``: which events are for the bot and what they say, and who ran
+a slash command or pressed a button.
 
-Pure: reads an Events API body (the ``event_callback`` envelope) and does no I/O.
+Pure: reads an Events API body (the ``event_callback`` envelope), a slash command's fields or a
+``block_actions`` payload, and does no I/O.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.events import ChatEvent
+from bot.events import ChatEvent, MessageRef
 
-__all__ = ["reply_thread", "to_event"]
+__all__ = ["action_event", "command_event", "reply_thread", "to_event"]
 
 # Edits, deletions, joins, bot posts and the like are never questions for the bot.
 _ANSWERED_SUBTYPES = {None, "file_share", "thread_broadcast"}
@@ -70,5 +72,48 @@ def to_event(body: Mapping[str, Any], bot_user_id: str) -> ChatEvent | None:
         thread_id=thread,
         is_direct=is_direct,
         mentions_bot=event.get("type") == "app_mention",
+        source=MessageRef(platform="slack", channel=channel, message=str(event["ts"])),
         at=datetime.fromtimestamp(float(event["ts"]), UTC),
+    )
+
+
+def command_event(command: Mapping[str, Any]) -> ChatEvent:
+    """The common event for ``/membot ...`` (trigger ids are unique per invocation)."""
+    team, user, channel = command["team_id"], command["user_id"], command["channel_id"]
+    return ChatEvent(
+        event_id=f"slack:command:{command.get('trigger_id') or datetime.now(UTC).isoformat()}",
+        platform="slack",
+        author_id=user,
+        author_name=command.get("user_name") or user,
+        text=f"{command.get('command', '/membot')} {command.get('text', '')}".strip(),
+        conversation_id=f"slack:{team}:{channel}:{user}",
+        identity_scope=team,
+        workspace_id=team,
+        channel_id=channel,
+        is_direct=str(channel).startswith("D"),
+    )
+
+
+def action_event(body: Mapping[str, Any], action: Mapping[str, Any],
+                 slash_command: str = "/membot") -> ChatEvent:
+    """The common event for a button press in a ``block_actions`` payload: the person who
+    pressed it (never the one the message was for), where, and the command it stands for, as
+    if typed after ``slash_command``. The trigger id is unique per press."""
+    user = body.get("user") or {}
+    team = str((body.get("team") or {}).get("id") or user.get("team_id") or "")
+    channel = str((body.get("channel") or {}).get("id")
+                  or (body.get("container") or {}).get("channel_id") or "")
+    author = str(user["id"])
+    pressed = body.get("trigger_id") or action.get("action_ts") or datetime.now(UTC).isoformat()
+    return ChatEvent(
+        event_id=f"slack:action:{pressed}",
+        platform="slack",
+        author_id=author,
+        author_name=str(user.get("username") or user.get("name") or author),
+        text=f"{slash_command} {action.get('value') or ''}".strip(),
+        conversation_id=f"slack:{team}:{channel}:{author}",
+        identity_scope=team,
+        workspace_id=team,
+        channel_id=channel,
+        is_direct=channel.startswith("D"),
     )
