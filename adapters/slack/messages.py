@@ -1,0 +1,114 @@
+"""Replies as Slack messages: mrkdwn text, and Block Kit sections and buttons when a reply has
+actions. Pure: no I/O.
+
+Limits kept here are Slack's: block text and message text 3,000 characters (longer is cut),
+50 blocks per message, 25 elements per actions block, button labels 75 characters, button values
+2,000 characters, and action ids unique within a message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from markdown_to_mrkdwn import SlackMarkdownConverter
+
+from bot.chunks import split_message
+from bot.events import Action, Reply
+
+__all__ = ["ACTION_PREFIX", "MESSAGE_LIMIT", "Message", "parse_value", "render", "render_messages"]
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 3000
+BLOCKS_PER_MESSAGE = 50
+BUTTONS_PER_BLOCK = 25
+LABEL_LIMIT = 75
+VALUE_LIMIT = 2000
+ACTION_PREFIX = "membot_action_"  # every membot button's action_id starts so; the app routes on it
+
+_CONVERTER = SlackMarkdownConverter()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One Slack message: ``text`` (mrkdwn; the notification and fallback when there are
+    blocks) and its Block Kit ``blocks``, if any."""
+
+    text: str
+    blocks: tuple[dict[str, Any], ...] = ()
+
+
+def _escape(text: str) -> str:
+    """Slack's control characters, escaped as Slack asks: model text can never become a mention
+    (``<!everyone>``, ``<@U…>``) or a link it did not write in Markdown."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render(reply: Reply) -> list[str]:
+    """A reply's text as Slack mrkdwn, in pieces under ``MESSAGE_LIMIT``."""
+    text = _CONVERTER.convert(_escape(reply.text))
+    if reply.notice:
+        text = f"_{_escape(reply.notice)}_\n{text}"
+    return split_message(text, MESSAGE_LIMIT)
+
+
+def render_messages(reply: Reply, *, blocks: bool = False) -> list[Message]:
+    """A reply as Slack messages.
+
+    Without actions it is plain mrkdwn text, one message per piece (with ``blocks``, each piece
+    is a section block instead, so that the message replaces one with buttons entirely). With
+    actions: the text as section blocks, then the buttons in order, in actions blocks of at
+    most 25; a reply too long for one message's 50 blocks continues in more, the buttons in the
+    last. A button whose command would not fit in a button's value is left out and logged.
+    """
+    pieces = render(reply)
+    buttons = [b for n, action in enumerate(reply.actions) if (b := _button(n, action))]
+    if not buttons and not blocks:
+        return [Message(text=piece) for piece in pieces]
+    sections = [_section(piece) for piece in pieces if piece.strip()]
+    rows = [_actions(n // BUTTONS_PER_BLOCK, buttons[n:n + BUTTONS_PER_BLOCK])
+            for n in range(0, len(buttons), BUTTONS_PER_BLOCK)]
+    every = [*sections, *rows]
+    return [_message(every[n:n + BLOCKS_PER_MESSAGE])
+            for n in range(0, len(every), BLOCKS_PER_MESSAGE)]
+
+
+def parse_value(value: str) -> tuple[str, str]:
+    """A button's value as the command name and its arguments (the inverse of ``_button``)."""
+    name, _, arguments = value.strip().partition(" ")
+    return name, arguments.strip()
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _actions(n: int, buttons: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "actions", "block_id": f"membot_actions_{n}", "elements": buttons}
+
+
+def _button(n: int, action: Action) -> dict[str, Any] | None:
+    value = f"{action.command} {action.arguments}".strip()
+    if len(value) > VALUE_LIMIT:
+        log.warning("a %r button's command is over Slack's %d characters; left out",
+                    action.command, VALUE_LIMIT)
+        return None
+    label = action.label.strip() or value
+    if len(label) > LABEL_LIMIT:
+        label = label[:LABEL_LIMIT - 1] + "…"
+    button: dict[str, Any] = {"type": "button", "action_id": f"{ACTION_PREFIX}{n}",
+                              "text": {"type": "plain_text", "text": label, "emoji": True},
+                              "value": value}
+    if action.style != "default":
+        button["style"] = action.style
+    return button
+
+
+def _message(blocks: list[dict[str, Any]]) -> Message:
+    """Blocks as a message whose text is its first section's (or, buttons only, their labels)."""
+    text = next((b["text"]["text"] for b in blocks if b["type"] == "section"), None)
+    if text is None:
+        text = " · ".join(e["text"]["text"] for b in blocks for e in b["elements"])
+    return Message(text=text[:MESSAGE_LIMIT], blocks=tuple(blocks))
