@@ -1,6 +1,8 @@
-"""The Slack adapter. ``events`` maps Events API bodies to the common event without I/O; ``app``
-is the bolt app (answers, the slash command, rendering to mrkdwn); ``run_socket_mode`` connects
-it over Socket Mode, and ``adapters.web`` serves it in HTTP mode."""
+"""The Slack adapter. ``events`` maps Events API bodies, slash commands and button presses to the
+common event and ``messages`` renders replies as mrkdwn and Block Kit, both without I/O; ``app``
+is the bolt app (answers, the slash command, buttons, receipts, admin lookups) and ``files``
+sends files to a person's DM; ``run_socket_mode`` connects it over Socket Mode, and
+``adapters.web`` serves it in HTTP mode."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.app import build_app, check_token, render, web_client
+from adapters.slack.app import build_app, check_token, web_client
 from adapters.slack.events import to_event
+from adapters.slack.messages import render
 from bot.errors import ConfigError
 
 __all__ = ["build_app", "check_token", "render", "run_socket_mode", "to_event", "web_client"]
