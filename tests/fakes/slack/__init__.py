@@ -40,7 +40,8 @@ from tests.fakes.slack.payloads import (
     new_ts,
     slack_id,
 )
-from tests.fakes.slack.server import EnvelopeType, FakeSlack, SlackError
+from tests.fakes.slack.server import FakeSlack, SlackError
+from tests.fakes.slack.socketmode import EnvelopeType
 
 __all__ = ["EnvelopeType", "FakeSlack", "FakeSlackUser", "Json", "PayloadBuilders", "Recorded",
            "SlackError", "UploadedFile", "dm_channel_id", "form_body", "interactive_form",

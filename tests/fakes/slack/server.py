@@ -1,18 +1,17 @@
-"""`FakeSlack`: Slack's Web API and a Socket Mode endpoint on 127.0.0.1, in its own thread."""
+"""`FakeSlack`: Slack's Web API (and, from `socketmode`, Socket Mode) on 127.0.0.1, in its own
+thread."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import secrets
-import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from aiohttp import BodyPartReader, WSMsgType, web
+from aiohttp import BodyPartReader, web
 
 from tests.fakes.recorder import Recorder
 from tests.fakes.slack import payloads as p
@@ -25,9 +24,9 @@ from tests.fakes.slack.payloads import (
     Recorded,
     UploadedFile,
 )
+from tests.fakes.slack.socketmode import SocketMode
 from tests.fakes.threaded import ThreadedServer
 
-EnvelopeType = Literal["events_api", "slash_commands", "interactive"]
 _Method = Callable[[Json], Json]
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 # The bot token scopes each method accepts (any one of them will do), from Slack's method docs.
@@ -71,7 +70,7 @@ def _need_content(args: Json) -> None:
         raise SlackError("invalid_blocks", errors=errors)
 
 
-class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
+class FakeSlack(PayloadBuilders, SocketMode, ThreadedServer, Recorder[Recorded]):
     """Slack's Web API (`api_url`) and Socket Mode (`socket_url`) for real slack-bolt/slack-sdk.
 
     The bot's identity is `bot_user_id` / `bot_id` in team `team_id`; `user` is the default
@@ -105,10 +104,8 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         self._failures: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._refusals: dict[str, tuple[int, str]] = {}  # method -> (remaining, error)
         self._uploads = Uploads()
-        self._tickets: set[str] = set()
-        self._sockets: list[web.WebSocketResponse] = []
         Recorder.__init__(self)
-        self._connected: asyncio.Event | None = None  # set while a socket is open
+        self._init_socket_mode()
         self._methods: dict[str, _Method] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -132,10 +129,6 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         """The Web API base, for `AsyncWebClient(base_url=...)` (ends with "/")."""
         return f"http://127.0.0.1:{self._port}/api/"
 
-    @property
-    def socket_url(self) -> str:
-        return f"ws://127.0.0.1:{self._port}/socket"
-
     def _build_app(self) -> web.Application:
         self._connected = asyncio.Event()  # built on the server's loop, like everything here
         app = web.Application()
@@ -144,11 +137,6 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         app.router.add_post("/response/{id}", self._response_url)
         app.router.add_post("/upload/v1/{token}", self._upload)
         return app
-
-    async def _close_connections(self) -> None:
-        for ws in list(self._sockets):
-            with contextlib.suppress(Exception):
-                await ws.close(code=1001)
 
     # --- observation (any thread) ------------------------------------------------------------
 
@@ -180,19 +168,9 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         """The bot's DM channel with `user_id` (what conversations.open answers)."""
         return p.dm_channel_id(user_id)
 
-    def acks(self) -> list[Recorded]:
-        """Frames the Socket Mode client sent with an `envelope_id` (`body` is the frame)."""
-        return self.calls("socket.ack")
-
     def unknown_methods(self) -> list[Recorded]:
         with self._cond:
             return [r for r in self._records if r.error == "unknown_method"]
-
-    @property
-    def connections(self) -> int:
-        """How many Socket Mode connections are open."""
-        with self._cond:
-            return len(self._sockets)
 
     def reset(self) -> None:
         """Forget records, scripted failures, messages and reactions; connections stay."""
@@ -203,18 +181,6 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
             self._reactions.clear()
             self._refusals.clear()
             self._uploads.clear()
-
-    def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Recorded:
-        """Block until the client acks `envelope_id` (blocks the thread: see `wait_for`)."""
-        return self.wait_for(self._ack_of(envelope_id), timeout)
-
-    async def wait_for_ack_async(self, envelope_id: str,
-                                 timeout: float = 5.0) -> Recorded:  # noqa: ASYNC109
-        return await self.wait_for_async(self._ack_of(envelope_id), timeout)
-
-    @staticmethod
-    def _ack_of(envelope_id: str) -> Callable[[Recorded], bool]:
-        return lambda r: r.kind == "socket.ack" and r.body.get("envelope_id") == envelope_id
 
     def _describe(self, record: Recorded) -> str:
         return f"{record.kind} -> {record.status} {record.error or 'ok'}"
@@ -250,47 +216,6 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
     def response_url(self) -> str:
         """A new response URL on the fake; POSTs to it are recorded as "response_url"."""
         return f"http://127.0.0.1:{self._port}/response/{uuid.uuid4().hex}"
-
-    def send_envelope(self, payload_type: EnvelopeType, payload: Json, *,
-                      accepts_response_payload: bool | None = None, retry_attempt: int = 0,
-                      retry_reason: str = "", timeout: float = 2.0) -> str:
-        """Send a Socket Mode envelope to every open connection; return its `envelope_id`.
-
-        Waits up to `timeout` for a connection; raises LookupError if none. By default only
-        slash commands and interactive payloads accept a response payload, as on Slack.
-        """
-        envelope_id = str(uuid.uuid4())
-        accepts = (payload_type != "events_api" if accepts_response_payload is None
-                   else accepts_response_payload)
-        envelope = {"envelope_id": envelope_id, "type": payload_type, "payload": payload,
-                    "accepts_response_payload": accepts, "retry_attempt": retry_attempt,
-                    "retry_reason": retry_reason}
-        if self._call(self._broadcast(envelope, timeout)) == 0:
-            raise LookupError(f"no Socket Mode connection for {payload_type} envelope")
-        return envelope_id
-
-    def disconnect(self, reason: str = "refresh_requested") -> int:
-        """Send `{"type": "disconnect"}` to every connection (the client should reconnect)."""
-        frame = {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}}
-        return self._call(self._broadcast(frame, 0.0))
-
-    async def _broadcast(self, frame: Json, timeout: float) -> int:  # noqa: ASYNC109
-        if self._connected is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._connected.wait(), timeout)
-        sent = 0
-        for ws in list(self._sockets):
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_str(json.dumps(frame))
-                sent += 1
-        return sent
-
-    def _call(self, coroutine: Coroutine[Any, Any, int]) -> int:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or threading.current_thread() is thread:
-            coroutine.close()
-            raise RuntimeError("FakeSlack is not running (or this is its own thread)")
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=10.0)
 
     # --- HTTP and websocket handlers (the server's loop) ---------------------------------------
 
@@ -388,43 +313,6 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
         if file_id is None:
             return web.Response(status=404, text="Not Found")
         return web.Response(text=f"OK - {len(content)}")
-
-    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)  # answers the SDK's pings with pongs
-        await ws.prepare(request)
-        ticket = request.query.get("ticket", "")
-        with self._cond:
-            known = ticket in self._tickets
-            if known:  # a ticket is good for one connection, as on Slack
-                self._tickets.discard(ticket)
-                self._sockets.append(ws)
-        if known and self._connected is not None:
-            self._connected.set()
-        self._record(Recorded("socket.connect", {"ticket": ticket}, time.monotonic(),
-                              request.path_qs, error=None if known else "invalid_ticket"))
-        if not known:
-            await ws.close(code=4000, message=b"invalid ticket")
-            return ws
-        try:
-            await ws.send_str(json.dumps(p.hello_frame(self.api_app_id, self.connections)))
-            async for message in ws:
-                if message.type != WSMsgType.TEXT:
-                    continue
-                try:
-                    frame = json.loads(message.data)
-                except ValueError:
-                    frame = {"raw": message.data}
-                kind = "socket.ack" if isinstance(frame, dict) and "envelope_id" in frame \
-                    else "socket.message"
-                self._record(Recorded(kind, frame if isinstance(frame, dict) else {"raw": frame},
-                                      time.monotonic(), request.path))
-        finally:
-            with self._cond:
-                if ws in self._sockets:
-                    self._sockets.remove(ws)
-                if not self._sockets and self._connected is not None:
-                    self._connected.clear()
-        return ws
 
     # --- Web API methods (called with self._cond held) -----------------------------------------
 
@@ -527,7 +415,3 @@ class FakeSlack(PayloadBuilders, ThreadedServer, Recorder[Recorded]):
             return self._dm_channel(channel)
         return None
 
-    def _connections_open(self, args: Json) -> Json:
-        ticket = secrets.token_hex(8)
-        self._tickets.add(ticket)
-        return {"url": f"{self.socket_url}?ticket={ticket}"}
