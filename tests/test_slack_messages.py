@@ -27,6 +27,13 @@ def test_a_reply_without_buttons_stays_plain_text() -> None:
     assert message.text == "_Your message was cut._\n*Hello* &lt;!channel&gt;"
 
 
+def test_channel_links_stay_links_and_nothing_else_can_mention() -> None:
+    [text] = render(Reply(text="Memory only in <#C0GENERAL> and <#C0RANDOM|random>. "
+                               "<!channel> <@U0BOB> <#C0X|<!here>> a&b"))
+    assert text == ("Memory only in <#C0GENERAL> and <#C0RANDOM|random>. &lt;!channel&gt; "
+                    "&lt;@U0BOB&gt; &lt;#C0X|&lt;!here&gt;&gt; a&amp;b")
+
+
 def test_replacing_a_message_with_buttons_by_plain_text_still_uses_blocks() -> None:
     [message] = render_messages(Reply(text="Done."), blocks=True)
     assert message.blocks == ({"type": "section", "text": {"type": "mrkdwn", "text": "Done."}},)

@@ -9,6 +9,7 @@ Limits kept here are Slack's: block text and message text 3,000 characters (long
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ VALUE_LIMIT = 2000
 ACTION_PREFIX = "membot_action_"  # every membot button's action_id starts so; the app routes on it
 
 _CONVERTER = SlackMarkdownConverter()
+# A channel link (<#C123> or <#C123|name>) pings nobody, so it is the one markup let through.
+_ESCAPED_CHANNEL = re.compile(r"&lt;#([CG][A-Z0-9]+)(\|[^&<>|]*)?&gt;")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +44,11 @@ class Message:
 
 
 def _escape(text: str) -> str:
-    """Slack's control characters, escaped as Slack asks: model text can never become a mention
-    (``<!everyone>``, ``<@U…>``) or a link it did not write in Markdown."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's control characters, escaped as Slack asks: text can never become a mention
+    (``<!everyone>``, ``<@U…>``) or a link it did not write in Markdown. Channel links stay
+    links (the settings name channels so)."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _ESCAPED_CHANNEL.sub(r"<#\1\2>", escaped)
 
 
 def render(reply: Reply) -> list[str]:
