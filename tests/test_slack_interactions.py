@@ -22,7 +22,13 @@ from bot.commands import Command, Commands
 from bot.events import Action, Attachment, ChatEvent, MessageRef, Reply
 from bot.receipts import ReceiptRouter
 from tests.conftest import serve_web
-from tests.fakes.slack import FakeSlack, FakeSlackUser, Recorded, interactive_form
+from tests.fakes.slack import (
+    EnvelopeType,
+    FakeSlack,
+    FakeSlackUser,
+    Recorded,
+    interactive_form,
+)
 from tests.fakes.slack.payloads import Json
 
 MANIFEST = Path(__file__).parent.parent / "deploy" / "slack" / "manifest.yaml"
@@ -85,7 +91,7 @@ class Rig:
     heard: Heard
     receipts: ReceiptRouter
 
-    async def envelope(self, kind: Any, payload: Json) -> None:
+    async def envelope(self, kind: EnvelopeType, payload: Json) -> None:
         envelope_id = await asyncio.to_thread(self.fake.send_envelope, kind, payload,
                                               timeout=TIMEOUT)
         await self.fake.wait_for_ack_async(envelope_id, timeout=TIMEOUT)
