@@ -92,6 +92,7 @@ async def _slack_app(settings: Settings, app: Services) -> tuple[str, AsyncApp]:
         handle=app.core.handle,
         commands=app.commands,
         signing_secret=secret.get_secret_value() if mode == "http" and secret else None,
+        receipts=app.receipts,
     )
     return mode, slack
 
