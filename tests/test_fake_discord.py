@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from typing import Any
 
 import aiohttp
@@ -11,7 +12,17 @@ import discord
 import pytest
 from discord import app_commands
 
-from tests.fakes.discord import FakeDiscord, FakeGuild, shard_for, snowflake
+from tests.fakes.discord import (
+    MANAGE_GUILD,
+    MEMBER_PERMISSIONS,
+    FakeDiscord,
+    FakeGuild,
+    FakeUser,
+    Json,
+    custom_ids,
+    shard_for,
+    snowflake,
+)
 from tests.fakes.discord.harness import TIMEOUT, point_discord_at, running
 
 
@@ -222,3 +233,199 @@ async def test_auto_sharded_client_identifies_each_shard(
             assert fake.dispatch("MESSAGE_CREATE", mention) == 1
             message = await next_message(queue)
             assert message.guild is not None and message.guild.shard_id == 1
+
+
+def interaction_queue(client: discord.Client
+                             ) -> asyncio.Queue[discord.Interaction[discord.Client]]:
+    queue: asyncio.Queue[discord.Interaction[discord.Client]] = asyncio.Queue()
+
+    @client.event
+    async def on_interaction(interaction: discord.Interaction[discord.Client]) -> None:
+        queue.put_nowait(interaction)
+
+    return queue
+
+
+async def next_interaction(queue: asyncio.Queue[discord.Interaction[discord.Client]]
+                           ) -> discord.Interaction[discord.Client]:
+    async with asyncio.timeout(TIMEOUT):
+        return await queue.get()
+
+
+async def test_interactions_carry_the_members_permissions(fake: FakeDiscord) -> None:
+    client = new_client()
+    queue = interaction_queue(client)
+    async with running(client, fake.token):
+        fake.dispatch("INTERACTION_CREATE", fake.interaction_create("help"))
+        plain = await next_interaction(queue)
+        fake.dispatch("INTERACTION_CREATE", fake.interaction_create(
+            "help", permissions=MEMBER_PERMISSIONS | MANAGE_GUILD))
+        manager = await next_interaction(queue)
+        fake.dispatch("INTERACTION_CREATE", fake.interaction_create("help", dm=True))
+        in_dm = await next_interaction(queue)
+    assert plain.permissions.send_messages and not plain.permissions.manage_guild
+    assert manager.permissions.manage_guild
+    assert plain.app_permissions.add_reactions and not plain.app_permissions.administrator
+    assert isinstance(plain.user, discord.Member) and isinstance(in_dm.user, discord.User)
+    assert in_dm.guild_id is None and not in_dm.permissions.manage_guild
+
+
+def buttons(*custom_ids: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for custom_id in custom_ids:
+        view.add_item(discord.ui.Button(label=custom_id.title(), custom_id=custom_id))
+    return view
+
+
+async def test_a_pressed_button_updates_its_message_in_place(fake: FakeDiscord) -> None:
+    client = new_client()
+    tree = app_commands.CommandTree(client)
+    queue = interaction_queue(client)
+
+    @tree.command(name="menu", description="A message with buttons")
+    async def menu(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("pick one", view=buttons("a", "b"),
+                                                ephemeral=True)
+
+    async with running(client, fake.token):
+        fake.dispatch("INTERACTION_CREATE", fake.interaction_create("menu"))
+        shown = await fake.wait_for_async("interaction_callback")
+        await next_interaction(queue)
+        message_id = shown.message_id or 0
+        assert custom_ids(fake.message(message_id)) == ["a", "b"]
+
+        # UPDATE_MESSAGE (7): the new content and buttons in the callback itself.
+        press = fake.component_interaction(message_id, "a")
+        assert press["type"] == 3 and press["data"] == {"custom_id": "a", "component_type": 2}
+        assert press["message"]["id"] == str(message_id)
+        assert press["member"]["permissions"] == str(MEMBER_PERMISSIONS)
+        fake.dispatch("INTERACTION_CREATE", press)
+        pressed = await next_interaction(queue)
+        assert pressed.message is not None and pressed.message.id == message_id
+        assert pressed.message.flags.ephemeral
+        await pressed.response.edit_message(content="picked a", view=buttons("c"))
+        assert fake.message(message_id)["content"] == "picked a"
+        assert custom_ids(fake.message(message_id)) == ["c"]
+
+        # DEFERRED_UPDATE_MESSAGE (6), then an edit of "@original": the same message.
+        fake.dispatch("INTERACTION_CREATE", fake.component_interaction(message_id, "c"))
+        pressed = await next_interaction(queue)
+        await pressed.response.defer()
+        await pressed.edit_original_response(content="picked c", view=None)
+    callback = fake.calls("interaction_callback")[-1]
+    edit = fake.calls("edit_original")[-1]
+    assert callback.body == {"type": 6} and edit.message_id == message_id
+    assert [(v["content"], custom_ids(v)) for v in fake.message_versions(message_id)] == [
+        ("pick one", ["a", "b"]), ("picked a", ["c"]), ("picked c", [])]
+    assert fake.message(message_id)["edited_timestamp"] is not None
+    assert fake.calls("followup") == []
+
+
+async def test_only_existing_buttons_can_be_pressed_and_only_by_whoever_sees_them(
+    fake: FakeDiscord,
+) -> None:
+    client = new_client()
+    tree = app_commands.CommandTree(client)
+
+    @tree.command(name="menu", description="A message with buttons")
+    async def menu(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("for you", view=buttons("a"), ephemeral=True)
+        await interaction.followup.send("for all", view=buttons("b"))
+
+    async with running(client, fake.token):
+        fake.dispatch("INTERACTION_CREATE", fake.interaction_create("menu"))
+        shared = await fake.wait_for_async("followup")
+    private = fake.calls("interaction_callback")[0].message_id or 0
+    bob = FakeUser(snowflake(), "bob")
+    with pytest.raises(LookupError):
+        fake.component_interaction(private, "b")
+    with pytest.raises(PermissionError):
+        fake.component_interaction(private, "a", user=bob)
+    assert fake.component_interaction(shared.message_id or 0, "b", user=bob)["member"][
+        "user"]["id"] == str(bob.id)
+    with pytest.raises(LookupError):
+        fake.message(snowflake())
+
+
+async def test_message_responses_are_only_for_component_interactions(fake: FakeDiscord) -> None:
+    interaction = fake.interaction_create("help")
+    async with running(new_client(), fake.token):
+        fake.dispatch("INTERACTION_CREATE", interaction)
+        url = f"{fake.rest_base}/interactions/{interaction['id']}/{interaction['token']}/callback"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, json={"type": 6}) as refused:
+                assert refused.status == 400
+            async with session.post(url, json={"type": 5}) as accepted:
+                assert accepted.status == 204
+
+
+async def test_after_a_deferral_the_first_followup_replaces_the_loading_message(
+    fake: FakeDiscord,
+) -> None:
+    client = new_client()
+    tree = app_commands.CommandTree(client)
+    content = b"\x00\x01 binary \xff and text\n"
+
+    @tree.command(name="export", description="A file")
+    async def export(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await interaction.followup.send("here", file=discord.File(io.BytesIO(content), "a.bin"))
+        await interaction.followup.send("and more", ephemeral=True)
+
+    async with running(client, fake.token):
+        fake.dispatch("INTERACTION_CREATE", fake.interaction_create("export"))
+        first = await fake.wait_for_async("followup")
+        second = await fake.wait_for_async("followup", count=2)
+    deferred = fake.calls("interaction_callback")[0]
+    assert first.message_id == deferred.message_id != second.message_id
+    assert [(u.filename, u.content) for u in first.uploads] == [("a.bin", content)]
+    message = fake.message(first.message_id or 0)
+    assert message["flags"] == 64  # the deferral's ephemeral flag, though the followup had none
+    assert [(a["filename"], a["size"]) for a in message["attachments"]] == [("a.bin",
+                                                                            len(content))]
+    [loading, _] = fake.message_versions(first.message_id or 0)
+    assert loading["flags"] == 64 | 128 and loading["content"] == ""
+    assert second.body["flags"] == 64 and fake.message(second.message_id or 0)["flags"] == 64
+
+
+async def test_buttons_discord_would_refuse_are_refused(fake: FakeDiscord) -> None:
+    interaction = fake.interaction_create("help")
+
+    def row(*custom_ids: str) -> Json:
+        return {"type": 1, "components": [
+            {"type": 2, "style": 2, "label": "x", "custom_id": c} for c in custom_ids]}
+
+    async with running(new_client(), fake.token):
+        fake.dispatch("INTERACTION_CREATE", interaction)
+        base = f"{fake.rest_base}/interactions/{interaction['id']}/{interaction['token']}"
+        followup = f"{fake.rest_base}/webhooks/{fake.application_id}/{interaction['token']}"
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/callback", json={"type": 5}) as deferred:
+                assert deferred.status == 204
+            for components in ([row("same", "same")], [row("x" * 101)],
+                               [row(str(n)) for n in range(6)], [row(*"abcdef")]):
+                async with session.post(followup, json={"components": components}) as refused:
+                    assert refused.status == 400, components
+                    assert (await refused.json())["code"] == 50035
+            async with session.post(followup, json={"components": [row("x" * 100)]}) as fine:
+                assert fine.status == 200
+
+
+async def test_reactions_are_recorded_with_the_emoji_decoded(fake: FakeDiscord) -> None:
+    client = new_client()
+    queue = message_queue(client)
+    async with running(client, fake.token):
+        dm = fake.message_create("react to me", dm=True)
+        fake.dispatch("MESSAGE_CREATE", dm)
+        message = await next_message(queue)
+        await message.add_reaction("🧠")
+        channel = client.get_partial_messageable(message.channel.id)
+        with pytest.raises(discord.NotFound) as unknown_message:
+            await channel.get_partial_message(snowflake()).add_reaction("🧠")
+        elsewhere = client.get_partial_messageable(snowflake())
+        with pytest.raises(discord.NotFound) as unknown_channel:
+            await elsewhere.get_partial_message(message.id).add_reaction("🧠")
+    reacted, _, _ = fake.reactions()
+    assert (reacted.channel_id, reacted.message_id) == (int(dm["channel_id"]), int(dm["id"]))
+    assert (reacted.method, reacted.emoji, reacted.status) == ("PUT", "🧠", 204)
+    assert (unknown_message.value.code, unknown_channel.value.code) == (10008, 10003)

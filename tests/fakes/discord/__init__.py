@@ -2,8 +2,12 @@
 
 `FakeDiscord` is a real HTTP and websocket server (aiohttp) on 127.0.0.1, in its own thread and
 event loop, that speaks the small part of Discord a bot uses: login (`/users/@me`,
-`/oauth2/applications/@me`, `/gateway/bot`), sending messages and typing, opening DMs, syncing
-application commands, and answering interactions (callback, followups, editing the original).
+`/oauth2/applications/@me`, `/gateway/bot`), sending messages, typing and reactions, opening
+DMs, syncing application commands, and answering interactions (callback types 4-7, followups
+and edits of the original, with file uploads). Slash commands and button presses
+(`interaction_create`, `component_interaction`) carry the member's permissions in guilds; the
+messages interactions made are kept as Discord shows them (`message`), buttons and attachments
+included, so a test can press a button that exists and see its message change in place.
 Its gateway (`/gateway`) sends HELLO, acks heartbeats, answers IDENTIFY with READY and a
 GUILD_CREATE for each guild the shard owns, and relays the events a test dispatches, with
 sequence numbers, as plain JSON text frames.
@@ -17,21 +21,26 @@ Where a bot could tell the difference it behaves like Discord: REST answers carr
 unapproved privileged intents close the gateway with 4014, a message to an unknown channel gets
 404, an interaction answered twice or after `interaction_deadline` seconds gets 400 or 404, and
 without the message content intent a guild message that neither mentions nor replies to the bot
-arrives with empty content. Unknown routes get 404 and are recorded (`unknown_routes`) so a test
-can see what it missed. Everything that arrives is recorded; `wait_for` blocks a thread and
-`wait_for_async` waits on the test's event loop.
+arrives with empty content. Buttons with long or repeated custom ids are refused (400), as is a
+reaction on an unknown channel or message (404). Unknown routes get 404 and are recorded
+(`unknown_routes`) so a test can see what it missed. Everything that arrives is recorded;
+`wait_for` blocks a thread and `wait_for_async` waits on the test's event loop.
 """
 
 from tests.fakes.discord.payloads import (
+    MANAGE_GUILD,
+    MEMBER_PERMISSIONS,
     FakeChannel,
     FakeGuild,
     FakeUser,
     Json,
     Recorded,
+    Upload,
+    custom_ids,
     shard_for,
     snowflake,
 )
 from tests.fakes.discord.server import FakeDiscord
 
-__all__ = ["FakeChannel", "FakeDiscord", "FakeGuild", "FakeUser", "Json", "Recorded",
-           "shard_for", "snowflake"]
+__all__ = ["MANAGE_GUILD", "MEMBER_PERMISSIONS", "FakeChannel", "FakeDiscord", "FakeGuild",
+           "FakeUser", "Json", "Recorded", "Upload", "custom_ids", "shard_for", "snowflake"]

@@ -13,7 +13,7 @@ import yarl
 
 from tests.fakes.discord.server import FakeDiscord
 
-__all__ = ["TIMEOUT", "point_discord_at", "running"]
+__all__ = ["TIMEOUT", "point_discord_at", "running", "without_waits"]
 
 ClientT = TypeVar("ClientT", bound=discord.Client)
 TIMEOUT = 5.0
@@ -23,6 +23,13 @@ def point_discord_at(monkeypatch: pytest.MonkeyPatch, fake: FakeDiscord) -> None
     monkeypatch.setattr(discord.http.Route, "BASE", fake.rest_base)
     monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY",
                         yarl.URL(fake.gateway_url))
+
+
+def without_waits(client: ClientT) -> ClientT:
+    """`client`, ready as soon as its guilds arrived: the fake sends every GUILD_CREATE right
+    after READY, so the 2 s discord.py waits for late ones would only slow tests down."""
+    client._connection.guild_ready_timeout = 0.1
+    return client
 
 
 @contextlib.asynccontextmanager

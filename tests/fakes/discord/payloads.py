@@ -19,9 +19,23 @@ from typing import Any
 Json = dict[str, Any]
 DISCORD_EPOCH_MS = 1_420_070_400_000
 EPHEMERAL = 1 << 6
+LOADING = 1 << 7  # a deferred interaction response: "membot is thinking..."
 MESSAGE_CONTENT_INTENT = 1 << 15
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT  # members, presences, content
-ALL_PERMISSIONS = str((1 << 41) - 1)
+MANAGE_GUILD = 1 << 5  # "Manage Server" in Discord's client
+# What @everyone may do in a new server: a plain member (no Manage Server).
+MEMBER_PERMISSIONS = sum(1 << bit for bit in (
+    0,  # create instant invite
+    6,  # add reactions
+    10, 11,  # view channel, send messages
+    14, 15, 16,  # embed links, attach files, read message history
+    18, 20, 21,  # external emojis, connect, speak
+    26, 31,  # change nickname, use application commands
+    35, 36, 38,  # create public/private threads, send messages in threads
+))
+# What the bot's role is granted (the interaction's app_permissions).
+BOT_PERMISSIONS = sum(1 << bit for bit in (6, 10, 11, 14, 15, 16, 18, 38))
+BUTTON_ROWS, BUTTONS_PER_ROW, CUSTOM_ID_LIMIT, LABEL_LIMIT = 5, 5, 100, 80
 _lock = threading.Lock()
 _counter = itertools.count()
 
@@ -83,12 +97,24 @@ class FakeGuild:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file as it arrived in a multipart request."""
+
+    filename: str
+    content: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
 class Recorded:
     """One REST request or gateway command as it arrived, and the status it was answered with.
 
     `kind` names the route: users_me, application, gateway_bot, gateway, message, typing,
-    open_dm, commands, interaction_callback, followup, edit_original, unknown (404), and for the
-    gateway identify and resume. `body` is the parsed JSON (payload_json for uploads).
+    reaction, open_dm, commands, interaction_callback, followup, edit_original, unknown (404),
+    and for the gateway identify and resume. `body` is the parsed JSON (payload_json for
+    uploads, whose files are `uploads`). `message_id` is the message the request created,
+    edited or reacted to (for an interaction callback, its response message, if any); `emoji`
+    is a reaction's emoji, decoded.
     """
 
     kind: str
@@ -99,6 +125,9 @@ class Recorded:
     status: int = 200
     channel_id: int | None = None
     guild_id: int | None = None
+    message_id: int | None = None
+    uploads: tuple[Upload, ...] = ()
+    emoji: str | None = None
 
 
 def member(user: FakeUser | None = None) -> Json:
@@ -149,15 +178,59 @@ def application(application_id: int, bot: FakeUser, owner: FakeUser) -> Json:
             "team": None, "verify_key": "0" * 64, "flags": 0, "bot": bot.payload()}
 
 
+def attachment(upload: Upload, channel_id: int) -> Json:
+    """The attachment object Discord shows for an uploaded file."""
+    attachment_id = snowflake()
+    url = f"https://cdn.discordapp.com/attachments/{channel_id}/{attachment_id}/{upload.filename}"
+    return {"id": str(attachment_id), "filename": upload.filename, "size": len(upload.content),
+            "url": url, "proxy_url": url, "content_type": upload.content_type}
+
+
+def components_problem(components: Any) -> str | None:
+    """Why Discord would refuse these message components (Invalid Form Body), or None."""
+    if not isinstance(components, list):
+        return None if components is None else "components must be a list"
+    if len(components) > BUTTON_ROWS:
+        return f"more than {BUTTON_ROWS} action rows"
+    seen: set[str] = set()
+    for row in components:
+        children = row.get("components") or [] if isinstance(row, dict) else None
+        if not isinstance(row, dict) or row.get("type") != 1 or not children:
+            return "each top-level component must be a non-empty action row (type 1)"
+        if len(children) > BUTTONS_PER_ROW:
+            return f"more than {BUTTONS_PER_ROW} buttons in an action row"
+        for button in children:
+            if button.get("type") != 2:
+                continue
+            if len(button.get("label") or "") > LABEL_LIMIT:
+                return f"button label longer than {LABEL_LIMIT} characters"
+            if button.get("style") == 5:  # a link button has a url, no custom_id
+                continue
+            custom_id = str(button.get("custom_id") or "")
+            if not 1 <= len(custom_id) <= CUSTOM_ID_LIMIT:
+                return f"custom_id must be 1-{CUSTOM_ID_LIMIT} characters: {custom_id!r}"
+            if custom_id in seen:
+                return f"duplicate custom_id {custom_id!r} (COMPONENT_CUSTOM_ID_DUPLICATED)"
+            seen.add(custom_id)
+    return None
+
+
+def custom_ids(message: Json) -> list[str]:
+    """The custom ids of a message's buttons, in order."""
+    return [str(c["custom_id"]) for row in message.get("components") or []
+            for c in row.get("components") or [] if c.get("type") == 2 and "custom_id" in c]
+
+
 def sent_message(author: FakeUser, channel_id: int, body: Json, *, message_id: int | None = None,
-                 webhook_id: int | None = None) -> Json:
+                 webhook_id: int | None = None, uploads: Sequence[Upload] = ()) -> Json:
     """The message object Discord answers a send (or an interaction message) with."""
     message: Json = {
         "id": str(message_id or snowflake()), "channel_id": str(channel_id),
         "author": author.payload(), "content": body.get("content") or "", "timestamp": now(),
         "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
-        "mention_roles": [], "attachments": [], "embeds": body.get("embeds") or [],
-        "components": [], "pinned": False, "flags": body.get("flags") or 0,
+        "mention_roles": [], "attachments": [attachment(u, channel_id) for u in uploads],
+        "embeds": body.get("embeds") or [], "components": body.get("components") or [],
+        "pinned": False, "flags": body.get("flags") or 0,
         "type": 19 if body.get("message_reference") else 0,
     }
     if isinstance(reference := body.get("message_reference"), dict):
@@ -193,25 +266,46 @@ def message_create(content: str, *, author: FakeUser, channel_id: int,
     return data
 
 
-def interaction_create(name: str, *, application_id: int, command_id: int, user: FakeUser,
-                       channel_payload: Json, guild_id: int | None = None,
-                       options: Sequence[Json] = ()) -> Json:
-    """An INTERACTION_CREATE payload for a slash command (type 2) in a guild or a DM."""
-    data: Json = {
-        "id": str(snowflake()), "application_id": str(application_id), "type": 2,
-        "token": f"itok-{uuid.uuid4().hex}", "version": 1,
-        "data": {"id": str(command_id), "name": name, "type": 1, "options": list(options)},
+def _interaction(kind: int, data: Json, *, application_id: int, user: FakeUser,
+                 channel_payload: Json, guild_id: int | None, permissions: int) -> Json:
+    """What every INTERACTION_CREATE carries: in a guild the `member` with their permissions in
+    the channel (a string bitfield), in a DM the `user`."""
+    payload: Json = {
+        "id": str(snowflake()), "application_id": str(application_id), "type": kind,
+        "token": f"itok-{uuid.uuid4().hex}", "version": 1, "data": data,
         "channel_id": channel_payload["id"], "channel": channel_payload,
-        "app_permissions": "0", "locale": "en-US", "entitlements": [],
+        "app_permissions": str(BOT_PERMISSIONS), "locale": "en-US", "entitlements": [],
         "authorizing_integration_owners": {}, "attachment_size_limit": 10 * 1024 * 1024,
     }
     if guild_id is None:
-        data.update(user=user.payload(), context=1)
+        payload.update(user=user.payload(), context=1)
     else:
-        data.update(guild_id=str(guild_id), guild_locale="en-US", context=0,
-                    member={**member(user), "permissions": ALL_PERMISSIONS},
-                    guild={"id": str(guild_id), "locale": "en-US", "features": []})
-    return data
+        payload.update(guild_id=str(guild_id), guild_locale="en-US", context=0,
+                       member={**member(user), "permissions": str(permissions)},
+                       guild={"id": str(guild_id), "locale": "en-US", "features": []})
+    return payload
+
+
+def interaction_create(name: str, *, application_id: int, command_id: int, user: FakeUser,
+                       channel_payload: Json, guild_id: int | None = None,
+                       options: Sequence[Json] = (),
+                       permissions: int = MEMBER_PERMISSIONS) -> Json:
+    """An INTERACTION_CREATE payload for a slash command (type 2) in a guild or a DM."""
+    data = {"id": str(command_id), "name": name, "type": 1, "options": list(options)}
+    return _interaction(2, data, application_id=application_id, user=user,
+                        channel_payload=channel_payload, guild_id=guild_id,
+                        permissions=permissions)
+
+
+def component_interaction(custom_id: str, *, message: Json, application_id: int,
+                          user: FakeUser, channel_payload: Json, guild_id: int | None = None,
+                          permissions: int = MEMBER_PERMISSIONS) -> Json:
+    """An INTERACTION_CREATE payload for a press of button `custom_id` (MESSAGE_COMPONENT,
+    type 3) on `message`, the message object the button is on."""
+    data = {"custom_id": custom_id, "component_type": 2}
+    return {**_interaction(3, data, application_id=application_id, user=user,
+                           channel_payload=channel_payload, guild_id=guild_id,
+                           permissions=permissions), "message": message}
 
 
 def as_seen_by(message: Json, bot_id: int, intents: int) -> Json:

@@ -16,17 +16,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.fakes.discord import payloads as p
-from tests.fakes.discord.payloads import FakeGuild, FakeUser, Json, Recorded, snowflake
+from tests.fakes.discord.interactions import Answer, Interactions
+from tests.fakes.discord.payloads import FakeGuild, FakeUser, Json, Recorded, Upload, snowflake
 from tests.fakes.recorder import Recorder
 from tests.fakes.threaded import ThreadedServer
-
-
-@dataclass
-class _Interaction:
-    payload: Json
-    at: float
-    acknowledged: bool = False
-    original_id: int = field(default_factory=snowflake)
 
 
 @dataclass
@@ -60,7 +53,20 @@ def _error(status: int, message: str, code: int = 0) -> web.Response:
     return _json({"message": message, "code": code}, status)
 
 
-_Handler = Callable[[web.Request, re.Match[str], Any], Awaitable[web.Response]]
+def _response(answer: Answer) -> web.Response:
+    return web.Response(status=204) if answer.body is None else _json(answer.body, answer.status)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What a REST request carried: its JSON (payload_json for uploads) and its files."""
+
+    json: Any
+    uploads: tuple[Upload, ...] = ()
+
+
+# A route answers with a response, or with an Answer that also names the message it made.
+_Handler = Callable[[web.Request, re.Match[str], _Sent], Awaitable[web.Response | Answer]]
 _OPEN_ROUTES = frozenset({"interaction_callback", "followup", "edit_original"})  # token in URL
 
 
@@ -86,11 +92,12 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
         self.shard_count = shard_count
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.allow_privileged_intents = allow_privileged_intents
-        self.interaction_deadline = interaction_deadline  # seconds to the first response
+        self._interactions = Interactions(self.bot_user, self.application_id,
+                                          interaction_deadline)
         self._users: dict[int, FakeUser] = {u.id: u for u in (self.bot_user, self.user)}
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self._seen_channels: set[int] = set()  # channel ids of dispatched events
-        self._interactions: dict[str, _Interaction] = {}  # by token
+        self._seen_messages: set[int] = set()  # ids of dispatched and sent messages
         self._synced: dict[int | None, list[Json]] = {}  # guild id (None: global) -> commands
         self._sessions: list[_Session] = []  # open gateway connections
         self._resumable: dict[str, _Session] = {}  # by session id, connected or not
@@ -102,6 +109,8 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
             ("GET", r"/gateway", "gateway", self._gateway_info),
             ("POST", r"/channels/(?P<channel>\d+)/messages", "message", self._create_message),
             ("POST", r"/channels/(?P<channel>\d+)/typing", "typing", self._typing),
+            ("PUT", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)/reactions/"
+                    r"(?P<emoji>[^/]+)/@me", "reaction", self._react),
             ("POST", r"/users/@me/channels", "open_dm", self._open_dm),
             ("PUT", r"/applications/(?P<app>\d+)(?:/guilds/(?P<guild>\d+))?/commands",
              "commands", self._put_commands),
@@ -122,6 +131,15 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
     @property
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self._port}/gateway"
+
+    @property
+    def interaction_deadline(self) -> float:
+        """Seconds an interaction may wait for its first response (Discord: 3)."""
+        return self._interactions.deadline
+
+    @interaction_deadline.setter
+    def interaction_deadline(self, seconds: float) -> None:
+        self._interactions.deadline = seconds
 
     @property
     def bot_mention(self) -> str:
@@ -148,10 +166,24 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
     def typing_calls(self) -> list[Recorded]:
         return self.calls("typing")
 
+    def reactions(self) -> list[Recorded]:
+        """`PUT .../reactions/{emoji}/@me` requests (`channel_id`, `message_id`, `emoji`)."""
+        return self.calls("reaction")
+
     def interaction_responses(self) -> list[Recorded]:
         """Interaction callbacks, followups and edits of the original response, in order."""
         with self._cond:
             return [r for r in self._records if r.kind in _OPEN_ROUTES]
+
+    def message(self, message_id: int) -> Json:
+        """A message the bot made through an interaction (a response or followup), as Discord
+        shows it now: `content`, `components`, `attachments`, `flags`, `edited_timestamp`.
+        Raises LookupError for any other id."""
+        return self._interactions.message(message_id)
+
+    def message_versions(self, message_id: int) -> list[Json]:
+        """Every version of such a message, oldest first (a loading message, then its edits)."""
+        return self._interactions.versions(message_id)
 
     def commands(self, guild_id: int | None = None) -> list[Json]:
         """The commands last synced globally (or to `guild_id`), with the ids Discord gave them.
@@ -217,7 +249,9 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
 
     async def _dispatch(self, event: str, data: Json, shard_id: int | None) -> int:
         if event == "INTERACTION_CREATE":
-            self._interactions[str(data["token"])] = _Interaction(data, time.monotonic())
+            self._interactions.issue(data)
+        if event == "MESSAGE_CREATE":
+            self._seen_messages.add(int(data["id"]))
         if "channel_id" in data:
             self._seen_channels.add(int(data["channel_id"]))
         sent = 0
@@ -276,9 +310,15 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
     def interaction_create(self, name: str, *, options: Sequence[Json] = (),
                            user: FakeUser | None = None, dm: bool = False,
                            guild_id: int | None = None, channel_id: int | None = None,
-                           command_id: int | None = None) -> Json:
+                           command_id: int | None = None,
+                           permissions: int = p.MEMBER_PERMISSIONS) -> Json:
         """An INTERACTION_CREATE payload to `dispatch` for the slash command `name`, with the
-        id it was synced under (if it was), in a guild channel or, with `dm`, the bot's DM."""
+        id it was synced under (if it was), in a guild channel or, with `dm`, the bot's DM.
+
+        In a guild the member has `permissions` in the channel (default: a plain member; add
+        `payloads.MANAGE_GUILD` for someone who may manage the server). A subcommand and its
+        options go in `options`, as Discord nests them.
+        """
         user = self.register_user(user or self.user)
         synced = {c["name"]: int(c["id"]) for c in self.commands(None if dm else guild_id)}
         command = command_id or synced.get(name) or snowflake()
@@ -291,7 +331,20 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
         return p.interaction_create(
             name, application_id=self.application_id, command_id=command, user=user,
             channel_payload=p.channel(guild, guild.text_channel(channel_id)), guild_id=guild.id,
-            options=options)
+            options=options, permissions=permissions)
+
+    def component_interaction(self, message_id: int, custom_id: str, *,
+                              user: FakeUser | None = None,
+                              permissions: int = p.MEMBER_PERMISSIONS) -> Json:
+        """An INTERACTION_CREATE payload to `dispatch` for `user` (default `user`) pressing the
+        button `custom_id` on message `message_id`, one the bot made through an interaction,
+        in that message's channel (with `permissions` there, in a guild).
+
+        As on Discord, only existing buttons can be pressed (LookupError otherwise), and only
+        by the person an ephemeral message was shown to (PermissionError otherwise).
+        """
+        user = self.register_user(user or self.user)
+        return self._interactions.press(message_id, custom_id, user, permissions)
 
     # --- gateway -----------------------------------------------------------------------------
 
@@ -355,38 +408,50 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
     async def _rest(self, request: web.Request) -> web.Response:
         prefix = "/api/v10/"
         path = request.path[len(prefix) - 1:] if request.path.startswith(prefix) else None
-        body = await self._body(request)
+        sent = await self._sent(request)
         for method, pattern, kind, handler in self._routes:
             match = pattern.fullmatch(path) if path is not None else None
             if match is None or request.method != method:
                 continue
+            ids = match.groupdict()
+            message_id = int(ids["message"]) if ids.get("message") else None
             if kind not in _OPEN_ROUTES and (
                     request.headers.get("Authorization") != f"Bot {self.token}"):
                 response = _error(401, "401: Unauthorized")
             else:
-                response = await handler(request, match, body)
-            ids = match.groupdict()
+                answered = await handler(request, match, sent)
+                if isinstance(answered, Answer):
+                    message_id = answered.message_id
+                    answered = _response(answered)
+                response = answered
             self._record(Recorded(
-                kind, method, match.string, body, time.monotonic(), response.status,
+                kind, method, match.string, sent.json, time.monotonic(), response.status,
                 int(ids["channel"]) if ids.get("channel") else None,
-                int(ids["guild"]) if ids.get("guild") else None))
+                int(ids["guild"]) if ids.get("guild") else None,
+                message_id, sent.uploads, ids.get("emoji")))
             return response
-        self._record(Recorded("unknown", request.method, path or request.path, body,
-                              time.monotonic(), 404))
+        self._record(Recorded("unknown", request.method, path or request.path, sent.json,
+                              time.monotonic(), 404, uploads=sent.uploads))
         return _error(404, "404: Not Found")
 
     @staticmethod
-    async def _body(request: web.Request) -> Any:
+    async def _sent(request: web.Request) -> _Sent:
+        """The parsed JSON and, for a multipart upload, its files (`files[n]` fields)."""
         if not request.can_read_body:
-            return None
+            return _Sent(None)
         if request.content_type.startswith("multipart/"):  # uploads: the JSON is payload_json
-            raw = (await request.post()).get("payload_json")
-            return json.loads(raw) if isinstance(raw, str) else None
+            form = await request.post()
+            raw = form.get("payload_json")
+            uploads = tuple(
+                Upload(field.filename, field.file.read(), field.content_type)
+                for name, field in form.items()
+                if name.startswith("files[") and isinstance(field, web.FileField))
+            return _Sent(json.loads(raw) if isinstance(raw, str) else None, uploads)
         text = await request.text()
         try:
-            return json.loads(text) if text else None
+            return _Sent(json.loads(text) if text else None)
         except json.JSONDecodeError:
-            return text
+            return _Sent(text)
 
     def _known_channel(self, channel_id: int) -> bool:
         with self._cond:
@@ -394,46 +459,59 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
         return (channel_id in self._seen_channels or channel_id in dms
                 or any(c.id == channel_id for g in self.guilds for c in g.channels))
 
-    async def _users_me(self, request: web.Request, match: re.Match[str], body: Any
-                        ) -> web.Response:
+    async def _users_me(self, request: web.Request, match: re.Match[str], sent: _Sent
+                        ) -> web.Response | Answer:
         return _json({**self.bot_user.payload(), "verified": True, "flags": 0})
 
-    async def _application(self, request: web.Request, match: re.Match[str], body: Any
-                           ) -> web.Response:
+    async def _application(self, request: web.Request, match: re.Match[str], sent: _Sent
+                           ) -> web.Response | Answer:
         return _json(p.application(self.application_id, self.bot_user, self.user))
 
-    async def _gateway_bot(self, request: web.Request, match: re.Match[str], body: Any
-                           ) -> web.Response:
+    async def _gateway_bot(self, request: web.Request, match: re.Match[str], sent: _Sent
+                           ) -> web.Response | Answer:
         limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
         return _json({"url": self.gateway_url, "shards": self.shard_count,
                       "session_start_limit": limit})
 
-    async def _gateway_info(self, request: web.Request, match: re.Match[str], body: Any
-                            ) -> web.Response:
+    async def _gateway_info(self, request: web.Request, match: re.Match[str], sent: _Sent
+                            ) -> web.Response | Answer:
         return _json({"url": self.gateway_url})
 
-    async def _create_message(self, request: web.Request, match: re.Match[str], body: Any
-                              ) -> web.Response:
+    async def _create_message(self, request: web.Request, match: re.Match[str], sent: _Sent
+                              ) -> web.Response | Answer:
         channel_id = int(match["channel"])
         if not self._known_channel(channel_id):
             return _error(404, "Unknown Channel", 10003)
-        return _json(p.sent_message(self.bot_user, channel_id, body or {}))
+        if problem := p.components_problem((sent.json or {}).get("components")):
+            return _error(400, f"Invalid Form Body: {problem}", 50035)
+        message = p.sent_message(self.bot_user, channel_id, sent.json or {}, uploads=sent.uploads)
+        self._seen_messages.add(int(message["id"]))
+        return Answer(200, message, int(message["id"]))
 
-    async def _typing(self, request: web.Request, match: re.Match[str], body: Any
-                      ) -> web.Response:
+    async def _react(self, request: web.Request, match: re.Match[str], sent: _Sent
+                     ) -> web.Response | Answer:
+        if not self._known_channel(int(match["channel"])):
+            return _error(404, "Unknown Channel", 10003)
+        message_id = int(match["message"])
+        if message_id not in self._seen_messages and not self._interactions.owns(message_id):
+            return _error(404, "Unknown Message", 10008)
+        return web.Response(status=204)
+
+    async def _typing(self, request: web.Request, match: re.Match[str], sent: _Sent
+                      ) -> web.Response | Answer:
         if not self._known_channel(int(match["channel"])):
             return _error(404, "Unknown Channel", 10003)
         return web.Response(status=204)
 
-    async def _open_dm(self, request: web.Request, match: re.Match[str], body: Any
-                       ) -> web.Response:
-        user_id = int((body or {}).get("recipient_id", 0))
+    async def _open_dm(self, request: web.Request, match: re.Match[str], sent: _Sent
+                       ) -> web.Response | Answer:
+        user_id = int((sent.json or {}).get("recipient_id", 0))
         with self._cond:
             user = self._users.get(user_id, FakeUser(user_id, f"user{user_id}"))
         return _json(p.dm_channel(self.dm_channel_id(user_id), user))
 
-    async def _put_commands(self, request: web.Request, match: re.Match[str], body: Any
-                            ) -> web.Response:
+    async def _put_commands(self, request: web.Request, match: re.Match[str], sent: _Sent
+                            ) -> web.Response | Answer:
         guild = int(match["guild"]) if match["guild"] else None
         if int(match["app"]) != self.application_id or (
                 guild is not None and all(g.id != guild for g in self.guilds)):
@@ -442,52 +520,28 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
                    "default_member_permissions": None, **command, "id": str(snowflake()),
                    "application_id": str(self.application_id), "version": str(snowflake()),
                    **({} if guild is None else {"guild_id": str(guild)})}
-                  for command in body or []]
+                  for command in sent.json or []]
         with self._cond:
             self._synced[guild] = stored
         return _json(stored)
 
-    async def _callback(self, request: web.Request, match: re.Match[str], body: Any
-                        ) -> web.Response:
-        issued = self._interactions.get(match["token"])
-        if issued is None or issued.payload["id"] != match["id"] or (
-                time.monotonic() - issued.at > self.interaction_deadline):
-            return _error(404, "Unknown interaction", 10062)
-        if issued.acknowledged:
-            return _error(400, "Interaction has already been acknowledged.", 40060)
-        issued.acknowledged = True
-        if request.query.get("with_response") not in ("1", "true", "True"):
-            return web.Response(status=204)
-        kind = int((body or {}).get("type", 0))
-        data = (body or {}).get("data") or {}
-        resource: Json = {"type": kind}
-        if kind == 4:  # CHANNEL_MESSAGE_WITH_SOURCE
-            resource["message"] = p.sent_message(
-                self.bot_user, int(issued.payload["channel_id"]), data,
-                message_id=issued.original_id, webhook_id=self.application_id)
-        return _json({"resource": resource, "interaction": {
-            "id": issued.payload["id"], "type": issued.payload["type"],
-            "response_message_id": str(issued.original_id),
-            "response_message_loading": kind == 5,
-            "response_message_ephemeral": bool(int(data.get("flags") or 0) & p.EPHEMERAL)}})
+    async def _callback(self, request: web.Request, match: re.Match[str], sent: _Sent
+                        ) -> web.Response | Answer:
+        answer = self._interactions.callback(match["id"], match["token"], sent.json or {},
+                                             sent.uploads)
+        if answer.status == 200 and request.query.get("with_response") not in (
+                "1", "true", "True"):
+            return Answer(204, None, answer.message_id)
+        return answer
 
-    def _acknowledged(self, match: re.Match[str]) -> _Interaction | None:
-        issued = self._interactions.get(match["token"])
-        if issued is None or not issued.acknowledged or int(match["app"]) != self.application_id:
-            return None
-        return issued
-
-    async def _followup(self, request: web.Request, match: re.Match[str], body: Any
-                        ) -> web.Response:
-        if (issued := self._acknowledged(match)) is None:
+    async def _followup(self, request: web.Request, match: re.Match[str], sent: _Sent
+                        ) -> web.Response | Answer:
+        if int(match["app"]) != self.application_id:
             return _error(404, "Unknown Webhook", 10015)
-        return _json(p.sent_message(self.bot_user, int(issued.payload["channel_id"]), body or {},
-                                    webhook_id=self.application_id))
+        return self._interactions.followup(match["token"], sent.json or {}, sent.uploads)
 
-    async def _edit_original(self, request: web.Request, match: re.Match[str], body: Any
-                             ) -> web.Response:
-        if (issued := self._acknowledged(match)) is None:
+    async def _edit_original(self, request: web.Request, match: re.Match[str], sent: _Sent
+                             ) -> web.Response | Answer:
+        if int(match["app"]) != self.application_id:
             return _error(404, "Unknown Message", 10008)
-        return _json(p.sent_message(self.bot_user, int(issued.payload["channel_id"]), body or {},
-                                    message_id=issued.original_id,
-                                    webhook_id=self.application_id))
+        return self._interactions.edit_original(match["token"], sent.json or {}, sent.uploads)
