@@ -1,6 +1,7 @@
-"""The Discord adapter: DMs, mentions and replies to the bot in servers and threads, and the
-shared commands as slash commands. ``events`` maps messages to the common event without I/O;
-``client`` does the I/O."""
+"""The Discord adapter: DMs, mentions and replies to the bot in servers and threads, the shared
+commands as slash commands with buttons and files, and the 🧠 receipt as a reaction. ``events``
+maps messages and interactions to the common event without I/O; ``slash`` maps the commands;
+``replies`` says how a reply looks; ``client`` does the I/O."""
 
 import logging
 import warnings

@@ -1,35 +1,32 @@
-"""The Discord client: receives messages and slash commands, sends the core's replies."""
+"""The Discord client: receives messages, slash commands and button presses, sends the core's
+replies, and puts the 🧠 receipt on messages."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
 import discord
 from discord import app_commands
 
-from adapters.discord.events import to_event
-from bot.chunks import split_message
-from bot.commands import Command, Commands
+from adapters.discord.events import interaction_event, manages_server, to_event
+from adapters.discord.replies import NO_PINGS, parse_button_id, render, show
+from adapters.discord.slash import slash_commands
+from bot.commands import Commands
 from bot.errors import ConfigError, StartupError
-from bot.events import ChatEvent, Reply
+from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
+from bot.receipts import ReceiptRouter
 
 __all__ = ["DiscordAdapter", "MembotDiscordClient"]
 
 log = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 2000  # Discord rejects longer messages
-NO_PINGS = discord.AllowedMentions.none()  # model text must never ping @everyone, roles or users
 Handle = Callable[[ChatEvent], Awaitable[Reply | None]]
-
-
-def render(reply: Reply) -> list[str]:
-    """A reply as the Discord messages to send, each under Discord's limit."""
-    text = reply.text if reply.notice is None else f"-# {reply.notice}\n{reply.text}"
-    return split_message(text, MESSAGE_LIMIT)
+COMMAND_FAILED = "Sorry, that command failed on my side. Please try again in a moment."
 
 
 def intents(follow_threads: bool) -> discord.Intents:
@@ -42,8 +39,9 @@ def intents(follow_threads: bool) -> discord.Intents:
 
 
 class MembotDiscordClient(discord.AutoShardedClient):
-    """An auto-sharded client (one process may own a range of shards) whose messages and slash
-    commands go to membot's core and command layer."""
+    """An auto-sharded client (one process may own a range of shards) whose messages go to
+    membot's core, and whose slash commands and button presses go to its command layer. With
+    ``receipts`` it registers itself there to react to Discord messages."""
 
     def __init__(
         self,
@@ -54,6 +52,7 @@ class MembotDiscordClient(discord.AutoShardedClient):
         dev_guild: int | None = None,
         shard_count: int | None = None,
         shard_ids: list[int] | None = None,
+        receipts: ReceiptRouter | None = None,
     ) -> None:
         sharding: dict[str, Any] = {"shard_count": shard_count}
         if shard_ids is not None:
@@ -71,34 +70,72 @@ class MembotDiscordClient(discord.AutoShardedClient):
         self.tree = app_commands.CommandTree(self)
         self._in_flight: set[asyncio.Task[object]] = set()
         self._accepting = True
-        for command in commands.all:
-            self.tree.add_command(self._slash_command(command))
+        for command in slash_commands(commands, self._slash):
+            self.tree.add_command(command)
+        if receipts is not None:
+            receipts.register("discord", self.react)
 
-    def _slash_command(self, command: Command) -> app_commands.Command[Any, ..., None]:
-        commands = self._commands
+    @contextlib.contextmanager
+    def _tracked(self) -> Iterator[None]:
+        """Counts the current task as a reply in flight, for :meth:`stop_accepting`."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
 
-        async def invoke(interaction: discord.Interaction, arguments: str = "") -> None:
-            # Ephemeral at once (within Discord's 3 s), the answer as a followup.
+    async def _slash(self, interaction: discord.Interaction, name: str, arguments: str) -> None:
+        with self._tracked():
+            # Ephemeral at once (within Discord's 3 s), the answer as followups.
             await interaction.response.defer(ephemeral=True, thinking=True)
-            reply = await commands.run(interaction_event(interaction), command.name, arguments)
-            for piece in render(reply) or ["(nothing to say)"]:
-                await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS)
+            reply = await self._run(interaction, name, arguments)
+            try:
+                await show(interaction, reply, replace=False)
+            except discord.HTTPException:
+                log.exception("answering /%s (interaction %s) failed", name, interaction.id)
 
-        description = command.summary[:100] or command.name
-        if command.usage:
-            # The option is named after the usage ("[code]" -> code), so people can type
-            # "/link code: ABCD-EFGH"; brackets mean optional, as in the help text.
-            option = command.usage.strip("[]<> ").lower() or "arguments"
-            described = app_commands.describe(arguments=command.usage)(invoke)
-            named = app_commands.rename(arguments=option)(described)
-            return app_commands.Command(name=command.name, description=description,
-                                        callback=named)
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A press of a membot button, in any process: runs its command for the presser and
+        shows the answer in place of the message the button was on."""
+        if interaction.type is not discord.InteractionType.component or not self._accepting:
+            return
+        data: dict[str, object] = dict(interaction.data or {})
+        pressed = parse_button_id(str(data.get("custom_id", "")))
+        if pressed is None:
+            return
+        name, arguments = pressed
+        # Only a private message may be replaced by the presser's private answer; under a
+        # message others see, the answer comes as a new private message.
+        in_place = interaction.message is not None and interaction.message.flags.ephemeral
+        with self._tracked():
+            # Acknowledged at once (Discord allows 3 s), then edited when the answer is ready.
+            await interaction.response.defer(ephemeral=True, thinking=not in_place)
+            reply = await self._run(interaction, name, arguments)
+            try:
+                await show(interaction, reply, replace=in_place)
+            except discord.HTTPException:
+                log.exception("answering the button %s (interaction %s) failed",
+                              name, interaction.id)
 
-        async def invoke_plain(interaction: discord.Interaction) -> None:
-            await invoke(interaction)
+    async def _run(self, interaction: discord.Interaction, name: str, arguments: str) -> Reply:
+        is_admin = self._commands.needs_admin(name) and manages_server(interaction)
+        event = interaction_event(interaction, text=f"/{name} {arguments}".strip(),
+                                  is_admin=is_admin)
+        try:
+            return await self._commands.run(event, name, arguments)
+        except Exception:  # the adapter's edge: one log line, one honest sentence
+            log.exception("command %s failed for interaction %s", name, interaction.id)
+            return Reply(text=COMMAND_FAILED, kind=ReplyKind.ERROR, private=True)
 
-        return app_commands.Command(name=command.name, description=description,
-                                    callback=invoke_plain)
+    async def react(self, source: MessageRef, emoji: str) -> None:
+        """Put ``emoji`` on the message ``source`` as the bot (the ``React`` of
+        :class:`bot.receipts.ReceiptRouter`). Raises ``discord.HTTPException`` when Discord
+        refuses (an unknown or deleted message, no permission to react)."""
+        channel = self.get_partial_messageable(int(source.channel))
+        await channel.get_partial_message(int(source.message)).add_reaction(emoji)
 
     async def setup_hook(self) -> None:
         """Sync slash commands: to the development guild at once, or globally."""
@@ -115,19 +152,14 @@ class MembotDiscordClient(discord.AutoShardedClient):
         event = to_event(message, self.user.id, follow_threads=self._follow_threads)
         if event is None:
             return
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        try:
-            async with message.channel.typing():
-                reply = await self._handle(event)
-            if reply is not None:
-                await self._send(message, reply)
-        except discord.HTTPException:
-            log.exception("sending the reply to Discord message %s failed", message.id)
-        finally:
-            if task is not None:
-                self._in_flight.discard(task)
+        with self._tracked():
+            try:
+                async with message.channel.typing():
+                    reply = await self._handle(event)
+                if reply is not None:
+                    await self._send(message, reply)
+            except discord.HTTPException:
+                log.exception("sending the reply to Discord message %s failed", message.id)
 
     async def _send(self, message: discord.Message, reply: Reply) -> None:
         pieces = render(reply)
@@ -148,23 +180,6 @@ class MembotDiscordClient(discord.AutoShardedClient):
         if unfinished:
             log.error("%d Discord replies did not finish within %gs", len(unfinished), grace)
         return len(unfinished)
-
-
-def interaction_event(interaction: discord.Interaction) -> ChatEvent:
-    """The common event for a slash command (its text is the command, for the record)."""
-    channel_id = interaction.channel_id or 0
-    return ChatEvent(
-        event_id=f"discord:interaction:{interaction.id}",
-        platform="discord",
-        author_id=str(interaction.user.id),
-        author_name=interaction.user.display_name,
-        text=f"/{interaction.command.name if interaction.command else ''}",
-        conversation_id=f"discord:{channel_id}:{interaction.user.id}",
-        workspace_id=str(interaction.guild_id) if interaction.guild_id else None,
-        channel_id=str(channel_id),
-        is_direct=interaction.guild_id is None,
-        at=interaction.created_at,
-    )
 
 
 class DiscordAdapter:

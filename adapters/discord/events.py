@@ -1,8 +1,9 @@
-"""Discord messages as ``ChatEvent``: which messages are for the bot, and what they say.
+"""Discord messages and interactions as ``ChatEvent``: which messages are for the bot, what they
+say, and who is asking.
 
-Pure: reads a ``discord.Message`` and does no I/O. The bot does not need the privileged message
-content intent: Discord still sends the content of DMs, of messages that mention the bot and of
-replies to it, which are exactly the messages answered here.
+Pure: reads a ``discord.Message`` or ``discord.Interaction`` and does no I/O. The bot does not
+need the privileged message content intent: Discord still sends the content of DMs, of messages
+that mention the bot and of replies to it, which are exactly the messages answered here.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import re
 
 import discord
 
-from bot.events import ChatEvent
+from bot.events import ChatEvent, MessageRef
 
-__all__ = ["is_for_bot", "to_event"]
+__all__ = ["interaction_event", "is_for_bot", "manages_server", "to_event"]
 
 
 def _replies_to(message: discord.Message, bot_id: int) -> bool:
@@ -58,7 +59,8 @@ def to_event(
     answers it with a hint). The owner is the Discord user, the same in every server and DM.
     In a server the conversation is the person's own within the channel or thread, so the recent
     turns in a prompt are never someone else's exchange with the bot (whose answers may draw on
-    that person's memories).
+    that person's memories). ``source`` is the message itself, in its own channel (a thread's
+    id in a thread).
     """
     if not is_for_bot(message, bot_id, follow_threads=follow_threads):
         return None
@@ -82,5 +84,32 @@ def to_event(
         thread_id=thread_id,
         is_direct=is_direct,
         mentions_bot=any(user.id == bot_id for user in message.mentions),
+        source=MessageRef(platform="discord", channel=str(channel.id), message=str(message.id)),
         at=message.created_at,
+    )
+
+
+def manages_server(interaction: discord.Interaction) -> bool:
+    """Whether the person may change the server's settings: Discord's Manage Server permission
+    (administrators have it too). Never in a DM."""
+    return interaction.guild_id is not None and interaction.permissions.manage_guild
+
+
+def interaction_event(interaction: discord.Interaction, *, text: str,
+                      is_admin: bool = False) -> ChatEvent:
+    """The common event for a slash command or a button press, from the person who used it.
+    ``text`` is what they asked for, as typed (``/memory list 2``), for the record."""
+    channel_id = interaction.channel_id or 0
+    return ChatEvent(
+        event_id=f"discord:interaction:{interaction.id}",
+        platform="discord",
+        author_id=str(interaction.user.id),
+        author_name=interaction.user.display_name,
+        text=text,
+        conversation_id=f"discord:{channel_id}:{interaction.user.id}",
+        workspace_id=str(interaction.guild_id) if interaction.guild_id else None,
+        channel_id=str(channel_id),
+        is_direct=interaction.guild_id is None,
+        author_is_admin=is_admin,
+        at=interaction.created_at,
     )
