@@ -349,3 +349,16 @@ async def test_a_failing_command_gets_one_honest_private_sentence(
     assert answer.body["content"].startswith("Sorry, that command failed")
     assert rig.fake.message(answer.message_id or 0)["flags"] & 64
     assert "command broken failed" in caplog.text
+
+
+async def test_in_a_thread_a_command_names_the_parent_channel_and_the_thread(rig: Rig) -> None:
+    guild = rig.fake.guilds[0]
+    parent, thread_id = guild.channels[0].id, snowflake()
+    interaction = rig.fake.interaction_create("memory", options=subcommand("list"))
+    interaction["channel_id"] = str(thread_id)  # what Discord sends for a thread
+    interaction["channel"] = p.thread(thread_id, guild.id, parent, rig.fake.user.id)
+    rig.fake.dispatch("INTERACTION_CREATE", interaction)
+    await rig.answer(interaction, "followup")
+    [(event, _)] = rig.calls.of("memory list")
+    assert (event.channel_id, event.thread_id) == (str(parent), str(thread_id))
+    assert event.workspace_id == str(guild.id) and not event.is_direct

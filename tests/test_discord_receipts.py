@@ -16,6 +16,7 @@ from bot.commands import default_commands
 from bot.events import ChatEvent, MessageRef, Reply
 from bot.receipts import LEARNED, ReceiptRouter
 from tests.fakes.discord import FakeDiscord, Json, snowflake
+from tests.fakes.discord import payloads as p
 from tests.fakes.discord.harness import TIMEOUT, running, without_waits
 
 
@@ -58,11 +59,8 @@ def start_thread(fake: FakeDiscord) -> int:
     """A public thread in the first channel, as Discord announces it; its id."""
     guild, thread_id = fake.guilds[0], snowflake()
     fake.dispatch("THREAD_CREATE", {
-        "id": str(thread_id), "guild_id": str(guild.id), "parent_id": str(guild.channels[0].id),
-        "type": 11, "name": "planning", "owner_id": str(fake.user.id), "newly_created": True,
-        "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
-                            "archive_timestamp": "2026-11-24T00:00:00+00:00"},
-        "member_count": 1, "message_count": 0, "rate_limit_per_user": 0, "flags": 0})
+        **p.thread(thread_id, guild.id, guild.channels[0].id, fake.user.id),
+        "newly_created": True})
     return thread_id
 
 

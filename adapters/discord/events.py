@@ -98,8 +98,10 @@ def manages_server(interaction: discord.Interaction) -> bool:
 def interaction_event(interaction: discord.Interaction, *, text: str,
                       is_admin: bool = False) -> ChatEvent:
     """The common event for a slash command or a button press, from the person who used it.
-    ``text`` is what they asked for, as typed (``/memory list 2``), for the record."""
+    ``text`` is what they asked for, as typed (``/memory list 2``), for the record. In a thread,
+    as for messages, ``channel_id`` is the thread's parent and ``thread_id`` the thread."""
     channel_id = interaction.channel_id or 0
+    thread = interaction.channel if isinstance(interaction.channel, discord.Thread) else None
     return ChatEvent(
         event_id=f"discord:interaction:{interaction.id}",
         platform="discord",
@@ -108,7 +110,8 @@ def interaction_event(interaction: discord.Interaction, *, text: str,
         text=text,
         conversation_id=f"discord:{channel_id}:{interaction.user.id}",
         workspace_id=str(interaction.guild_id) if interaction.guild_id else None,
-        channel_id=str(channel_id),
+        channel_id=str(thread.parent_id) if thread is not None else str(channel_id),
+        thread_id=str(thread.id) if thread is not None else None,
         is_direct=interaction.guild_id is None,
         author_is_admin=is_admin,
         at=interaction.created_at,

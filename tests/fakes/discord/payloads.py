@@ -143,6 +143,17 @@ def channel(guild: FakeGuild, chan: FakeChannel) -> Json:
             "permission_overwrites": [], "nsfw": False, "parent_id": None}
 
 
+def thread(thread_id: int, guild_id: int, parent_id: int, owner_id: int) -> Json:
+    """A public thread as Discord describes it (THREAD_CREATE, or an interaction's channel)."""
+    return {
+        "id": str(thread_id), "guild_id": str(guild_id), "parent_id": str(parent_id),
+        "type": 11, "name": "planning", "owner_id": str(owner_id), "flags": 0,
+        "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                            "archive_timestamp": "2026-11-24T00:00:00+00:00"},
+        "member_count": 1, "message_count": 0, "rate_limit_per_user": 0,
+    }
+
+
 def dm_channel(channel_id: int, recipient: FakeUser) -> Json:
     return {"id": str(channel_id), "type": 1, "flags": 0, "last_message_id": None,
             "recipients": [recipient.payload()]}
