@@ -19,7 +19,14 @@ from bot.commands import default_commands
 from bot.config import Settings
 from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply
-from tests.fakes.discord import FakeDiscord, FakeUser, snowflake
+from tests.fakes.discord import (
+    MANAGE_GUILD,
+    MEMBER_PERMISSIONS,
+    FakeDiscord,
+    FakeUser,
+    custom_ids,
+    snowflake,
+)
 from tests.fakes.discord.harness import TIMEOUT, point_discord_at, running
 from tests.fakes.discord.payloads import Json, Recorded
 from tests.fakes.openai_server import ScriptedOpenAI
@@ -59,6 +66,27 @@ class Rig:
         return self.fake.message_create(f"{self.fake.bot_mention} {text}", author=author,
                                         mentions=[self.fake.bot_user])
 
+    async def slash(self, name: str, subcommand: str = "", permissions: int = MEMBER_PERMISSIONS,
+                    **values: str) -> Recorded:
+        """Alice's slash command (with a subcommand and its options); its first followup."""
+        options: list[Json] = [{"name": k, "type": 3, "value": v} for k, v in values.items()]
+        if subcommand:
+            options = [{"name": subcommand, "type": 1, "options": options}]
+        interaction = self.fake.interaction_create(name, options=options,
+                                                   permissions=permissions)
+        self.fake.dispatch("INTERACTION_CREATE", interaction)
+        token = interaction["token"]
+        return await self.fake.wait_for_async(
+            lambda r: r.kind == "followup" and token in r.path)
+
+    async def press(self, message_id: int, custom_id: str) -> str:
+        """Alice presses a button; the content of its message once replaced."""
+        interaction = self.fake.component_interaction(message_id, custom_id)
+        self.fake.dispatch("INTERACTION_CREATE", interaction)
+        token = interaction["token"]
+        await self.fake.wait_for_async(lambda r: r.kind == "edit_original" and token in r.path)
+        return str(self.fake.message(message_id)["content"])
+
 
 @pytest.fixture
 def fake(discord_fake: FakeDiscord) -> FakeDiscord:
@@ -70,7 +98,8 @@ async def rig(make_settings: MakeSettings, openai_server: ScriptedOpenAI,
               fake: FakeDiscord) -> AsyncIterator[Rig]:
     settings = make_settings(discord_token=SecretStr(fake.token))
     async with services(settings) as app:
-        client = QuickClient(handle=app.core.handle, commands=app.commands)
+        client = QuickClient(handle=app.core.handle, commands=app.commands,
+                             receipts=app.receipts)
         async with running(client, fake.token):
             yield Rig(app, client, fake, openai_server)
 
@@ -205,6 +234,43 @@ async def test_help_is_a_slash_command_answered_privately(rig: Rig) -> None:
     assert callback.body["type"] == 5 and callback.body["data"]["flags"] == 64  # deferred
     assert followup.body["flags"] == 64
     assert "remember" in followup.body["content"] and "- help" in followup.body["content"]
+
+
+async def test_what_it_learns_gets_a_brain_and_the_memory_commands_show_export_and_forget_it(
+    rig: Rig,
+) -> None:
+    told = rig.send(rig.fake.message_create("I keep bees on my roof", dm=True))
+    await rig.reply_to(told)
+    await rig.settle()
+    [brain] = rig.fake.reactions()
+    assert (brain.channel_id, brain.message_id, brain.emoji) == (
+        int(told["channel_id"]), int(told["id"]), "🧠")
+
+    listed = await rig.slash("memory", "list")
+    assert "bees" in listed.body["content"] and listed.body["flags"] == 64
+
+    exported = await rig.slash("memory", "export")
+    files = {u.filename: u.content for u in exported.uploads}
+    assert any(b"bees" in content for content in files.values()), list(files)
+    assert rig.fake.message(exported.message_id or 0)["flags"] & 64
+
+    asked = await rig.slash("memory", "forget-all")
+    message_id = asked.message_id or 0
+    assert custom_ids(rig.fake.message(message_id)) == [
+        "membot:memory forget-all confirm", "membot:memory forget-all cancel"]
+    assert (await rig.press(message_id, "membot:memory forget-all confirm")).startswith(
+        "Done: I forgot 1 memory")
+    assert rig.fake.message(message_id)["components"] == []
+    assert await rig.app.memory.records(f"discord:{rig.fake.user.id}") == []
+
+
+async def test_only_someone_who_manages_the_server_changes_its_settings(rig: Rig) -> None:
+    refused = await rig.slash("settings", "public", value="off")
+    assert refused.body["content"].startswith("Only ")
+    assert "- public: on" in (await rig.slash("settings", "show")).body["content"]
+    saved = await rig.slash("settings", "public", MEMBER_PERMISSIONS | MANAGE_GUILD, value="off")
+    assert saved.body["content"].startswith("Saved.")
+    assert "- public: off" in (await rig.slash("settings", "show")).body["content"]
 
 
 async def test_commands_sync_to_the_development_guild(
