@@ -150,6 +150,7 @@ async def _serve_discord(settings: Settings, app: Services) -> None:
         dev_guild=settings.discord_dev_guild,
         shard_count=settings.discord_shard_count,
         shard_ids=list(shard_ids) if shard_ids is not None else None,
+        receipts=app.receipts,
     )
     log.info("connecting to Discord")
     await DiscordAdapter(client, token, grace=settings.shutdown_grace).run()

@@ -45,7 +45,8 @@ def test_the_readmes_discord_invite_asks_for_exactly_the_permissions_the_bot_use
     import discord
 
     needed = discord.Permissions(view_channel=True, send_messages=True,
-                                 send_messages_in_threads=True, read_message_history=True)
+                                 send_messages_in_threads=True, read_message_history=True,
+                                 add_reactions=True)
     readme = (Path(bot.__file__).parent.parent / "README.md").read_text()
     assert f"permissions={needed.value}" in readme
     assert "scope=bot+applications.commands" in readme
