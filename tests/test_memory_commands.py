@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -370,12 +371,15 @@ async def test_the_terminal_has_every_memory_command(
 
     lines = [
         "I play chess on Sundays",
+        "I read Portuguese novels",
         ":memory list",
+        ":memory forget {newest}",
         ":memory search chess",
         ":memory export",
         ":memory pause",
         ":memory resume",
         ":memory receipts off",
+        ":settings show",
         ":memory forget-all",
         ":memory forget-all confirm",
         ":memory list",
@@ -387,11 +391,14 @@ async def test_the_terminal_has_every_memory_command(
                                  receipts=app.receipts)
         await adapter.run()  # empty input: just the greeting
         for line in lines:
-            await adapter.line(line)
+            newest = re.findall(r"^- `([0-9a-f]{8})`", out.getvalue(), re.MULTILINE)
+            await adapter.line(line.format(newest=newest[0] if newest else ""))
             await app.jobs.wait_idle()
     text = out.getvalue()
+    assert "What I remember about you: 2 memories" in text
+    assert "Forgotten: “I read Portuguese novels”." in text
+    assert "Settings belong to a Discord server or a Slack workspace" in text
     assert "🧠 (learned from: I play chess on Sundays)" in text
-    assert "What I remember about you: 1 memory" in text
     assert "What I remember about “chess”" in text
     assert "Memory paused" in text and "Memory is back on" in text
     assert "No more 🧠 reactions" in text
