@@ -104,15 +104,15 @@ class ControlStore:
 
     async def set_paused(self, owner_id: str, paused: bool) -> bool:
         """Pause or resume; returns False when it already was so."""
-        before = await self.person(owner_id)
-        await self._pool.execute(
-            "insert into owner_settings (owner_id, paused) values ($1, $2)"
+        was: bool | None = await self._pool.fetchval(
+            "with before as (select paused from owner_settings where owner_id = $1)"
+            " insert into owner_settings (owner_id, paused) values ($1, $2)"
             " on conflict (owner_id) do update set paused = $2, pause_noticed = false,"
-            " updated_at = now()",
+            " updated_at = now() returning (select paused from before)",
             owner_id,
             paused,
         )
-        return before.paused != paused
+        return bool(was) != paused
 
     async def set_receipts(self, owner_id: str, on: bool) -> None:
         await self._pool.execute(

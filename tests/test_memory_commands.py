@@ -264,7 +264,8 @@ async def test_pause_stops_using_and_learning_and_says_so_once(
     async with running(make_settings) as app:
         await tell(app, "alice", "I am vegetarian")
         paused = await command(app, "alice", "memory pause")
-        assert "paused" in paused.text
+        assert paused.text.startswith("Memory paused")
+        assert "already paused" in (await command(app, "alice", "memory pause")).text
         extractions = len(openai_server.calls("extraction"))
 
         first = await answer(app.core, to_event("alice", "what do I eat? I like rice",
@@ -408,3 +409,42 @@ async def test_the_terminal_has_every_memory_command(
     saved = _saved(tmp_path)
     assert sorted(saved) == ["json", "md"]
     assert "I play chess on Sundays" in saved["md"]
+
+
+async def test_forgetting_reaches_mem0s_entity_links(
+    make_settings: MakeSettings, database_url: str
+) -> None:
+    """Mem0 links names found in memories to the memories' ids, in ``<table>_entities`` (made
+    when its entity extractor is installed, which these tests do not install: the table is
+    made here as Mem0 makes it)."""
+    async with running(make_settings) as app:
+        await tell(app, "alice", "My brother Tomas lives in Porto", "Tomas plays the oboe")
+        await tell(app, "bob", "My friend Tomas is a chef")
+        porto, oboe = sorted(await app.memory.records("console:alice"), key=lambda m: m.text)
+        [chef] = await app.memory.records("console:bob")
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(
+                "create table memories_entities (id uuid primary key, vector vector(64),"
+                " payload jsonb)")
+            entities = [("console:alice", "Tomas", [porto.id, oboe.id]),
+                        ("console:alice", "Porto", [porto.id]),
+                        ("console:bob", "Tomas", [chef.id])]
+            for owner, name, linked in entities:
+                await conn.execute(
+                    "insert into memories_entities (id, payload) values ($1, $2::jsonb)",
+                    uuid.uuid4(), json.dumps({"data": name, "user_id": owner,
+                                              "linked_memory_ids": linked}))
+
+            async def links() -> dict[tuple[str, str], list[str]]:
+                rows = await conn.fetch("select payload from memories_entities")
+                found = [json.loads(r["payload"]) for r in rows]
+                return {(p["user_id"], p["data"]): p["linked_memory_ids"] for p in found}
+
+            await command(app, "alice", f"memory forget {porto.id[:8]}")
+            assert await links() == {("console:alice", "Tomas"): [oboe.id],
+                                     ("console:bob", "Tomas"): [chef.id]}
+            await command(app, "alice", "memory forget-all confirm")
+            assert await links() == {("console:bob", "Tomas"): [chef.id]}
+        finally:
+            await conn.close()
