@@ -7,13 +7,16 @@ by every platform.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.linking import Linking
 
-__all__ = ["Command", "Commands", "default_commands", "usage_line"]
+log = logging.getLogger(__name__)
+
+__all__ = ["Command", "Commands", "default_commands", "guarded", "usage_line"]
 
 Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
 
@@ -90,6 +93,20 @@ def usage_line(command: Command) -> str:
     """``name usage: summary``, as help screens list a command."""
     usage = f" {command.usage}" if command.usage else ""
     return f"{command.name}{usage}: {command.summary}"
+
+
+def guarded(handler: Handler, *, what: str, failure: str) -> Handler:
+    """``handler``, except that any error becomes the one short sentence ``failure`` for the
+    person and a log line naming ``what`` failed, for the operator."""
+
+    async def run(event: ChatEvent, arguments: str) -> Reply:
+        try:
+            return await handler(event, arguments)
+        except Exception:
+            log.exception("%s failed for event %s", what, event.event_id)
+            return Reply(text=failure, kind=ReplyKind.ERROR)
+
+    return run
 
 
 def _private(reply: Reply) -> Reply:

@@ -366,10 +366,17 @@ class Mem0Memory:
         return [_record(row) for row in rows]
 
     async def forget(self, owner_id: str, memory_ids: Sequence[str]) -> int:
+        return await self._forget(owner_id, "id = any($2::uuid[])", list(memory_ids))
+
+    async def forget_owner(self, owner_id: str) -> int:
+        return await self._forget(owner_id, "true")
+
+    async def _forget(self, owner_id: str, which: str, *args: object) -> int:
+        """:meth:`_delete` in one transaction, with Mem0's copy of the owner's last raw
+        messages, which may repeat what was forgotten."""
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                gone = await self._delete(conn, owner_id, "id = any($2::uuid[])", list(memory_ids))
-                # Mem0's copy of the owner's last raw messages may repeat what was forgotten.
+                gone = await self._delete(conn, owner_id, which, *args)
                 await conn.execute("delete from mem0_messages where session_scope = $1",
                                    session_scope(owner_id))
         except Exception as exc:
@@ -377,29 +384,12 @@ class Mem0Memory:
         log.info("forgot %d memories of one owner", len(gone))
         return len(gone)
 
-    async def forget_owner(self, owner_id: str) -> int:
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                gone = await self._delete(conn, owner_id, "true")
-                entities = _entities(self._table)
-                if await conn.fetchval("select to_regclass($1) is not null",
-                                       f'public."{entities}"'):
-                    await conn.execute(
-                        f'delete from "{entities}" where payload->>\'user_id\' = $1', owner_id
-                    )
-                await conn.execute("delete from mem0_messages where session_scope = $1",
-                                   session_scope(owner_id))
-        except Exception as exc:
-            raise MemoryUnavailable(f"forgetting failed: {exc.__class__.__name__}") from exc
-        log.info("forgot all %d memories of one owner", len(gone))
-        return len(gone)
-
     async def _delete(
         self, conn: PoolConnectionProxy[Any], owner_id: str, which: str, *args: object
     ) -> list[str]:
         """Delete the owner's memories matching ``which`` (SQL on the memory table, with ``$2``
         onwards bound to ``args``), their history, and their links from entity rows (an entity
-        row left with no memory goes). Returns the ids deleted."""
+        row of the owner left naming no stored memory goes). Returns the ids deleted."""
         table, entities = self._table, _entities(self._table)
         gone = [
             row["id"]
@@ -411,8 +401,7 @@ class Mem0Memory:
             )
         ]
         await conn.execute("delete from mem0_history where memory_id = any($1::text[])", gone)
-        if gone and await conn.fetchval("select to_regclass($1) is not null",
-                                        f'public."{entities}"'):
+        if await conn.fetchval("select to_regclass($1) is not null", f'public."{entities}"'):
             await conn.execute(
                 f'update "{entities}" set payload = jsonb_set(payload, \'{{linked_memory_ids}}\','
                 " coalesce((select jsonb_agg(linked) from jsonb_array_elements_text("
@@ -422,8 +411,10 @@ class Mem0Memory:
                 gone,
             )
             await conn.execute(
-                f'delete from "{entities}" where payload->>\'user_id\' = $1'
-                " and coalesce(jsonb_array_length(payload->'linked_memory_ids'), 0) = 0",
+                f'delete from "{entities}" entity where payload->>\'user_id\' = $1'
+                f' and not exists (select from "{table}" memory where memory.id in ('
+                " select linked::uuid from jsonb_array_elements_text("
+                "entity.payload->'linked_memory_ids') linked))",
                 owner_id,
             )
         return gone

@@ -7,10 +7,10 @@ is private. An id that is not theirs is answered exactly like an id that does no
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bot.commands import Command
+from bot.commands import Command, guarded
 from bot.controls import ControlStore
 from bot.events import Action, ChatEvent, Reply, ReplyKind
 from bot.export import export_files
@@ -27,7 +27,6 @@ SHOWN_CHARS = 200  # of each memory, in lists
 SEARCH_MIN_SCORE = 0.3  # below it, a memory matches a search only if it shares a word with it
 UNAVAILABLE = "I can't reach my memory store right now, so nothing changed. Please try again soon."
 
-Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
 
 
 def _short(memory_id: str) -> str:
@@ -85,22 +84,11 @@ class MemoryCommands:
             name="memory",
             summary="see, search, forget, export or pause what I remember about you",
             subcommands=tuple(
-                Command(name=name, usage=usage, summary=summary, handler=self._guarded(handler))
+                Command(name=name, usage=usage, summary=summary,
+                        handler=guarded(handler, what=f"memory {name}", failure=UNAVAILABLE))
                 for name, usage, summary, handler in subs
             ),
         )
-
-    def _guarded(self, handler: Handler) -> Handler:
-        """A store that fails costs one short sentence, never a crash."""
-
-        async def run(event: ChatEvent, arguments: str) -> Reply:
-            try:
-                return await handler(event, arguments)
-            except Exception:
-                log.exception("memory command failed for event %s", event.event_id)
-                return Reply(text=UNAVAILABLE, kind=ReplyKind.ERROR)
-
-        return run
 
     async def _owner(self, event: ChatEvent) -> str:
         return await self._owners.owner_of(event.account.key)

@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from bot.commands import Command
+from bot.commands import Command, guarded
 from bot.controls import ControlStore, Place
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.syntax import typed
@@ -72,23 +72,21 @@ class SettingsCommands:
             summary="memory settings of this server or workspace (admins change them)",
             admin=True,
             subcommands=tuple(
-                Command(name=name, usage=usage, summary=summary, handler=self._guarded(h),
+                Command(name=name, usage=usage, summary=summary, handler=self._guarded(h, name),
                         admin=True)
                 for name, usage, summary, h in subs
             ),
         )
 
-    def _guarded(self, handler: Handler) -> Handler:
+    def _guarded(self, handler: Handler, name: str) -> Handler:
+        safe = guarded(handler, what=f"settings {name}", failure=UNAVAILABLE)
+
         async def run(event: ChatEvent, arguments: str) -> Reply:
             if not event.workspace_id:
                 return Reply(text=("Settings belong to a Discord server or a Slack workspace: "
                                    "use this command in one of its channels."),
                              kind=ReplyKind.HINT)
-            try:
-                return await handler(event, arguments)
-            except Exception:
-                log.exception("settings command failed for event %s", event.event_id)
-                return Reply(text=UNAVAILABLE, kind=ReplyKind.ERROR)
+            return await safe(event, arguments)
 
         return run
 

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from adapters.console import ConsoleAdapter, to_event
-from bot.commands import Command, Commands, default_commands
+from bot.commands import Command, Commands, default_commands, guarded
 from bot.events import ChatEvent, Reply, ReplyKind
 
 
@@ -57,3 +57,17 @@ async def test_the_terminal_maps_colon_lines_onto_the_commands() -> None:
     assert "- help:" in text
     assert "I don't know the command 'nosuch'" in text
     assert "never read" not in text
+
+
+async def test_a_failing_handler_costs_one_sentence_and_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(event: ChatEvent, arguments: str) -> Reply:
+        raise ConnectionError("database gone")
+
+    commands = Commands([Command(name="grp", summary="", subcommands=(
+        Command(name="sub", summary="", handler=guarded(broken, what="grp sub",
+                                                        failure="Try again soon.")),))])
+    reply = await commands.run(to_event("alice", ":grp sub", session="s"), "grp", "sub")
+    assert (reply.text, reply.kind, reply.private) == ("Try again soon.", ReplyKind.ERROR, True)
+    assert "grp sub failed" in caplog.text and "database gone" in caplog.text
