@@ -1,7 +1,9 @@
 """The memory commands on Slack on the real stack: the composition root's commands and core on
 PostgreSQL and mem0 with the scripted model server, behind the real bolt app over Socket Mode
-against the fake Slack. What a person does there: learns with a 🧠, exports to their DM,
-forgets with a confirm button, and (as an admin) limits memory to channels."""
+against the fake Slack. What a person does there: learns with a 🧠, pages through and searches
+what the bot remembers, forgets one memory or (with a confirm button) everything, exports to
+their DM, pauses memory and its receipts; and what a workspace admin (only an admin) does with
+the workspace's settings, seen in the bot's answers in channels and DMs."""
 
 from __future__ import annotations
 
@@ -14,12 +16,30 @@ from dataclasses import dataclass
 from adapters.slack import build_app, run_socket_mode, web_client
 from bot.app import Services, services
 from bot.config import Settings
+from bot.controls import PAUSED_NOTICE, Place
+from bot.ports import MemoryRecord
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.slack import EnvelopeType, FakeSlack, FakeSlackUser, Recorded
 from tests.fakes.slack.payloads import Json
 
 MakeSettings = Callable[..., Settings]
 TIMEOUT = 10.0
+ALICE, BOB, ADMIN = "U0ALICE", "U0BOB", "U0ADMIN"  # alice is the fake's default person
+GENERAL, RANDOM = "C0GENERAL", "C0RANDOM"
+REMEMBERS = "I remember:"  # the scripted model quotes the memories its prompt held after this
+
+
+@dataclass(frozen=True)
+class Said:
+    """A message a person sent the bot (the Slack event), and the text of the bot's answer."""
+
+    event: Json
+    answer: str
+
+    @property
+    def recalled(self) -> bool:
+        """Whether the answer's prompt held any of the person's memories."""
+        return REMEMBERS in self.answer
 
 
 @dataclass
@@ -36,8 +56,9 @@ class Rig:
         return await self.fake.wait_for_async(
             lambda r: r.kind == "response_url" and url.endswith(r.path), TIMEOUT)
 
-    async def command(self, text: str, user_id: str | None = None) -> Recorded:
-        fields = self.fake.slash_command(text=text, user_id=user_id)
+    async def command(self, text: str, user_id: str | None = None,
+                      channel_id: str = GENERAL) -> Recorded:
+        fields = self.fake.slash_command(text=text, user_id=user_id, channel_id=channel_id)
         await self.envelope("slash_commands", fields)
         return await self.answer_at(fields["response_url"])
 
@@ -46,14 +67,39 @@ class Rig:
         await self.envelope("interactive", payload)
         return await self.answer_at(payload["response_url"])
 
-    async def tell(self, text: str) -> Json:
-        """A DM from alice, answered, with every memory write finished."""
-        dm = self.fake.message_im(text)
+    async def said(self, payload: Json) -> Said:
+        """A message event sent to the bot, answered where it was said, with every memory write
+        it queued finished (and so its 🧠, if any, given)."""
         answered = len(self.fake.posted_messages())
-        await self.envelope("events_api", dm)
-        await self.fake.wait_for_async("chat.postMessage", TIMEOUT, count=answered + 1)
+        await self.envelope("events_api", payload)
+        answer = await self.fake.wait_for_async(
+            lambda r: r.kind == "chat.postMessage" and r.ok, TIMEOUT, count=answered + 1)
         await self.app.jobs.wait_idle()
-        return dm
+        assert answer.body["channel"] == payload["event"]["channel"]
+        return Said(payload["event"], str(answer.body["text"]))
+
+    async def tell(self, text: str, user_id: str | None = None) -> Said:
+        """A DM to the bot (from alice unless said otherwise)."""
+        return await self.said(self.fake.message_im(text, user=user_id))
+
+    async def mention(self, text: str, channel: str = GENERAL) -> Said:
+        """Alice mentioning the bot in a channel."""
+        return await self.said(self.fake.app_mention(text, channel=channel))
+
+    def brain_on(self, said: Said) -> bool:
+        """Whether the bot put a 🧠 on that message."""
+        where = (said.event["channel"], said.event["ts"])
+        return any(r.ok and r.body.get("name") == "brain"
+                   and (r.body["channel"], r.body["timestamp"]) == where
+                   for r in self.fake.calls("reactions.add"))
+
+    async def memories(self, user_id: str = ALICE) -> list[MemoryRecord]:
+        """What the bot keeps about a Slack user, newest first, read from the store itself."""
+        return await self.app.memory.records(f"slack:{self.fake.team_id}:{user_id}")
+
+    async def place(self) -> Place:
+        """The workspace's settings, read from the store itself."""
+        return await self.app.controls.place("slack", self.fake.team_id)
 
     def exported(self) -> Json:
         """The JSON file of the latest export."""
@@ -63,10 +109,30 @@ class Rig:
         return document
 
 
+def text(answer: Recorded) -> str:
+    return str(answer.body["text"])
+
+
+def buttons(answer: Recorded) -> list[str]:
+    """The labels of the buttons under a private answer, in order."""
+    return [element["text"]["text"] for block in answer.body.get("blocks") or []
+            if block["type"] == "actions" for element in block["elements"]]
+
+
+def listed(answer: Recorded, memories: list[MemoryRecord]) -> list[str]:
+    """The ids of ``memories`` whose short id (its first 8 characters) the answer shows."""
+    return [m.id for m in memories if f"`{m.id[:8]}`" in text(answer)]
+
+
+def ids(memories: list[MemoryRecord]) -> set[str]:
+    return {m.id for m in memories}
+
+
 @asynccontextmanager
 async def slack_on_real_stack(make_settings: MakeSettings, fake: FakeSlack
                               ) -> AsyncIterator[Rig]:
-    fake.add_user(FakeSlackUser("U0ADMIN", "root", is_admin=True))
+    fake.add_user(FakeSlackUser(ADMIN, "root", is_admin=True))
+    fake.add_user(FakeSlackUser(BOB, "bob"))
     async with services(make_settings()) as app:
         slack = build_app(client=web_client(fake.bot_token, fake.api_url),
                           handle=app.core.handle, commands=app.commands, signing_secret=None,
@@ -87,7 +153,7 @@ async def test_learn_export_and_forget_everything_with_the_confirm_button(
         brain = await slack_fake.wait_for_async(
             lambda r: r.kind == "reactions.add" and r.body.get("name") == "brain", TIMEOUT)
         assert (brain.body["channel"], brain.body["timestamp"]) == (
-            told["event"]["channel"], told["event"]["ts"])
+            told.event["channel"], told.event["ts"])
 
         export = await rig.command("memory export")
         files = slack_fake.uploaded_files()
@@ -120,3 +186,185 @@ async def test_only_an_admin_limits_memory_to_a_channel_named_as_slack_sends_it(
     assert "C0OTHER" not in shown
     assert [r.body["user"] for r in slack_fake.calls("users.info")] == ["U0ALICE", "U0ALICE",
                                                                         "U0ADMIN", "U0ALICE"]
+
+
+FACTS = ("my bike is blue", "my cat is called Miso", "my locker code is 4711",
+         "I was born in Porto", "my favourite fruit is the fig", "I play the cello",
+         "my sister lives in Oslo", "I drink my coffee black", "my car is a red Fiat",
+         "I work as a night nurse", "my dentist is Dr Okafor")  # eleven: two pages
+
+
+async def test_memory_list_search_forget_and_export_from_slack(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, slack_fake: FakeSlack
+) -> None:
+    async with slack_on_real_stack(make_settings, slack_fake) as rig:
+        for fact in FACTS:
+            await rig.tell(fact)
+        mine = await rig.memories()  # newest first, as the list shows them
+        assert len(mine) == len(FACTS)
+
+        # list: the ten newest, and an Older button that swaps in page 2 with a Newer one.
+        first = await rig.command("memory list")
+        assert "11 memories, newest first (page 1 of 2)" in text(first)
+        assert listed(first, mine) == [m.id for m in mine[:10]]
+        assert buttons(first) == ["Older"]
+        older = await rig.press(first, "Older")
+        assert older.body["replace_original"] is True
+        assert older.body["response_type"] == "ephemeral"
+        assert "(page 2 of 2)" in text(older)
+        assert listed(older, mine) == [mine[10].id]
+        assert "my bike is blue" in text(older)  # the first thing told is the oldest
+        assert buttons(older) == ["Newer"]
+        typed = await rig.command("memory list 2")
+        assert listed(typed, mine) == [mine[10].id]
+        assert buttons(typed) == ["Newer"]
+
+        # search: what matches, and nothing else.
+        [cello] = [m for m in mine if "cello" in m.text]
+        found = await rig.command("memory search cello")
+        assert listed(found, mine) == [cello.id]
+
+        # forget <id>: exactly that memory, by the first 8 characters of its id.
+        [locker] = [m for m in mine if "4711" in m.text]
+        forgotten = await rig.command(f"memory forget {locker.id[:8]}")
+        assert "Forgotten" in text(forgotten) and "4711" in text(forgotten)
+        before, mine = mine, await rig.memories()
+        assert ids(mine) == ids(before) - {locker.id} and len(mine) == len(FACTS) - 1
+
+        # Another person's id is answered as an id that does not exist, and deletes nothing.
+        await rig.tell("my passport number is 99887766", user_id=BOB)
+        [bobs] = await rig.memories(BOB)
+        nowhere = "0123abcd"
+        assert not any(m.id.startswith(nowhere) for m in [*mine, bobs])
+        not_mine = await rig.command(f"memory forget {bobs.id[:8]}")
+        missing = await rig.command(f"memory forget {nowhere}")
+        assert (text(not_mine).replace(bobs.id[:8], "<id>")
+                == text(missing).replace(nowhere, "<id>"))
+        assert "None of your memories has the id" in text(missing)
+        assert ids(await rig.memories(BOB)) == {bobs.id}
+        assert ids(await rig.memories()) == ids(mine)
+
+        # forget-all, then Cancel: everything stays.
+        asked = await rig.command("memory forget-all")
+        assert "10 memories" in text(asked)
+        assert buttons(asked) == ["Forget everything", "Cancel"]
+        cancelled = await rig.press(asked, "Cancel")
+        assert cancelled.body["replace_original"] is True
+        assert "Nothing was forgotten" in text(cancelled) and buttons(cancelled) == []
+        assert ids(await rig.memories()) == ids(mine)
+
+        # export: both files in alice's DM with the bot, each with every memory she has.
+        exported = await rig.command("memory export")
+        assert "to our direct messages" in text(exported)
+        files = slack_fake.uploaded_files()
+        assert sorted(f.filename.rsplit(".", 1)[1] for f in files) == ["json", "md"]
+        assert {f.channel for f in files} == {slack_fake.dm_channel(ALICE)}
+        assert {m["id"] for m in rig.exported()["memories"]} == ids(mine)
+        [markdown] = [f.content.decode() for f in files if f.filename.endswith(".md")]
+        assert all(m.id in markdown for m in mine) and bobs.id not in markdown
+
+
+async def test_memory_pause_resume_and_receipts_from_slack(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, slack_fake: FakeSlack
+) -> None:
+    async with slack_on_real_stack(make_settings, slack_fake) as rig:
+        bike = await rig.tell("my bike is blue")
+        assert rig.brain_on(bike)
+        [known] = await rig.memories()
+
+        paused = await rig.command("memory pause")
+        assert "Memory paused" in text(paused) and "/membot memory resume" in text(paused)
+        first = await rig.tell("my umbrella is green")
+        assert first.answer.count(PAUSED_NOTICE) == 1
+        assert not first.recalled and not rig.brain_on(first)
+        second = await rig.tell("my scarf is red")
+        assert PAUSED_NOTICE not in second.answer  # said once, not on every message
+        assert not second.recalled and not rig.brain_on(second)
+        assert ids(await rig.memories()) == {known.id}  # nothing learned while paused
+
+        resumed = await rig.command("memory resume")
+        assert "Memory is back on" in text(resumed)
+        again = await rig.tell("my hat is yellow")
+        assert again.recalled and PAUSED_NOTICE not in again.answer
+        assert rig.brain_on(again)
+        assert sorted(m.text for m in await rig.memories()) == ["my bike is blue",
+                                                                "my hat is yellow"]
+
+        off = await rig.command("memory receipts off")
+        assert "No more 🧠 reactions" in text(off)
+        quiet = await rig.tell("my boat is white")
+        assert not rig.brain_on(quiet)
+        assert any("white" in m.text for m in await rig.memories())  # learned all the same
+        on = await rig.command("memory receipts on")
+        assert "I'll react with 🧠" in text(on)
+        assert rig.brain_on(await rig.tell("my kite is orange"))
+
+
+async def change_setting(rig: Rig, change: str, channel_id: str = GENERAL) -> Place:
+    """``/membot settings <change>``: refused for alice, a plain member, with the settings left
+    as they were; then made by a workspace admin. Returns the settings it made."""
+    before = await rig.place()
+    refused = await rig.command(f"settings {change}", channel_id=channel_id)
+    assert "Only workspace admins and owners can change" in text(refused)
+    assert await rig.place() == before
+    saved = await rig.command(f"settings {change}", user_id=ADMIN, channel_id=channel_id)
+    assert text(saved).startswith("Saved.")
+    after = await rig.place()
+    assert after != before
+    return after
+
+
+async def test_every_settings_subcommand_from_slack_by_an_admin_only(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, slack_fake: FakeSlack
+) -> None:
+    async with slack_on_real_stack(make_settings, slack_fake) as rig:
+        await rig.tell("my bike is blue")
+        assert (await rig.mention("what colour is my bike?")).recalled
+        learned = len(await rig.memories())  # what alice said in the channel, too
+
+        shown = text(await rig.command("settings show"))  # anyone may look
+        for line in ("memory: on", "channels: every channel", "public: on", "receipts: on"):
+            assert line in shown
+
+        # memory off: in channels and in DMs (they are in the workspace), no memories used
+        # and nothing learned.
+        assert not (await change_setting(rig, "memory off")).memory
+        assert "memory: off" in text(await rig.command("settings show"))
+        assert not (await rig.mention("which bike do I ride?")).recalled
+        assert not (await rig.tell("what about my bike?")).recalled
+        assert len(await rig.memories()) == learned
+        assert (await change_setting(rig, "memory on")).memory
+        assert (await rig.mention("is my bike red?")).recalled
+
+        # channels: only those named (as Slack sends a typed #channel) or `here`; DMs always.
+        assert (await change_setting(rig, f"channels add <#{RANDOM}|random>")).channels == (
+            RANDOM,)
+        assert f"channels: <#{RANDOM}>" in text(await rig.command("settings show"))
+        assert not (await rig.mention("my bike, in general?")).recalled
+        assert (await rig.mention("my bike, in random?", channel=RANDOM)).recalled
+        assert (await rig.tell("and my bike, here?")).recalled
+        assert (await change_setting(rig, "channels here")).channels == (RANDOM, GENERAL)
+        assert (await rig.mention("my bike, in general now?")).recalled
+        assert (await change_setting(rig, f"channels remove <#{RANDOM}|random>")).channels == (
+            GENERAL,)
+        assert not (await rig.mention("my bike, in random now?", channel=RANDOM)).recalled
+        assert (await change_setting(rig, "channels all")).channels == ()
+        assert (await rig.mention("my bike, in random at last?", channel=RANDOM)).recalled
+
+        # public off: memories only in DMs; learning goes on in channels.
+        assert not (await change_setting(rig, "public off")).public_recall
+        learned = len(await rig.memories())
+        public = await rig.mention("my helmet is black")
+        assert not public.recalled
+        assert len(await rig.memories()) == learned + 1
+        assert (await rig.tell("is my helmet black?")).recalled
+        assert (await change_setting(rig, "public on")).public_recall
+        assert (await rig.mention("is my helmet white?")).recalled
+
+        # receipts off: learned, without a 🧠; and back on.
+        assert not (await change_setting(rig, "receipts off")).receipts
+        quiet = await rig.tell("my gloves are grey")
+        assert any("gloves" in m.text for m in await rig.memories())
+        assert not rig.brain_on(quiet)
+        assert (await change_setting(rig, "receipts on")).receipts
+        assert rig.brain_on(await rig.tell("my boots are brown"))
