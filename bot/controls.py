@@ -74,10 +74,12 @@ class ControlStore:
 
     async def access(self, owner_id: str, event: ChatEvent) -> Access:
         """The ``MemoryControls`` port: one round trip, which also marks the pause notice as
-        given."""
+        given. The notice is given only in a direct conversation: in a channel it would tell
+        everyone there that this person paused memory."""
         row = await self._pool.fetchrow(
             "with noticed as (update owner_settings set pause_noticed = true"
-            " where owner_id = $1 and paused and not pause_noticed returning owner_id)"
+            " where owner_id = $1 and paused and not pause_noticed and $4"
+            " returning owner_id)"
             " select o.paused, o.receipts, o.forgotten_at,"
             " exists (select from noticed) as first_notice,"
             " w.memory, w.channels, w.public_recall, w.receipts as place_receipts"
@@ -87,6 +89,7 @@ class ControlStore:
             owner_id,
             event.platform,
             event.workspace_id or "",
+            event.is_direct,
         )
         assert row is not None  # the select always yields its one row
         place = None
@@ -107,8 +110,9 @@ class ControlStore:
         was: bool | None = await self._pool.fetchval(
             "with before as (select paused from owner_settings where owner_id = $1)"
             " insert into owner_settings (owner_id, paused) values ($1, $2)"
-            " on conflict (owner_id) do update set paused = $2, pause_noticed = false,"
-            " updated_at = now() returning (select paused from before)",
+            " on conflict (owner_id) do update set paused = $2, updated_at = now(),"
+            " pause_noticed = owner_settings.pause_noticed and owner_settings.paused = $2"
+            " returning (select paused from before)",
             owner_id,
             paused,
         )

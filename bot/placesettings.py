@@ -136,7 +136,11 @@ class SettingsCommands:
         if verb not in ("add", "remove"):
             return Reply(text=f"Say which channels: {usage}.", kind=ReplyKind.HINT)
         named = [a or b for a, b in _CHANNEL.findall(rest)]
-        if re.search(r"\bhere\b", rest, re.IGNORECASE) and event.channel_id:
+        if re.search(r"\bhere\b", rest, re.IGNORECASE):
+            if event.is_direct or not event.channel_id:
+                return Reply(text=("Here is a direct message, and direct messages are never "
+                                   "limited: use here in the channel to add or remove, or "
+                                   "mention channels."), kind=ReplyKind.HINT)
             named.append(event.channel_id)
         if not named:
             return Reply(text=f"Mention the channels to {verb}: {usage}.", kind=ReplyKind.HINT)

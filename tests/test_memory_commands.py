@@ -448,3 +448,26 @@ async def test_forgetting_reaches_mem0s_entity_links(
             assert await links() == {("console:bob", "Tomas"): [chef.id]}
         finally:
             await conn.close()
+
+
+async def test_the_pause_notice_waits_for_a_direct_message_and_is_not_rearmed(
+    make_settings: MakeSettings,
+) -> None:
+    async with running(make_settings) as app:
+        await command(app, "U1", "memory pause", channel="D1", direct=True)
+        in_channel = await answer(app.core, chat_event("U1", "hello all", channel="C1"))
+        assert in_channel.notice is None  # the channel is not told this person paused memory
+        await command(app, "U1", "memory pause", channel="D1", direct=True)  # already paused
+        first = await answer(app.core, chat_event("U1", "hi", channel="D1", direct=True))
+        assert first.notice == PAUSED_NOTICE
+        await command(app, "U1", "memory pause", channel="D1", direct=True)
+        later = await answer(app.core, chat_event("U1", "hi again", channel="D1", direct=True))
+        assert later.notice is None
+
+
+async def test_here_in_a_direct_message_limits_nothing(make_settings: MakeSettings) -> None:
+    async with running(make_settings) as app:
+        reply = await command(app, "U9", "settings channels here", channel="D9", direct=True,
+                              admin=True)
+        assert reply.kind is ReplyKind.HINT and "never limited" in reply.text
+        assert (await app.controls.place("slack", "T1")).channels == ()
