@@ -4,9 +4,10 @@ the real core on PostgreSQL and mem0, and the scripted model server."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import discord
@@ -17,21 +18,25 @@ from adapters.discord import DiscordAdapter, MembotDiscordClient
 from bot.app import Services, services
 from bot.commands import default_commands
 from bot.config import Settings
+from bot.controls import PAUSED_NOTICE, Place
 from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply
+from bot.ports import MemoryRecord
 from tests.fakes.discord import (
     MANAGE_GUILD,
     MEMBER_PERMISSIONS,
+    FakeChannel,
     FakeDiscord,
     FakeUser,
     custom_ids,
     snowflake,
 )
 from tests.fakes.discord.harness import TIMEOUT, point_discord_at, running
-from tests.fakes.discord.payloads import Json, Recorded
+from tests.fakes.discord.payloads import EPHEMERAL, Json, Recorded
 from tests.fakes.openai_server import ScriptedOpenAI
 
 MakeSettings = Callable[..., Settings]
+ADMIN = MEMBER_PERMISSIONS | MANAGE_GUILD  # a member who may manage the server
 
 
 class QuickClient(MembotDiscordClient):
@@ -45,10 +50,26 @@ class Rig:
     client: MembotDiscordClient
     fake: FakeDiscord
     model: ScriptedOpenAI
+    ran: set[tuple[str, str]] = field(default_factory=set)  # the slash commands used
 
     def send(self, payload: Json) -> Json:
         self.fake.dispatch("MESSAGE_CREATE", payload)
         return payload
+
+    async def talk(self, payload: Json) -> str:
+        """Send a message; once it is answered and the memory write it queued has finished
+        (🧠 included), the answer's content."""
+        self.send(payload)
+        answer = await self.fake.wait_for_async(
+            lambda r: r.kind == "message"
+            and str((r.body.get("message_reference") or {}).get("message_id")) == payload["id"])
+        await self.app.jobs.wait_idle()  # queued before the answer was sent
+        return str(answer.body["content"])
+
+    def brains(self, payload: Json) -> int:
+        """How many 🧠 the bot put on the message."""
+        return sum(r.message_id == int(payload["id"]) and r.emoji == "🧠"
+                   for r in self.fake.reactions())
 
     async def reply_to(self, payload: Json, count: int = 1) -> list[Recorded]:
         """Wait for ``count`` messages sent to the payload's channel; return them."""
@@ -62,17 +83,25 @@ class Rig:
         await asyncio.sleep(0.2)
         await self.app.jobs.wait_idle()
 
-    def mention(self, text: str, author: FakeUser | None = None) -> Json:
+    def mention(self, text: str, author: FakeUser | None = None,
+                channel_id: int | None = None) -> Json:
         return self.fake.message_create(f"{self.fake.bot_mention} {text}", author=author,
-                                        mentions=[self.fake.bot_user])
+                                        mentions=[self.fake.bot_user], channel_id=channel_id)
+
+    def dm(self, text: str, author: FakeUser | None = None) -> Json:
+        return self.fake.message_create(text, dm=True, author=author)
 
     async def slash(self, name: str, subcommand: str = "", permissions: int = MEMBER_PERMISSIONS,
-                    **values: str) -> Recorded:
-        """Alice's slash command (with a subcommand and its options); its first followup."""
+                    *, dm: bool = False, **values: str) -> Recorded:
+        """Alice's slash command (with a subcommand and its options, which must be ones the
+        bot synced) in the server's first channel or, with ``dm``, in her DM with the bot; its
+        first followup."""
+        check_options(self.fake, name, subcommand, values)
+        self.ran.add((name, subcommand))
         options: list[Json] = [{"name": k, "type": 3, "value": v} for k, v in values.items()]
         if subcommand:
             options = [{"name": subcommand, "type": 1, "options": options}]
-        interaction = self.fake.interaction_create(name, options=options,
+        interaction = self.fake.interaction_create(name, options=options, dm=dm,
                                                    permissions=permissions)
         self.fake.dispatch("INTERACTION_CREATE", interaction)
         token = interaction["token"]
@@ -88,8 +117,34 @@ class Rig:
         return str(self.fake.message(message_id)["content"])
 
 
+def synced(fake: FakeDiscord, name: str, subcommand: str = "") -> list[Json]:
+    """The options Discord knows for ``/name subcommand`` (for a group without one, its
+    subcommands), as the bot synced them."""
+    [command] = [c for c in fake.commands() if c["name"] == name]
+    options: list[Json] = command.get("options") or []
+    if subcommand:
+        [sub] = [o for o in options if o["name"] == subcommand and o["type"] == 1]
+        options = sub.get("options") or []
+    return options
+
+
+def check_options(fake: FakeDiscord, name: str, subcommand: str, values: dict[str, str]) -> None:
+    """Discord's client sends only options the command has, every required one, and for an
+    option with choices one of them."""
+    known = {o["name"]: o for o in synced(fake, name, subcommand)}
+    unknown = set(values) - set(known)
+    assert not unknown, f"/{name} {subcommand} has no option {unknown}"
+    required = {n for n, o in known.items() if o.get("required")}
+    assert required <= set(values), f"/{name} {subcommand} needs {required - set(values)}"
+    for option, value in values.items():
+        choices = [c["value"] for c in known[option].get("choices") or []]
+        assert not choices or value in choices, f"{option}: {value!r} is not one of {choices}"
+
+
 @pytest.fixture
 def fake(discord_fake: FakeDiscord) -> FakeDiscord:
+    """The fake Discord, whose server has a second text channel, #random."""
+    discord_fake.guilds[0].channels.append(FakeChannel(snowflake(), "random", 0, 1))
     return discord_fake
 
 
@@ -271,6 +326,196 @@ async def test_only_someone_who_manages_the_server_changes_its_settings(rig: Rig
     saved = await rig.slash("settings", "public", MEMBER_PERMISSIONS | MANAGE_GUILD, value="off")
     assert saved.body["content"].startswith("Saved.")
     assert "- public: off" in (await rig.slash("settings", "show")).body["content"]
+
+
+def listed(content: str) -> list[str]:
+    """The memories a list or search answer shows, one line each (short id, date, text)."""
+    return [line for line in content.splitlines() if line.startswith("- `")]
+
+
+def buttons(message: Json) -> list[tuple[str, str]]:
+    """A message's buttons as (label, custom id), in order."""
+    return [(str(c["label"]), str(c["custom_id"])) for row in message.get("components") or []
+            for c in row["components"]]
+
+
+def unused_prefix(memories: list[MemoryRecord]) -> str:
+    """An 8-character id prefix no memory has."""
+    return next(p for p in (c * 8 for c in "0123456789abcdef")
+                if not any(m.id.startswith(p) for m in memories))
+
+
+def group(rig: Rig, name: str) -> set[tuple[str, str]]:
+    """Every subcommand of the slash command group ``name``, as synced."""
+    return {(name, o["name"]) for o in synced(rig.fake, name)}
+
+
+async def test_every_memory_subcommand_works_from_discord(rig: Rig) -> None:
+    bob = FakeUser(id=snowflake(), username="bob")
+    alice_owner, bob_owner = f"discord:{rig.fake.user.id}", f"discord:{bob.id}"
+    facts = [f"My fact number {n:02d} is about topic{n}" for n in range(10)]
+    for fact in [*facts, "My cat is named Miso", "I keep bees on my roof"]:
+        await rig.talk(rig.dm(fact))
+    await rig.talk(rig.dm("My neighbour keeps bees too", author=bob))
+    kept = await rig.app.memory.records(alice_owner)
+    [bobs] = await rig.app.memory.records(bob_owner)
+    assert len(kept) == 12
+
+    # list: newest first, 10 a page, an Older button that shows page 2 with a Newer one
+    first = await rig.slash("memory", "list")
+    message_id = first.message_id or 0
+    assert rig.fake.message(message_id)["flags"] & EPHEMERAL  # as Discord shows it: to her only
+    assert "12 memories" in first.body["content"] and "(page 1 of 2)" in first.body["content"]
+    page_1 = listed(first.body["content"])
+    assert [line[3:11] for line in page_1] == [m.id[:8] for m in kept[:10]]
+    assert "bees on my roof" in page_1[0] and not any("number 00" in line for line in page_1)
+    assert buttons(rig.fake.message(message_id)) == [("Older", "membot:memory list 2")]
+    older = await rig.press(message_id, "membot:memory list 2")
+    assert "(page 2 of 2)" in older
+    assert [line[3:11] for line in listed(older)] == [m.id[:8] for m in kept[10:]]
+    assert "number 00" in listed(older)[-1]
+    assert buttons(rig.fake.message(message_id)) == [("Newer", "membot:memory list 1")]
+    assert listed((await rig.slash("memory", "list", page="2")).body["content"]) == listed(older)
+
+    # search: the matching memory, not another of hers, not the other user's
+    found = (await rig.slash("memory", "search", words="bees")).body["content"]
+    assert [line.split(": ", 1)[1] for line in listed(found)] == ["I keep bees on my roof"]
+
+    # forget: exactly the memory named; another user's id is answered as a missing one
+    bees = next(m for m in kept if "bees" in m.text)
+    forgot = await rig.slash("memory", "forget", id=bees.id[:8])
+    assert forgot.body["content"] == "Forgotten: “I keep bees on my roof”."
+    remaining = [m for m in kept if m.id != bees.id]
+    assert await rig.app.memory.records(alice_owner) == remaining
+    missing_id = unused_prefix([*kept, bobs])
+    not_mine = (await rig.slash("memory", "forget", id=bobs.id[:8])).body["content"]
+    missing = (await rig.slash("memory", "forget", id=missing_id)).body["content"]
+    assert missing.startswith("None of your memories has the id")
+    assert not_mine.replace(bobs.id[:8], "ID") == missing.replace(missing_id, "ID")
+    assert await rig.app.memory.records(bob_owner) == [bobs]
+    assert await rig.app.memory.records(alice_owner) == remaining
+
+    # export: every memory of hers, as JSON and as Markdown, attached to a private answer
+    exported = await rig.slash("memory", "export")
+    files = {u.filename.rsplit(".", 1)[1]: u.content for u in exported.uploads}
+    assert sorted(files) == ["json", "md"]
+    assert [m["id"] for m in json.loads(files["json"])["memories"]] == [m.id for m in remaining]
+    assert all(m.id in files["md"].decode() for m in remaining)
+    assert b"neighbour" not in files["json"] + files["md"]
+    shown = rig.fake.message(exported.message_id or 0)
+    assert shown["flags"] & EPHEMERAL
+    assert sorted(a["filename"] for a in shown["attachments"]) == sorted(
+        u.filename for u in exported.uploads)
+
+    # forget-all asks first; Cancel keeps everything
+    asked = await rig.slash("memory", "forget-all")
+    assert "11 memories" in asked.body["content"]
+    cancelled = await rig.press(asked.message_id or 0, "membot:memory forget-all cancel")
+    assert cancelled == "Nothing was forgotten."
+    assert rig.fake.message(asked.message_id or 0)["components"] == []
+    assert await rig.app.memory.records(alice_owner) == remaining
+
+    # pause: the notice once, no memories used, nothing learned, no 🧠; resume: all of it again
+    assert (await rig.slash("memory", "pause")).body["content"].startswith("Memory paused")
+    paused_dms = [rig.dm("I also keep goats. What is my cat called?"), rig.dm("I keep ducks")]
+    answers = [await rig.talk(dm) for dm in paused_dms]
+    assert answers[0].startswith(f"-# {PAUSED_NOTICE}\n(scripted) You said: I also keep goats")
+    assert answers[1] == "(scripted) You said: I keep ducks"  # no notice, no memories
+    assert "I remember" not in answers[0]
+    assert [rig.brains(dm) for dm in paused_dms] == [0, 0]
+    assert await rig.app.memory.records(alice_owner) == remaining
+    assert (await rig.slash("memory", "resume")).body["content"].startswith("Memory is back on")
+    goats = rig.dm("I keep goats now")
+    assert "I remember: " in await rig.talk(goats)
+    assert "I keep goats now" in [m.text for m in await rig.app.memory.records(alice_owner)]
+    assert rig.brains(goats) == 1
+
+    # receipts: off, a message is learned without 🧠; on, with it
+    off = await rig.slash("memory", "receipts", value="off")
+    assert off.body["content"].startswith("No more 🧠")
+    tomatoes = rig.dm("I grow tomatoes")
+    await rig.talk(tomatoes)
+    assert "I grow tomatoes" in [m.text for m in await rig.app.memory.records(alice_owner)]
+    assert rig.brains(tomatoes) == 0
+    await rig.slash("memory", "receipts", value="on")
+    basil = rig.dm("I grow basil")
+    await rig.talk(basil)
+    assert rig.brains(basil) == 1
+
+    assert rig.ran == group(rig, "memory")
+
+
+async def test_every_settings_subcommand_works_from_discord_for_admins_only(rig: Rig) -> None:
+    guild = rig.fake.guilds[0]
+    general, random = guild.channels
+    owner = f"discord:{rig.fake.user.id}"
+
+    async def place() -> Place:
+        return await rig.app.controls.place("discord", str(guild.id))
+
+    async def learned(text: str) -> bool:
+        return text in [m.text for m in await rig.app.memory.records(owner)]
+
+    async def ask(text: str, channel: FakeChannel = general) -> tuple[str, Json]:
+        """A mention of the bot: the answer (the scripted model quotes the memories it was
+        given after "I remember:") and the message."""
+        mention = rig.mention(text, channel_id=channel.id)
+        return await rig.talk(mention), mention
+
+    await rig.talk(rig.dm("I keep bees on my roof"))
+    shown = (await rig.slash("settings", "show")).body["content"]
+    assert shown.splitlines()[1:] == [
+        "- memory: on", "- channels: every channel (direct messages are never limited)",
+        "- public: on (memories are used in answers in channels too)",
+        "- receipts: on (a 🧠 reaction when I learn from a message)"]
+    assert "I remember: " in (await ask("what do I keep?"))[0]
+
+    # a plain member changes nothing
+    for subcommand, value in [("memory", "off"), ("channels", "here"), ("public", "off"),
+                              ("receipts", "off")]:
+        refused = await rig.slash("settings", subcommand, value=value)
+        assert refused.body["content"].startswith(
+            "Only server admins (Manage Server) can change"), subcommand
+    assert await place() == Place()
+
+    # memory off: the bot neither uses nor learns memories here
+    saved = await rig.slash("settings", "memory", ADMIN, value="off")
+    assert saved.body["content"].startswith("Saved.") and "- memory: off" in saved.body["content"]
+    assert not (await place()).memory
+    answer, mention = await ask("I also keep goats. What do I keep?")
+    assert "I remember" not in answer
+    assert not await learned("I also keep goats. What do I keep?") and rig.brains(mention) == 0
+    await rig.slash("settings", "memory", ADMIN, value="on")
+    assert (await place()).memory
+    assert "I remember: " in (await ask("what do I keep?"))[0]
+
+    # channels here: memory only in this channel
+    limited = await rig.slash("settings", "channels", ADMIN, value="here")
+    assert f"- channels: <#{general.id}>" in limited.body["content"]
+    assert (await place()).channels == (str(general.id),)
+    answer, mention = await ask("I keep ducks. What do I keep?", channel=random)
+    assert "I remember" not in answer and not await learned("I keep ducks. What do I keep?")
+    assert "I remember: " in (await ask("what do I keep?"))[0]
+
+    # public off: no memories in answers outside DMs, learning goes on
+    await rig.slash("settings", "public", ADMIN, value="off")
+    assert not (await place()).public_recall
+    answer, mention = await ask("I keep hens")
+    assert "I remember" not in answer
+    assert await learned("I keep hens") and rig.brains(mention) == 1
+    assert "I remember: " in await rig.talk(rig.dm("what do I keep?"))
+
+    # receipts off: learned, without the 🧠
+    await rig.slash("settings", "receipts", ADMIN, value="off")
+    assert not (await place()).receipts
+    answer, mention = await ask("I keep geese")
+    assert await learned("I keep geese") and rig.brains(mention) == 0
+
+    assert await place() == Place(memory=True, channels=(str(general.id),),
+                                  public_recall=False, receipts=False)
+    in_dm = await rig.slash("settings", "show", dm=True)
+    assert in_dm.body["content"].startswith("Settings belong to a Discord server")
+    assert rig.ran == group(rig, "settings")
 
 
 async def test_commands_sync_to_the_development_guild(
