@@ -110,10 +110,10 @@ class Core:
             answer = await self._chat.complete(messages)
         except ModelUnavailable as exc:
             log.error("chat model unavailable for event %s: %s", event.event_id, exc)
-            return Reply(text=MODEL_DOWN, kind=ReplyKind.ERROR)
+            return Reply(text=MODEL_DOWN, kind=ReplyKind.ERROR, notice=access.notice)
         except ModelRejected as exc:
             log.error("chat model rejected event %s: %s", event.event_id, exc)
-            return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR)
+            return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR, notice=access.notice)
         await self._record(event, owner or event.account.key, cleaned.text, answer, access)
         notices = [access.notice] if access.notice else []
         if cleaned.cut:

@@ -246,3 +246,10 @@ async def test_the_name_is_in_the_prompt_only_when_the_platform_gave_one(rig: Ri
     nameless = dataclasses.replace(to_event("alice", "hello again", session="s"), author_name="")
     await rig.answer(nameless)
     assert "name in this chat" not in rig.system_prompt()
+
+
+async def test_a_notice_is_not_lost_when_the_model_fails(rig: Rig) -> None:
+    rig.controls.access_given = Access(recall=False, learn=False, notice="Memory is paused.")
+    rig.chat.failure = ModelUnavailable("down")
+    reply = await rig.answer(to_event("alice", "hello", session="s"))
+    assert (reply.text, reply.notice) == (MODEL_DOWN, "Memory is paused.")
