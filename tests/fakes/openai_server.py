@@ -11,6 +11,8 @@ section. Any other chat call gets a reply that quotes the last user message and 
 
 Tests can script failures (`fail_next`, `fail_always`), hold requests of one kind until released
 (`hold`, `release`), and inspect every request that arrived (`requests`, `calls`, `wait_for`).
+Benchmarks read running totals per kind of call (`counts`, or `GET /v1/_counts` from another
+process): how many calls, how many inputs and how many characters of input they carried.
 The server runs its own event loop in a background thread, so sync clients, async clients and
 other processes can all use it. Run it alone with `python -m tests.fakes.openai_server --help`.
 """
@@ -30,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from types import FrameType
 from typing import Any, Literal
 
@@ -57,6 +59,16 @@ class Recorded:
     body: dict[str, Any]
     at: float
     status: int = 200
+
+
+@dataclass
+class Tally:
+    """Running totals for one kind of call: `inputs` are the messages of a chat request or the
+    texts of an embedding request, `chars` the characters of their text (a prompt-size proxy)."""
+
+    calls: int = 0
+    inputs: int = 0
+    chars: int = 0
 
 
 @dataclass
@@ -142,6 +154,16 @@ def _default_reply(body: dict[str, Any]) -> str:
     return reply
 
 
+def _inputs(kind: Kind, body: dict[str, Any]) -> list[str]:
+    """The texts a request gives the model: its messages' contents, or the texts to embed."""
+    if kind == "embedding":
+        texts = body.get("input")
+        if isinstance(texts, str):
+            return [texts]
+        return [str(t) for t in texts] if isinstance(texts, list) else []
+    return [_text(m.get("content")) for m in body.get("messages") or [] if isinstance(m, dict)]
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -170,6 +192,7 @@ class ScriptedOpenAI(ThreadedServer):
         self._records: list[Recorded] = []
         self._failures: dict[Kind, _Failure] = {}
         self._gates: dict[Kind, threading.Event] = {}
+        self._tallies: dict[Kind, Tally] = {}
         self._cond = threading.Condition()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -186,6 +209,7 @@ class ScriptedOpenAI(ThreadedServer):
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/_counts", self._counts)
         return app
 
     # --- scripting and observation (any thread) ----------------------------------------------
@@ -206,6 +230,11 @@ class ScriptedOpenAI(ThreadedServer):
             return self._cond.wait_for(
                 lambda: sum(r.kind == kind for r in self._records) >= count, timeout
             )
+
+    def counts(self) -> dict[str, Tally]:
+        """Totals per kind of call since the start (or the last `reset`), failed calls included."""
+        with self._cond:
+            return {kind: Tally(t.calls, t.inputs, t.chars) for kind, t in self._tallies.items()}
 
     def fail_next(self, kind: Kind, status: int, count: int = 1,
                   retry_after: float | None = None) -> None:
@@ -241,9 +270,10 @@ class ScriptedOpenAI(ThreadedServer):
             gate.set()
 
     def reset(self) -> None:
-        """Forget recorded requests, failures and holds (held requests are released)."""
+        """Forget recorded requests, counts, failures and holds (held requests are released)."""
         with self._cond:
             self._records.clear()
+            self._tallies.clear()
             self._failures.clear()
         self._release_all()
 
@@ -286,6 +316,11 @@ class ScriptedOpenAI(ThreadedServer):
                                  headers=headers)
             self._records.append(Recorded(kind, body, time.monotonic(),
                                           script.status if script else 200))
+            texts = _inputs(kind, body)
+            tally = self._tallies.setdefault(kind, Tally())
+            tally.calls += 1
+            tally.inputs += len(texts)
+            tally.chars += sum(len(t) for t in texts)
             self._cond.notify_all()
             gate = self._gates.get(kind)
         # The gate is a threading.Event set from a test's thread, so poll it without blocking.
@@ -342,6 +377,10 @@ class ScriptedOpenAI(ThreadedServer):
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion},
         })
+
+    async def _counts(self, request: web.Request) -> web.Response:
+        counts = {kind: asdict(tally) for kind, tally in self.counts().items()}
+        return web.json_response(counts)
 
     async def _models(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
