@@ -1,0 +1,442 @@
+"""Time to reply and throughput: membot's core against the plain Mem0 loop, in one run.
+
+C people chat at once with each system in turn (levels 1, 10, 100 and 500 by default); each sends
+M messages one after another, the next as soon as the previous reply arrived, and both systems
+get the same messages. The scripted model server runs in its own process and takes realistic
+times (chat 0.3 s, memory extraction 0.8 s, embeddings 0.03 s by default). Measured per message:
+the time from handing the message over to getting the answer. membot writes memories in the
+background, so its level ends when every write has finished, and the table says when that was;
+the plain loop (:mod:`bench.plainloop`) writes inside the turn, so its writes are done when the
+last reply is. CPU is measured over the chatting phase: the event loop's own thread (100% means
+the one loop is saturated), the whole bot process, and the machine (every core, the model
+server and Postgres included).
+
+Run from the repository root: ``python -m bench.compare [--people 1,10]``; it writes
+``docs/load.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import secrets
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from bench.common import (
+    LogCounter,
+    bench_parser,
+    command_line,
+    fake_server,
+    machine_lines,
+    make_settings,
+    percentile,
+    print_table,
+    temp_data_dir,
+)
+from bench.load import messages_for, person
+from bench.plainloop import PlainLoop, plain_loop
+from bot.app import services
+from bot.config import Settings
+from bot.database import start_embedded
+
+__all__ = [
+    "CpuMeter",
+    "Level",
+    "calls_between",
+    "database_dsn",
+    "lag_probe",
+    "load_average",
+    "main",
+    "server_counts",
+]
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEMS = ("membot", "plain")
+LABELS = {"membot": "membot", "plain": "plain Mem0 loop"}
+
+
+def server_counts(base_url: str) -> dict[str, dict[str, int]]:
+    """The scripted server's running totals per kind of call (``GET /v1/_counts``)."""
+    with urllib.request.urlopen(f"{base_url}/_counts", timeout=30) as response:
+        counts: dict[str, dict[str, int]] = json.load(response)
+    return counts
+
+
+def calls_between(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]],
+                  kind: str, field: str = "calls") -> int:
+    return after.get(kind, {}).get(field, 0) - before.get(kind, {}).get(field, 0)
+
+
+def load_average() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return "unknown"
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """Busy and total CPU ticks of the machine so far, from /proc/stat (Linux)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Cpu:
+    """CPU used over a span, as a percentage of one core (loop, process) or of all cores."""
+
+    loop: float
+    process: float
+    machine: float | None
+
+
+class CpuMeter:
+    """Start it on the event loop's thread; :meth:`stop` there too."""
+
+    def __init__(self) -> None:
+        self._wall = time.perf_counter()
+        self._thread = time.thread_time()
+        self._process = time.process_time()
+        self._ticks = _cpu_ticks()
+
+    def stop(self) -> Cpu:
+        wall = time.perf_counter() - self._wall
+        ticks, start = _cpu_ticks(), self._ticks
+        machine = None
+        if ticks is not None and start is not None and ticks[1] > start[1]:
+            machine = 100 * (ticks[0] - start[0]) / (ticks[1] - start[1])
+        return Cpu(loop=100 * (time.thread_time() - self._thread) / wall,
+                   process=100 * (time.process_time() - self._process) / wall, machine=machine)
+
+
+@contextlib.asynccontextmanager
+async def lag_probe(interval: float = 0.01) -> AsyncIterator[list[float]]:
+    """How late the event loop runs a timer: a task sleeps ``interval`` over and over and notes
+    each oversleep (seconds). A loop with spare time is late by well under a millisecond."""
+    lags: list[float] = []
+
+    async def probe() -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(interval)
+            lags.append(time.perf_counter() - started - interval)
+
+    task = asyncio.create_task(probe(), name="loop-lag-probe")
+    try:
+        yield lags
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Level:
+    """One system at one level of concurrency."""
+
+    system: str
+    people: int
+    messages: int
+    times: list[float]
+    chatting: float
+    written: float
+    writes_done: int
+    writes_failed: int
+    non_answers: int
+    warnings: int
+    first_warning: str | None
+    cpu: Cpu
+    lags: list[float]
+    calls: dict[str, int]
+
+    @property
+    def replies_per_second(self) -> float:
+        return len(self.times) / self.chatting
+
+    def row(self) -> list[str]:
+        machine = "n/a" if self.cpu.machine is None else f"{self.cpu.machine:.0f}"
+        return [
+            str(self.people), LABELS[self.system], str(self.messages),
+            f"{percentile(self.times, 50):.2f}", f"{percentile(self.times, 95):.2f}",
+            f"{max(self.times, default=float('nan')):.2f}", f"{self.replies_per_second:.1f}",
+            f"{self.chatting:.1f}", f"{self.written:.1f}",
+            f"{self.writes_done}/{self.writes_failed}", str(self.non_answers), str(self.warnings),
+            f"{self.calls['chat']}/{self.calls['extraction']}/{self.calls['embedding']}",
+            f"{self.cpu.loop:.0f}", f"{self.cpu.process:.0f}", machine,
+            f"{percentile(self.lags, 95) * 1000:.1f}",
+        ]
+
+
+HEADERS = ["people", "system", "messages each", "reply p50 s", "p95 s", "max s", "replies/s",
+           "chatting s", "all writes done at s", "writes done/failed", "non-answers", "warnings",
+           "calls chat/extraction/embedding", "loop CPU %", "process CPU %", "machine CPU %",
+           "loop lag p95 ms"]
+
+
+@contextlib.contextmanager
+def default_executor(workers: int | None) -> Iterator[None]:
+    """A fresh default executor for the running loop (``workers`` threads, or Python's default
+    size), shut down on exit and replaced by another fresh one, so each plain-loop level starts
+    from the same, empty pool."""
+    loop = asyncio.get_running_loop()
+    size = workers or min(32, (os.cpu_count() or 1) + 4)
+    executor = ThreadPoolExecutor(size, thread_name_prefix="asyncio-default")
+    loop.set_default_executor(executor)
+    try:
+        yield
+    finally:
+        executor.shutdown(wait=True)
+        loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="asyncio-default"))
+
+
+async def run_membot(args: argparse.Namespace, base_url: str, data_dir: Path, people: int,
+                     scripts: Sequence[list[str]], token: str, log_counter: LogCounter) -> Level:
+    """``people`` chatting at once with membot's core on a fresh memory table."""
+    settings = make_settings(base_url, args.dims, data_dir, f"bench_cmp_{people}_{token}",
+                             args.database_url, args.write_threads, args.db_pool)
+    async with services(settings) as svc:
+        log_counter.reset()
+        times: list[float] = []
+        not_answers: list[int] = []
+        before = await asyncio.to_thread(server_counts, base_url)
+        meter = CpuMeter()
+        started = time.perf_counter()
+        async with lag_probe() as lags, asyncio.TaskGroup() as group:
+            for i, texts in enumerate(scripts):
+                group.create_task(person(svc, f"p{people}-{i}", token, list(texts), times,
+                                         not_answers))
+        chatting = time.perf_counter() - started
+        cpu = meter.stop()
+        await svc.jobs.wait_idle()
+        written = time.perf_counter() - started
+        after = await asyncio.to_thread(server_counts, base_url)
+        done, failed = svc.jobs.done, svc.jobs.failed
+        if args.database_url:  # leave a server we were given as we found it
+            await svc.database.pool.execute(f'drop table "{settings.memory_table}"')
+            await svc.database.pool.execute(
+                "delete from conversation_turns where conversation_id like $1", f"%:{token}")
+    return Level(system="membot", people=people, messages=args.messages, times=times,
+                 chatting=chatting, written=written, writes_done=done, writes_failed=failed,
+                 non_answers=len(not_answers), warnings=log_counter.count,
+                 first_warning=log_counter.first, cpu=cpu, lags=lags,
+                 calls={k: calls_between(before, after, k)
+                        for k in ("chat", "extraction", "embedding")})
+
+
+async def plain_person(loop: PlainLoop, user_id: str, texts: Sequence[str], times: list[float],
+                       failures: list[str]) -> None:
+    """Send ``texts`` one after another through the plain loop. A turn that raises (the
+    tutorial lets errors through) is counted as a failed turn and its write as failed."""
+    for text in texts:
+        started = time.perf_counter()
+        try:
+            await loop.chat_with_memories(text, user_id=user_id)
+        except Exception as exc:
+            failures.append(f"{exc.__class__.__name__}: {exc}"[:200])
+        else:
+            times.append(time.perf_counter() - started)
+
+
+async def run_plain(args: argparse.Namespace, base_url: str, dsn: str, data_dir: Path,
+                    people: int, scripts: Sequence[list[str]], token: str,
+                    log_counter: LogCounter) -> Level:
+    """``people`` chatting at once through the plain loop on a fresh Mem0 table."""
+    table = f"plain_cmp_{people}_{token}"
+    with default_executor(args.plain_threads):
+        async with plain_loop(dsn=dsn, table=table, base_url=base_url, dims=args.dims,
+                              data_dir=data_dir) as loop:
+            log_counter.reset()
+            times: list[float] = []
+            failures: list[str] = []
+            before = await asyncio.to_thread(server_counts, base_url)
+            meter = CpuMeter()
+            started = time.perf_counter()
+            async with lag_probe() as lags, asyncio.TaskGroup() as group:
+                for i, texts in enumerate(scripts):
+                    group.create_task(plain_person(loop, f"p{people}-{i}", texts, times,
+                                                   failures))
+            chatting = time.perf_counter() - started
+            cpu = meter.stop()
+            after = await asyncio.to_thread(server_counts, base_url)
+    if failures:
+        log.warning("%d plain-loop turns failed; the first: %s", len(failures), failures[0])
+    if args.database_url:
+        conn = await asyncpg.connect(dsn)
+        try:
+            for name in (table, f"{table}_entities"):
+                await conn.execute(f'drop table if exists "{name}"')
+        finally:
+            await conn.close()
+    return Level(system="plain", people=people, messages=args.messages, times=times,
+                 chatting=chatting, written=chatting, writes_done=len(times),
+                 writes_failed=len(failures), non_answers=len(failures),
+                 warnings=log_counter.count,
+                 first_warning=log_counter.first, cpu=cpu, lags=lags,
+                 calls={k: calls_between(before, after, k)
+                        for k in ("chat", "extraction", "embedding")})
+
+
+def plot(levels: Sequence[Level], path: Path, floor: float) -> None:
+    """p95 time to reply, replies per second and when the last write landed, against people,
+    one line per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    p95, rate, written = axes
+    for system, marker in (("membot", "o"), ("plain", "s")):
+        mine = sorted((lv for lv in levels if lv.system == system), key=lambda lv: lv.people)
+        if not mine:
+            continue
+        people = [lv.people for lv in mine]
+        p95.plot(people, [percentile(lv.times, 95) for lv in mine], marker=marker,
+                 label=LABELS[system])
+        rate.plot(people, [lv.replies_per_second for lv in mine], marker=marker,
+                  label=LABELS[system])
+        written.plot(people, [lv.written for lv in mine], marker=marker, label=LABELS[system])
+    p95.axhline(floor, color="grey", linestyle="--", linewidth=1, label="floor (model time)")
+    p95.plot([100, 500], [0.5, 1.0], "k+", markersize=12, label="target")
+    rate.plot([500], [200], "k+", markersize=12, label="target")
+    plain_number = FuncFormatter(lambda value, _: f"{value:g}")
+    levels_run = sorted({lv.people for lv in levels})
+    messages = levels[0].messages if levels else 0
+    for axis, title, unit in ((p95, "time to reply, p95", "seconds"),
+                              (rate, "throughput", "replies per second"),
+                              (written, "all memory writes done at", "seconds from the start")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xticks(levels_run, [str(n) for n in levels_run])
+        axis.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+        axis.yaxis.set_major_formatter(plain_number)
+        axis.yaxis.set_minor_formatter(plain_number)
+        axis.tick_params(axis="y", which="minor", labelsize=7)
+        axis.set_xlabel(f"people chatting at once ({messages} messages each)")
+        axis.set_ylabel(unit)
+        axis.set_title(title)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle("membot vs the plain Mem0 loop, scripted model: chat 0.3 s, extraction 0.8 s,"
+                 " embeddings 0.03 s", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+async def database_dsn(args: argparse.Namespace, data_dir: Path) -> str:
+    """The Postgres both systems use: ``--database-url``, else the embedded one in ``data_dir``
+    (membot's services join the same server)."""
+    if args.database_url:
+        return str(args.database_url)
+    return await asyncio.to_thread(start_embedded, data_dir)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    data_dir = temp_data_dir("membot-bench-compare-")
+    token = secrets.token_hex(3)
+    log_counter = LogCounter()
+    logging.getLogger().addHandler(log_counter)
+    load_before = load_average()
+    dsn = await database_dsn(args, data_dir)
+    levels: list[Level] = []
+    with fake_server(args.dims, args.chat_delay, args.extraction_delay,
+                     args.embedding_delay) as base_url:
+        for people in args.people:
+            rng = random.Random(args.seed + people)
+            scripts = [messages_for(rng, args.messages) for _ in range(people)]
+            if "membot" in args.systems:
+                levels.append(await run_membot(args, base_url, data_dir, people, scripts, token,
+                                               log_counter))
+                print(f"# {people} people: membot done", flush=True)
+            if "plain" in args.systems:
+                levels.append(await run_plain(args, base_url, dsn, data_dir, people, scripts,
+                                              token, log_counter))
+                print(f"# {people} people: plain loop done", flush=True)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:  # after the runs: the vector extension exists once membot or Mem0 has started
+        header = await machine_lines(pool)
+    finally:
+        await pool.close()
+    report(args, header, levels, load_before)
+    if args.plot != "none":
+        plot(levels, Path(args.plot), args.embedding_delay + args.chat_delay)
+        print(f"\nplot: {args.plot}")
+
+
+def report(args: argparse.Namespace, header: list[str], levels: Sequence[Level],
+           load_before: str) -> None:
+    write_threads = (args.write_threads
+                     or Settings.model_fields["memory_write_threads"].default)
+    plain_threads = args.plain_threads or min(32, (os.cpu_count() or 1) + 4)
+    print()
+    print("## Time to reply under load: membot against the plain Mem0 loop")
+    for line in header:
+        print(f"- {line}")
+    print(f"- load average (1, 5, 15 min) before the run: {load_before}; after: "
+          f"{load_average()}")
+    print(f"- command: `{command_line('bench.compare')}`")
+    print(f"- model server (its own process) delays: chat {args.chat_delay} s, extraction "
+          f"{args.extraction_delay} s, embeddings {args.embedding_delay} s; {args.dims}-dim "
+          f"vectors; floor per reply {args.embedding_delay + args.chat_delay:.2f} s (one "
+          "embedding + one chat call)")
+    print(f"- membot: `Core.handle()` as in bench.load, memory writes in the background on "
+          f"{write_threads} write threads; a level ends when every write has finished")
+    print(f"- plain Mem0 loop: bench/plainloop.py (the mem0 README's `chat_with_memories` on "
+          f"`AsyncMemory`, `add` awaited before the answer is returned), default executor of "
+          f"{plain_threads} threads")
+    print("- over the chatting phase: loop CPU = the event loop's thread, % of one core; "
+          "process CPU = the bot process (all its threads), % of one core; machine CPU = all "
+          "cores busy, %; loop lag = how late a 10 ms timer fires on the event loop, p95")
+    print()
+    print_table(HEADERS, [lv.row() for lv in levels])
+    for lv in levels:
+        if lv.first_warning:
+            print(f"\nfirst warning, {LABELS[lv.system]} at {lv.people}: {lv.first_warning}")
+
+
+def main() -> None:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--people", default="1,10,100,500",
+                        help="comma list of how many people chat at once (default 1,10,100,500)")
+    parser.add_argument("--messages", type=int, default=5, help="messages per person")
+    parser.add_argument("--systems", default="membot,plain",
+                        help="comma list of systems to run: membot, plain (default both)")
+    parser.add_argument("--plain-threads", type=int, default=None,
+                        help="the plain loop's default executor size (default: Python's, "
+                             "min(32, cores + 4))")
+    parser.add_argument("--chat-delay", type=float, default=0.3)
+    parser.add_argument("--extraction-delay", type=float, default=0.8)
+    parser.add_argument("--embedding-delay", type=float, default=0.03)
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "load.png"),
+                        help="where to write the plot (default docs/load.png; 'none' for no plot)")
+    args = parser.parse_args()
+    args.people = [int(p) for p in args.people.split(",") if p.strip()]
+    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = set(args.systems) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown system(s): {', '.join(sorted(unknown))}")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
