@@ -64,7 +64,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("membot", "plain")
 LABELS = {"membot": "membot", "plain": "plain Mem0 loop"}
 
@@ -377,7 +376,7 @@ async def main_async(args: argparse.Namespace) -> None:
     finally:
         await pool.close()
     report(args, header, levels, load_before)
-    if args.plot != "none":
+    if args.plot:
         plot(levels, Path(args.plot), args.embedding_delay + args.chat_delay)
         print(f"\nplot: {args.plot}")
 
@@ -426,8 +425,8 @@ def main() -> None:
     parser.add_argument("--chat-delay", type=float, default=0.3)
     parser.add_argument("--extraction-delay", type=float, default=0.8)
     parser.add_argument("--embedding-delay", type=float, default=0.03)
-    parser.add_argument("--plot", default=str(ROOT / "docs" / "load.png"),
-                        help="where to write the plot (default docs/load.png; 'none' for no plot)")
+    parser.add_argument("--plot", default="docs/load.png",
+                        help="where to write the plot ('' for none)")
     args = parser.parse_args()
     args.people = [int(p) for p in args.people.split(",") if p.strip()]
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]

@@ -58,7 +58,6 @@ __all__ = ["Person", "Tally", "echo", "people_of"]
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
 CHARS_PER_TOKEN = 4
 KINDS = ("chat", "extraction", "embedding")
 _SESSION = re.compile(r"session_(\d+)")
@@ -285,7 +284,7 @@ async def main_async(args: argparse.Namespace, people: list[Person]) -> None:
     print(f"\nplain loop / membot: {ratios(*tallies)}")
     if log_counter.first:
         print(f"\n{log_counter.count} warnings; the first: {log_counter.first}")
-    if args.plot != "none":
+    if args.plot:
         plot(tallies, Path(args.plot))
         print(f"\nplot: {args.plot}")
 
@@ -300,8 +299,8 @@ def main() -> None:
                         help="replay only the first N conversations")
     parser.add_argument("--messages", type=int, default=None,
                         help="replay only the first N lines of the person in each conversation")
-    parser.add_argument("--plot", default=str(ROOT / "docs" / "cost.png"),
-                        help="where to write the plot (default docs/cost.png; 'none' for no plot)")
+    parser.add_argument("--plot", default="docs/cost.png",
+                        help="where to write the plot ('' for none)")
     args = parser.parse_args()
     people = people_of(json.loads(args.data.read_text("utf-8")), args.speaker,
                        args.conversations, args.messages)
