@@ -18,9 +18,15 @@ are the search path without the embedding call: SQL, driver and the library's ow
 searches reuse long-lived pools, as a running bot does; psycopg prepares mem0's repeated query
 after 5 runs, and Postgres may then switch it to a generic plan. Warm-up pairs are not counted.
 
-Recall@k is the share of the owner's exact top-k (brute force in numpy over all the owner's rows,
-read with index scans switched off) found among the first k results; a result tied with the k-th
-exact distance counts. Results belonging to another owner are counted by looking them up.
+Each pair is searched twice by every system. Latency comes from the search with the question's
+text. Recall comes from the search with the same vector but a text that shares no word with any
+memory and names no date, so that each system ranks by vector alone (membot's keyword and date
+ranks, if it has them, and mem0's keyword score add nothing): recall then measures whether the
+search saw all of the owner's memories, not how a ranking weighs words. Recall@k is the share of
+the owner's exact top-k by cosine distance (brute force in numpy over all the owner's rows, read
+with index scans switched off) found among the first k results; a result tied with the k-th
+exact distance counts. Results belonging to another owner are counted, by looking every result
+up, over both searches.
 
 Run from the repository root: ``python -m bench.owner_search [--sizes 10000,100000]``.
 """
@@ -149,6 +155,12 @@ def build_mem0_default(settings: Settings, dsn: str, table: str,
     return memory
 
 
+def wordless(n: int) -> str:
+    """The text of pair ``n``'s recall search: one made-up word, in no memory, naming no date
+    (its vector is the question's)."""
+    return f"zqx{n:05d}q"
+
+
 async def exact_answers(pool: asyncpg.Pool[Any], table: str, pairs: Sequence[tuple[str, str]],
                         vectors: Mapping[str, list[float]]) -> list[Exact]:
     """Brute force: every row of the queried owners (no index used to find them), ranked in
@@ -232,6 +244,7 @@ async def run_size(args: argparse.Namespace, base_url: str, data_dir: Path, size
     pairs = [(f"bench:{rng.randrange(with_memories)}", question(rng))
              for _ in range(args.warmup + args.queries)]
     vectors = {text: embed(text, args.dims) for _, text in pairs}
+    vectors.update({wordless(n): vectors[text] for n, (_, text) in enumerate(pairs)})
     clients = ModelClients(settings)
     database = await Database.open(settings)
     membot = mem0 = None
@@ -271,21 +284,25 @@ async def run_size(args: argparse.Namespace, base_url: str, data_dir: Path, size
             "mem0 vector store": (store_search, "mem0")}
         tallies = {(system, k): Tally(size, system, k) for system in SYSTEMS for k in KS}
         for n, (owner, text) in enumerate(pairs):
-            # Rotate the order, so that no system or k always runs first (or after another).
+            # Rotate the order, so that no system, k or text always runs first (or after another).
             shift = n % len(SYSTEMS)
+            texts = (text, wordless(n)) if n % 2 else (wordless(n), text)
             for k in KS if n % 2 else KS[::-1]:
                 for system in SYSTEMS[shift:] + SYSTEMS[:shift]:
                     search, table_of = searches[system]
-                    started = time.perf_counter()
-                    found = await search(owner, text, k)
-                    took = time.perf_counter() - started
-                    if n < args.warmup:
-                        continue
-                    tally = tallies[system, k]
-                    tally.seconds.append(took)
-                    tally.recalls.append(exact[table_of][n].recall(found, k))
-                    tally.empty += not found
-                    tally.returned.append((owner, found))
+                    for probe in texts:
+                        started = time.perf_counter()
+                        found = await search(owner, probe, k)
+                        took = time.perf_counter() - started
+                        if n < args.warmup:
+                            continue
+                        tally = tallies[system, k]
+                        if probe == text:
+                            tally.seconds.append(took)
+                        else:
+                            tally.recalls.append(exact[table_of][n].recall(found, k))
+                            tally.empty += not found
+                        tally.returned.append((owner, found))
         for (system, _), tally in tallies.items():
             tally.foreign = await count_foreign(pool, tables[searches[system][1]], tally)
         counted = exact["mem0"][args.warmup:]
@@ -374,6 +391,7 @@ def plot(path: Path, tallies: Sequence[Tally], owners: int, subtitle: str) -> No
 async def main_async(args: argparse.Namespace) -> None:
     # One Postgres for the run; each size gets tables of its own, dropped after.
     load_before = os.getloadavg()
+    measured = git_line()  # before the run: bot/memory.py may change while it goes on
     started = time.perf_counter()
     data_dir = temp_data_dir("membot-bench-owner-search-")
     token = secrets.token_hex(3)
@@ -391,13 +409,16 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"- {line}")
     print(f"- {loads}; run took {time.perf_counter() - started:.0f} s")
     print(f"- command: `{command_line('bench.owner_search')}`")
-    print(f"- {git_line()}")
+    print(f"- {measured}")
     print(f"- {args.owners:,} owners, {args.dims}-dim vectors; {args.queries} random (owner, "
           f"question) pairs per size after {args.warmup} warm-up pairs, each searched at top-k "
           "5 and 10 by every system in turn, one search at a time")
-    print("- latency: the search call without the embedding call (query vectors precomputed)")
-    print("- recall@k: against the exact top-k of the same owner (numpy brute force); "
-          "'other owner' counts results that belong to another owner")
+    print("- latency: the search call with the question's text, without the embedding call "
+          "(query vectors precomputed)")
+    print("- recall@k and empty results: the same search with a text sharing no word with any "
+          "memory (so every system ranks by vector alone), against the exact top-k of the same "
+          "owner (numpy brute force); 'other owner': results, of both searches, that belong to "
+          "another owner")
     print()
     print_table(
         ["memories", "system", "k", "searches", "p50 ms", "p95 ms", "recall@k",
