@@ -9,8 +9,9 @@ in exactly the payload shape ``Memory.add(..., infer=False)`` writes:
 - mem0: a table made by mem0's ``Memory`` on its ``pgvector`` provider with its defaults (HNSW
   and full-text indexes, its own pool), searched with its own
   ``search(question, filters={"user_id": owner}, top_k=10)``;
-- membot: a table made by ``Mem0Memory.open`` (with its owner index), searched with
-  ``Mem0Memory.search(owner, question, 10)``, the reply path's search;
+- membot: a table made by ``Mem0Memory.open`` (with its owner index and full-text column),
+  searched with ``Mem0Memory.search(owner, question, 10)``, the reply path's search (vector,
+  keyword and date ranks fused);
 - exact vector top-k: the owner's 10 memories nearest the question, by cosine, in SQL on
   membot's table (what membot's search was before keyword and date fusion): the embedding's own
   limit.

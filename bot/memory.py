@@ -3,10 +3,10 @@
 - Writes go through Mem0 (extraction, dedup by hash, storage) on a thread pool of their own,
   so a slow extraction never holds up anybody's search.
 - Reads do not go through Mem0: the reply path embeds the query on the async client and runs
-  one exact per-owner query on the asyncpg pool. Mem0's own search filters the owner after an
+  one per-owner query on the asyncpg pool. Mem0's own search filters the owner after an
   approximate HNSW walk once Postgres picks a generic plan, and silently returns a fraction of
-  the owner's memories; ours reads the owner's rows through an index on the owner id and ranks
-  them exactly, whatever plan the server prefers.
+  the owner's memories; ours reads the owner's rows through an index on the owner id, whatever
+  plan the server prefers, and ranks all of them (see :class:`Mem0Memory.search`).
 - Mem0's own lookups inside ``add`` run on connections that plan every query with its real
   parameters (no server-side prepared statements, ``plan_cache_mode=force_custom_plan``) and,
   on pgvector 0.8+, keep scanning HNSW until the owner filter is satisfied.
@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import string
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -197,6 +198,102 @@ def _remove_old_history(settings: Settings) -> None:
                     "reaches it", old)
 
 
+# Published defaults, not tuned to any data: reciprocal-rank fusion's k (Cormack, Clarke and
+# Büttcher, SIGIR 2009) and BM25's k1 and b (Robertson and Zaragoza; Lucene's defaults).
+_RRF_K = 60
+_BM25_K1 = 1.2
+_BM25_B = 0.75
+# Keyword matching stems English words and drops English stop words; words of other languages
+# still match as they are written.
+_TEXT_SEARCH = "english"
+_LEXEMES = "membot_lexemes"  # the memory table's column of full-text lexemes (see _add_lexemes)
+
+
+def _search_sql(table: str) -> str:
+    """The search, one statement: the owner's rows only (read through the owner index, so no
+    other owner's row is ever ranked or counted), each ranked three ways and fused by reciprocal
+    rank (RRF). $1 owner id, $2 query vector, $3 query text, $4 ``created_at`` date patterns for
+    ``like``, $5 limit.
+
+    - semantic: cosine distance to the query vector, over every row of the owner (exact);
+    - keyword: BM25 over the owner's memories (term and document frequencies, document count
+      and average length all from the owner's rows alone; length in characters), on the
+      stored full-text lexemes; memories sharing no lexeme with the query get no keyword rank;
+    - date: when the query names a date, the memories recorded on it, by cosine distance.
+    """
+    k1, b = _BM25_K1, _BM25_B
+    return f"""
+with mine as materialized (
+    select id, payload, {_LEXEMES} as lexemes, vector <=> $2 as distance,
+           char_length(payload->>'data')::float8 as length
+    from "{table}" where payload->>'user_id' = $1),
+owner as (select count(*)::float8 as n, avg(length) as avg_length from mine),
+terms as (select distinct lexeme from unnest(to_tsvector('{_TEXT_SEARCH}', $3))),
+matches as (
+    select m.id, m.length, w.lexeme, cardinality(w.positions)::float8 as tf
+    from mine m cross join lateral unnest(m.lexemes) w
+    where w.lexeme in (select lexeme from terms)),
+rarity as (
+    select lexeme, ln(1 + (owner.n - count(*) + 0.5) / (count(*) + 0.5)) as idf
+    from matches cross join owner group by lexeme, owner.n),
+keyword as (
+    select id, row_number() over (order by sum(
+        idf * tf * ({k1} + 1) / (tf + {k1} * (1 - {b} + {b} * length / owner.avg_length))
+    ) desc, id) as rank
+    from matches join rarity using (lexeme) cross join owner group by id),
+semantic as (select id, row_number() over (order by distance, id) as rank from mine),
+dated as (
+    select id, row_number() over (order by distance, id) as rank from mine
+    where left(payload->>'created_at', 10) like any($4::text[]))
+select m.id::text as id, m.payload->>'data' as text, m.payload->>'created_at' as created_at,
+       1 - m.distance as score
+from mine m join semantic s using (id) left join keyword k using (id) left join dated d using (id)
+order by 1.0 / ({_RRF_K} + s.rank) + coalesce(1.0 / ({_RRF_K} + k.rank), 0)
+         + coalesce(1.0 / ({_RRF_K} + d.rank), 0) desc, s.rank
+limit $5"""
+
+
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december")
+_MONTH_NUMBER = {**{m: n for n, m in enumerate(_MONTHS, 1)},
+                 **{m[:3]: n for n, m in enumerate(_MONTHS, 1)}, "sept": 9}
+_MONTH = "|".join(sorted(_MONTH_NUMBER, key=len, reverse=True))
+_DAY = r"(?:3[01]|[12]\d|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?:19|20)\d\d"
+# A month needs a day or a year beside it ("13 October", "Oct 13, 2023", "July 2023"), or
+# "in"/"during" before it when written in full ("in June"), so that "may" stays a verb.
+_DATE = re.compile(
+    rf"""\b(?:(?P<iso>{_YEAR}-[01]\d-[0-3]\d)
+    |(?P<d1>{_DAY})\s+(?:of\s+)?(?P<m1>{_MONTH})\b\.?(?:,?\s+(?P<y1>{_YEAR}))?
+    |(?P<m2>{_MONTH})\.?\s+(?P<d2>{_DAY})(?:,?\s+(?P<y2>{_YEAR}))?
+    |(?P<m3>{_MONTH})\.?,?\s+(?P<y3>{_YEAR})
+    |(?:in|during)\s+(?:(?P<m4>{"|".join(_MONTHS)})(?:\s+(?P<d4>{_DAY}))?(?:,?\s+(?P<y4>{_YEAR}))?
+      |(?P<y5>{_YEAR}))
+    )\b""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def _dates_named(text: str) -> list[str]:
+    """The calendar dates ``text`` names, as ``like`` patterns on a memory's ISO ``created_at``:
+    "on 13 October 2023" gives ``2023-10-13``, "in July 2023" ``2023-07-__``, "in June"
+    ``____-06-__``, "in 2023" ``2023-__-__``. English month names; relative dates ("last
+    week") are not read."""
+    patterns = []
+    for found in _DATE.finditer(text):
+        parts = {k: v for k, v in found.groupdict().items() if v}
+        if "iso" in parts:
+            patterns.append(parts["iso"])
+            continue
+        month = next((v for k, v in parts.items() if k.startswith("m")), None)
+        day = next((v for k, v in parts.items() if k.startswith("d")), None)
+        year = next((v for k, v in parts.items() if k.startswith("y")), "____")
+        patterns.append(
+            f"{year}-{f'{_MONTH_NUMBER[month.lower()]:02d}' if month else '__'}-"
+            f"{f'{int(day.rstrip(string.ascii_letters)):02d}' if day else '__'}")
+    return list(dict.fromkeys(patterns))
+
+
 _HIDDEN = frozenset({"data", "user_id", "hash", "text_lemmatized", "created_at", "updated_at"})
 
 
@@ -220,6 +317,22 @@ def _parse_time(raw: str | None) -> datetime | None:
         return None
 
 
+async def _add_lexemes(conn: PoolConnectionProxy[Any], table: str) -> None:
+    """Give the memory table a column of each memory's full-text lexemes, which Postgres keeps
+    up to date on every insert and update (mem0's statements name their columns, so they are
+    unaffected): the keyword part of the search reads them instead of parsing every memory of
+    the owner again on every search. Adding it rewrites an existing table once."""
+    exists = await conn.fetchval(
+        "select exists (select from pg_attribute where attrelid = $1::regclass"
+        " and attname = $2 and not attisdropped)", f'public."{table}"', _LEXEMES)
+    if not exists:
+        log.info("adding the full-text column %s to %s (rewrites the table once)", _LEXEMES,
+                 table)
+        await conn.execute(
+            f'alter table "{table}" add column {_LEXEMES} tsvector generated always as'
+            f" (to_tsvector('{_TEXT_SEARCH}', coalesce(payload->>'data', ''))) stored")
+
+
 class Mem0Memory:
     """The ``MemoryStore`` port on Mem0 and Postgres. See the module docstring for why reads and
     writes take different roads. Build it with :meth:`open` before serving the first message;
@@ -241,13 +354,7 @@ class Mem0Memory:
         self._embedder = embedder
         self._writes = writes
         self._write_pool = write_pool
-        self._search_sql = (
-            f'with mine as materialized (select id, vector, payload from "{table}"'
-            " where payload->>'user_id' = $1)"
-            " select id::text as id, payload->>'data' as text,"
-            " payload->>'created_at' as created_at, 1 - (vector <=> $2) as score"
-            " from mine order by vector <=> $2, id limit $3"
-        )
+        self._search_sql = _search_sql(table)
         self._records_sql = (
             f'select id::text as id, payload::text as payload from "{table}"'
             " where payload->>'user_id' = $1 order by payload->>'created_at' desc, id"
@@ -286,6 +393,7 @@ class Mem0Memory:
                     # Statistics for the new expression, so the planner uses the index at once
                     # on a table that already held memories; autovacuum keeps them after.
                     await conn.execute(f'analyze "{table}"')
+                await _add_lexemes(conn, table)
             finally:
                 await conn.execute("select pg_advisory_unlock($1)", _SETUP_LOCK)
         return cls(
@@ -298,9 +406,19 @@ class Mem0Memory:
         )
 
     async def search(self, owner_id: str, query: str, limit: int) -> list[MemoryHit]:
+        """The owner's ``limit`` best memories for ``query``: one embedding call, then one
+        statement over that owner's rows alone (another owner's memory is never returned, nor
+        counted in any statistic). Each memory is ranked by cosine similarity to the query
+        (exact, over all the owner's memories), by BM25 keyword score within the owner's
+        memories, and, when the query names a calendar date ("on 13 October", "in July
+        2023"), by whether it was recorded then; the ranks are fused by reciprocal rank. When
+        the query shares no word with any of the owner's memories (after stemming and stop
+        words) and names no date, the result is exactly the owner's vector top-k.
+        ``score`` is the cosine similarity. Raises :class:`MemoryUnavailable`."""
         try:
             vector = await self._embedder.embed(query)
-            rows = await self._pool.fetch(self._search_sql, owner_id, vector, limit)
+            rows = await self._pool.fetch(self._search_sql, owner_id, vector, query,
+                                          _dates_named(query), limit)
         except Exception as exc:
             raise MemoryUnavailable(f"memory search failed: {exc.__class__.__name__}") from exc
         return [

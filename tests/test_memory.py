@@ -1,5 +1,6 @@
-"""The memory store on real PostgreSQL + pgvector and real mem0: exact per-owner search at a
-size where Postgres stops filtering before ranking, isolation, and the start-up checks."""
+"""The memory store on real PostgreSQL + pgvector and real mem0: per-owner search at a size where
+Postgres stops filtering before ranking (exact in its vector part), keyword and date fusion,
+isolation, and the start-up checks."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from adapters.console import to_event
 from bot.app import services
 from bot.config import Settings
 from bot.errors import ConfigError, DatabaseError
+from bot.memory import _dates_named
 from tests.conftest import answer, with_database
 from tests.fakes.openai_server import ScriptedOpenAI, embed
 
@@ -63,9 +65,12 @@ def big_settings(make_settings: MakeSettings) -> Settings:
     return make_settings(embedding_dims=384)
 
 
-async def test_per_owner_search_is_exact_with_20000_memories_and_repeated_queries(
+async def test_per_owner_search_with_20000_memories_and_repeated_queries_keeps_to_the_owner(
     big_settings: Settings, openai_server: ScriptedOpenAI
 ) -> None:
+    """At a size where Postgres would filter owners after an approximate walk, every search
+    returns the owner's memories only, and in full; its vector part is exact: a query that
+    shares no word with the owner's memories and names no date gets the exact vector top-k."""
     rng = random.Random(7)
     owners = [f"bulk:{n}" for n in range(1000)]
     rows = []
@@ -93,14 +98,20 @@ async def test_per_owner_search_is_exact_with_20000_memories_and_repeated_querie
 
         # Many more queries than connections: each pooled connection runs the same statement
         # far past the point where Postgres would switch to a generic plan.
-        for _ in range(300):
+        for turn in range(300):
             owner = rng.choice(owners)
-            query = f"do I like {rng.choice(HOBBIES)} on {rng.choice(DAYS)}?"
+            hobby, day = rng.choice(HOBBIES), rng.choice(DAYS)
+            if turn % 2:
+                query = f"do I like {hobby} on {day}?"
+            else:  # close in spelling (the scripted embedder hashes trigrams), no word shared
+                query = f"{hobby[0]}{hobby} {day[0]}{day}"
             hits = await app.memory.search(owner, query, 5)
             assert len(hits) == 5
             owner_ids = {row_id for row_id, _ in by_owner[owner]}
             assert {h.id for h in hits} <= owner_ids
-            assert [h.score for h in hits] == pytest.approx(exact_top(owner, query, 5), abs=1e-5)
+            if not turn % 2:
+                assert [h.score for h in hits] == pytest.approx(exact_top(owner, query, 5),
+                                                                abs=1e-5)
 
         # mem0's own lookup of existing memories (inside every add) runs on our connections.
         store = app.memory._mem0.vector_store
@@ -115,6 +126,122 @@ async def test_per_owner_search_is_exact_with_20000_memories_and_repeated_querie
             return found
 
         assert await asyncio.to_thread(mem0_lookups) == [10] * 60
+
+
+def _near(vector: list[float], rng: random.Random, noise: float) -> np.ndarray[Any, Any]:
+    return np.array(vector, dtype=np.float32) + rng.gauss(0, noise) * np.array(
+        [rng.gauss(0, 1) for _ in vector], dtype=np.float32)
+
+
+async def _store(pool: Any, owner: str, memories: list[tuple[str, Any, str]]) -> list[str]:
+    """Memories ``(text, vector, recorded on YYYY-MM-DD)`` for ``owner``, as mem0 stores
+    them; their ids in order."""
+    ids = [uuid.uuid4() for _ in memories]
+    await pool.copy_records_to_table("memories", columns=["id", "vector", "payload"], records=[
+        (row_id, np.asarray(vector, dtype=np.float32), json.dumps(
+            {"user_id": owner, "data": text, "created_at": f"{day}T12:00:00+00:00"}))
+        for row_id, (text, vector, day) in zip(ids, memories, strict=True)])
+    return [str(i) for i in ids]
+
+
+def _small_talk(query_vector: list[float], rng: random.Random, count: int,
+                day: str = "2023-03-01") -> list[tuple[str, Any, str]]:
+    """``count`` memories near the query in vector space that share none of its words."""
+    return [(f"I like {rng.choice(HOBBIES)} on {rng.choice(DAYS)}",
+             _near(query_vector, rng, 0.3), day) for _ in range(count)]
+
+
+async def test_a_memory_sharing_the_querys_words_comes_back_though_others_are_nearer(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    rng = random.Random(3)
+    query = "what is my locker code?"
+    q = embed(query, 64)
+    async with services(make_settings()) as app:
+        pool = app.database.pool
+        await _store(pool, "console:ana", _small_talk(q, rng, 30))
+        [locker] = await _store(pool, "console:ana", [
+            ("The code of my locker at the gym is 4711", -np.array(q), "2023-03-01")])
+        hits = await app.memory.search("console:ana", query, 5)
+        assert hits[0].id == locker
+        assert hits[0].score == pytest.approx(-1.0, abs=1e-5)  # still the cosine similarity
+        # Without a shared word it is the owner's farthest memory, as the vector part says.
+        assert locker not in [h.id for h in await app.memory.search("console:ana",
+                                                                   "what is my number?", 5)]
+
+
+async def test_a_query_naming_a_date_finds_what_was_recorded_on_it(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    rng = random.Random(4)
+    q = embed("what did I do", 64)
+    async with services(make_settings()) as app:
+        pool = app.database.pool
+        await _store(pool, "console:ana", _small_talk(q, rng, 30))
+        far = -np.array(q)
+        fair, june = await _store(pool, "console:ana", [
+            ("Went to the pottery fair with Ben", far, "2023-10-13"),
+            ("Started a new job at the harbour", far, "2024-06-02"),
+        ])
+        # Another owner's memory of that day counts for nothing.
+        await _store(pool, "console:ben", [("Went to the fair", q, "2023-10-13")])
+        for query, wanted in (("what did I do on October 13, 2023?", fair),
+                              ("what did I do on the 13th of October?", fair),
+                              ("what did I do in June?", june),
+                              ("what did I do in 2024?", june)):
+            hits = await app.memory.search("console:ana", query, 3)
+            assert hits[0].id == wanted, query
+        undated = [h.id for h in await app.memory.search("console:ana", "what did I do?", 5)]
+        assert fair not in undated and june not in undated
+
+
+async def test_other_owners_memories_do_not_change_an_owners_ranking(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    """Keyword statistics (how rare a word is, how long memories are) come from the owner's
+    memories alone: thousands of another owner's memories full of the query's words change
+    nothing."""
+    rng = random.Random(5)
+    query = "when do my sailing lessons with my sister start?"
+    q = embed(query, 64)
+    async with services(make_settings()) as app:
+        pool = app.database.pool
+        [lessons] = await _store(pool, "console:ana", [
+            ("Sailing lessons are on Tuesdays", q, "2023-04-03")])
+        await _store(pool, "console:ana", [
+            *((f"My sister {n} sent a postcard", _near(q, rng, 0.5), "2023-04-01")
+              for n in range(40)),
+            *_small_talk([-x for x in q], rng, 20),
+        ])
+        before = await app.memory.search("console:ana", query, 10)
+        # For Ana "sailing" is the rare word and "sister" the common one; across the whole
+        # table it would be the other way round, and the lessons would drop below the sisters.
+        await _store(pool, "console:ben", [
+            (f"I went sailing {n} times", _near(q, rng, 0.1), "2023-04-01")
+            for n in range(3000)])
+        await pool.execute("analyze memories")
+        assert await app.memory.search("console:ana", query, 10) == before
+        assert before[0].id == lessons
+        assert all(h.text.startswith("My sister") for h in before[1:])
+
+
+@pytest.mark.parametrize(("text", "dates"), [
+    ("What did I do on October 13, 2023?", ["2023-10-13"]),
+    ("and on 1 February, 2023", ["2023-02-01"]),
+    ("the 3rd of March", ["____-03-03"]),
+    ("Oct. 5th", ["____-10-05"]),
+    ("what happened in December 2023", ["2023-12-__"]),
+    ("When did we go camping in June?", ["____-06-__"]),
+    ("in May 23rd 2021", ["2021-05-23"]),
+    ("How often did I swim in 2023?", ["2023-__-__"]),
+    ("see 2024-02-29 and Dec 2022", ["2024-02-29", "2022-12-__"]),
+    ("what may happen in march", ["____-03-__"]),
+    ("What may happen next?", []),
+    ("Jan and I went out on the 3rd", []),
+    ("I was born in 1890", []),
+])
+def test_dates_a_query_names(text: str, dates: list[str]) -> None:
+    assert _dates_named(text) == dates
 
 
 async def test_embedding_size_that_does_not_match_the_table_is_caught_at_start(
