@@ -197,7 +197,9 @@ async def store(pool: asyncpg.Pool[Any], tables: Sequence[str], clients: ModelCl
     owners: dict[str, str] = {}
     dia_ids: dict[str, str] = {}
     for (owner, turn), vector in zip(turns, vectors, strict=True):
-        row_id = uuid.uuid4()
+        # Ids from the turn, not random: ties (equal distances or keyword scores) are broken by
+        # id, so a rerun gives the same figures.
+        row_id = uuid.uuid5(uuid.NAMESPACE_URL, f"locomo/{owner}/{turn.dia_id}")
         owners[str(row_id)], dia_ids[str(row_id)] = owner, turn.dia_id
         payload = mem0_payload(owner, turn.speaker, turn.dia_id, turn.text, turn.at.isoformat())
         records.append((row_id, vector, json.dumps(payload)))
