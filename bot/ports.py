@@ -123,9 +123,12 @@ class MemoryStore(Protocol):
     """Long-term memories, kept per owner. No call ever returns another owner's memory."""
 
     async def search(self, owner_id: str, query: str, limit: int) -> list[MemoryHit]:
-        """The owner's ``limit`` memories most similar to ``query``, best first.
+        """The owner's ``limit`` memories that best answer ``query``, best first, each with
+        its cosine similarity to the query as ``score``.
 
-        Exact: the result equals a brute-force top-k over that owner's memories.
+        Every memory of the owner is ranked, none is skipped by an approximate index, and no
+        other owner's memory is ever read. Ranking may weigh more than meaning (Mem0Memory
+        fuses the exact vector rank with keyword and named-date ranks).
         Raises :class:`bot.errors.MemoryUnavailable` when the store or the embedder fails.
         """
         ...
