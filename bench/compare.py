@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -291,7 +292,19 @@ async def run_plain(args: argparse.Namespace, base_url: str, dsn: str, data_dir:
                         for k in ("chat", "extraction", "embedding")})
 
 
-def plot(levels: Sequence[Level], path: Path, floor: float) -> None:
+def _minor_labels(axis: Any) -> Any:
+    """Labels for a log axis's minor ticks: only 2 and 5 of each decade (or they collide),
+    all of them when the axis spans less than a decade (or there would be none)."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value: float, _: int) -> str:
+        low, high = axis.get_ylim()
+        return f"{value:g}" if high < 10 * low or f"{value:.0e}"[0] in "25" else ""
+
+    return FuncFormatter(label)
+
+
+def plot(levels: Sequence[Level], path: Path, args: argparse.Namespace) -> None:
     """p95 time to reply, replies per second and when the last write landed, against people,
     one line per system."""
     import matplotlib
@@ -312,11 +325,16 @@ def plot(levels: Sequence[Level], path: Path, floor: float) -> None:
         rate.plot(people, [lv.replies_per_second for lv in mine], marker=marker,
                   label=LABELS[system])
         written.plot(people, [lv.written for lv in mine], marker=marker, label=LABELS[system])
+    floor = args.embedding_delay + args.chat_delay
     p95.axhline(floor, color="grey", linestyle="--", linewidth=1, label="floor (model time)")
-    p95.plot([100, 500], [0.5, 1.0], "k+", markersize=12, label="target")
-    rate.plot([500], [200], "k+", markersize=12, label="target")
-    plain_number = FuncFormatter(lambda value, _: f"{value:g}")
     levels_run = sorted({lv.people for lv in levels})
+    targets = [(people, limit) for people, limit in ((100, 0.5), (500, 1.0))
+               if people in levels_run]
+    if targets:
+        p95.plot(*zip(*targets, strict=True), "k+", markersize=12, label="target")
+    if 500 in levels_run:
+        rate.plot([500], [200], "k+", markersize=12, label="target")
+    plain_number = FuncFormatter(lambda value, _: f"{value:g}")
     messages = levels[0].messages if levels else 0
     for axis, title, unit in ((p95, "time to reply, p95", "seconds"),
                               (rate, "throughput", "replies per second"),
@@ -326,15 +344,16 @@ def plot(levels: Sequence[Level], path: Path, floor: float) -> None:
         axis.set_xticks(levels_run, [str(n) for n in levels_run])
         axis.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
         axis.yaxis.set_major_formatter(plain_number)
-        axis.yaxis.set_minor_formatter(plain_number)
+        axis.yaxis.set_minor_formatter(_minor_labels(axis))
         axis.tick_params(axis="y", which="minor", labelsize=7)
         axis.set_xlabel(f"people chatting at once ({messages} messages each)")
         axis.set_ylabel(unit)
         axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
-    fig.suptitle("membot vs the plain Mem0 loop, scripted model: chat 0.3 s, extraction 0.8 s,"
-                 " embeddings 0.03 s", fontsize=10)
+    fig.suptitle(f"membot vs the plain Mem0 loop; scripted model: chat {args.chat_delay:g} s, "
+                 f"extraction {args.extraction_delay:g} s, embeddings {args.embedding_delay:g} s",
+                 fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -377,7 +396,7 @@ async def main_async(args: argparse.Namespace) -> None:
         await pool.close()
     report(args, header, levels, load_before)
     if args.plot:
-        plot(levels, Path(args.plot), args.embedding_delay + args.chat_delay)
+        plot(levels, Path(args.plot), args)
         print(f"\nplot: {args.plot}")
 
 
