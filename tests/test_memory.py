@@ -18,8 +18,8 @@ import pytest
 from adapters.console import to_event
 from bot.app import services
 from bot.config import Settings
+from bot.dates import dates_named
 from bot.errors import ConfigError, DatabaseError
-from bot.memory import _dates_named
 from tests.conftest import answer, with_database
 from tests.fakes.openai_server import ScriptedOpenAI, embed
 
@@ -241,7 +241,7 @@ async def test_other_owners_memories_do_not_change_an_owners_ranking(
     ("I was born in 1890", []),
 ])
 def test_dates_a_query_names(text: str, dates: list[str]) -> None:
-    assert _dates_named(text) == dates
+    assert dates_named(text) == dates
 
 
 async def test_embedding_size_that_does_not_match_the_table_is_caught_at_start(
