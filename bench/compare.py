@@ -97,32 +97,78 @@ def _cpu_ticks() -> tuple[int, int] | None:
     return sum(fields) - idle, sum(fields)
 
 
+def _processes() -> dict[int, tuple[int, float, str]]:
+    """Every process's parent, CPU seconds so far and command line, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # After the command name in parentheses: state, ppid, ... utime (14th), stime (15th).
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks,
+                                      command)
+    return found
+
+
+def helper_cpu(data_dir: Path) -> dict[str, float]:
+    """CPU seconds used so far by the scripted model server (a child of this process) and by the
+    embedded Postgres in ``data_dir`` (its postmaster and every backend). Empty off Linux."""
+    processes = _processes()
+    if not processes:
+        return {}
+    server = sum(cpu for ppid, cpu, command in processes.values()
+                 if ppid == os.getpid() and "tests.fakes.openai_server" in command)
+    postgres = {pid for pid, (_, _, command) in processes.items()
+                if f"-D {data_dir / 'postgres'}" in command}
+    while more := {pid for pid, (ppid, _, _) in processes.items() if ppid in postgres} - postgres:
+        postgres |= more  # the postmaster's descendants
+    return {"server": server, "postgres": sum(processes[pid][1] for pid in postgres)}
+
+
 @dataclass(frozen=True, slots=True)
 class Cpu:
-    """CPU used over a span, as a percentage of one core (loop, process) or of all cores."""
+    """CPU used over a span, as a percentage of one core (loop, process, model server,
+    Postgres) or of all cores (machine); None where it could not be read."""
 
     loop: float
     process: float
+    server: float | None
+    postgres: float | None
     machine: float | None
 
 
 class CpuMeter:
-    """Start it on the event loop's thread; :meth:`stop` there too."""
+    """Start it on the event loop's thread; :meth:`stop` there too. ``data_dir`` holds the
+    embedded Postgres whose CPU is counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path) -> None:
+        self._data_dir = data_dir
+        self._helpers = helper_cpu(data_dir)
+        self._ticks = _cpu_ticks()
         self._wall = time.perf_counter()
         self._thread = time.thread_time()
         self._process = time.process_time()
-        self._ticks = _cpu_ticks()
 
     def stop(self) -> Cpu:
         wall = time.perf_counter() - self._wall
+        loop = 100 * (time.thread_time() - self._thread) / wall
+        process = 100 * (time.process_time() - self._process) / wall
         ticks, start = _cpu_ticks(), self._ticks
         machine = None
         if ticks is not None and start is not None and ticks[1] > start[1]:
             machine = 100 * (ticks[0] - start[0]) / (ticks[1] - start[1])
-        return Cpu(loop=100 * (time.thread_time() - self._thread) / wall,
-                   process=100 * (time.process_time() - self._process) / wall, machine=machine)
+        helpers, before = helper_cpu(self._data_dir), self._helpers
+
+        def share(name: str) -> float | None:
+            if name not in helpers or name not in before:
+                return None
+            return 100 * (helpers[name] - before[name]) / wall
+
+        return Cpu(loop=loop, process=process, server=share("server"),
+                   postgres=share("postgres"), machine=machine)
 
 
 @contextlib.asynccontextmanager
@@ -170,7 +216,9 @@ class Level:
         return len(self.times) / self.chatting
 
     def row(self) -> list[str]:
-        machine = "n/a" if self.cpu.machine is None else f"{self.cpu.machine:.0f}"
+        def percent(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.0f}"
+
         return [
             str(self.people), LABELS[self.system], str(self.messages),
             f"{percentile(self.times, 50):.2f}", f"{percentile(self.times, 95):.2f}",
@@ -178,14 +226,16 @@ class Level:
             f"{self.chatting:.1f}", f"{self.written:.1f}",
             f"{self.writes_done}/{self.writes_failed}", str(self.non_answers), str(self.warnings),
             f"{self.calls['chat']}/{self.calls['extraction']}/{self.calls['embedding']}",
-            f"{self.cpu.loop:.0f}", f"{self.cpu.process:.0f}", machine,
+            percent(self.cpu.loop), percent(self.cpu.process), percent(self.cpu.server),
+            percent(self.cpu.postgres), percent(self.cpu.machine),
             f"{percentile(self.lags, 95) * 1000:.1f}",
         ]
 
 
 HEADERS = ["people", "system", "messages each", "reply p50 s", "p95 s", "max s", "replies/s",
            "chatting s", "all writes done at s", "writes done/failed", "non-answers", "warnings",
-           "calls chat/extraction/embedding", "loop CPU %", "process CPU %", "machine CPU %",
+           "calls chat/extraction/embedding", "loop CPU %", "process CPU %", "model server CPU %",
+           "Postgres CPU %", "machine CPU %",
            "loop lag p95 ms"]
 
 
@@ -215,7 +265,7 @@ async def run_membot(args: argparse.Namespace, base_url: str, data_dir: Path, pe
         times: list[float] = []
         not_answers: list[int] = []
         before = await asyncio.to_thread(server_counts, base_url)
-        meter = CpuMeter()
+        meter = CpuMeter(data_dir)
         started = time.perf_counter()
         async with lag_probe() as lags, asyncio.TaskGroup() as group:
             for i, texts in enumerate(scripts):
@@ -265,7 +315,7 @@ async def run_plain(args: argparse.Namespace, base_url: str, dsn: str, data_dir:
             times: list[float] = []
             failures: list[str] = []
             before = await asyncio.to_thread(server_counts, base_url)
-            meter = CpuMeter()
+            meter = CpuMeter(data_dir)
             started = time.perf_counter()
             async with lag_probe() as lags, asyncio.TaskGroup() as group:
                 for i, texts in enumerate(scripts):
@@ -421,8 +471,9 @@ def report(args: argparse.Namespace, header: list[str], levels: Sequence[Level],
     print(f"- plain Mem0 loop: bench/plainloop.py (the mem0 README's `chat_with_memories` on "
           f"`AsyncMemory`, `add` awaited before the answer is returned), default executor of "
           f"{plain_threads} threads")
-    print("- over the chatting phase: loop CPU = the event loop's thread, % of one core; "
-          "process CPU = the bot process (all its threads), % of one core; machine CPU = all "
+    print("- over the chatting phase: loop CPU = the event loop's thread, process CPU = the bot "
+          "process (all its threads), model server CPU = the scripted server's process, Postgres "
+          "CPU = the embedded server's processes, each in % of one core; machine CPU = all "
           "cores busy, %; loop lag = how late a 10 ms timer fires on the event loop, p95")
     print()
     print_table(HEADERS, [lv.row() for lv in levels])
