@@ -41,6 +41,7 @@ from bot.errors import ConfigError, MemoryUnavailable
 from bot.mem0history import PostgresHistory, session_scope
 from bot.models import ModelClients, OpenAIEmbedder
 from bot.ports import MemoryHit, MemoryRecord, MemoryWrite
+from bot.ranking import add_lexemes, search_sql
 
 __all__ = ["Mem0Memory", "import_mem0", "move_owner"]
 
@@ -198,61 +199,6 @@ def _remove_old_history(settings: Settings) -> None:
                     "reaches it", old)
 
 
-# Published defaults, not tuned to any data: reciprocal-rank fusion's k (Cormack, Clarke and
-# Büttcher, SIGIR 2009) and BM25's k1 and b (Robertson and Zaragoza; Lucene's defaults).
-_RRF_K = 60
-_BM25_K1 = 1.2
-_BM25_B = 0.75
-# Keyword matching stems English words and drops English stop words; words of other languages
-# still match as they are written.
-_TEXT_SEARCH = "english"
-_LEXEMES = "membot_lexemes"  # the memory table's column of full-text lexemes (see _add_lexemes)
-
-
-def _search_sql(table: str) -> str:
-    """The search, one statement: the owner's rows only (read through the owner index, so no
-    other owner's row is ever ranked or counted), each ranked three ways and fused by reciprocal
-    rank (RRF). $1 owner id, $2 query vector, $3 query text, $4 ``created_at`` date patterns for
-    ``like``, $5 limit.
-
-    - semantic: cosine distance to the query vector, over every row of the owner (exact);
-    - keyword: BM25 over the owner's memories (term and document frequencies, document count
-      and average length all from the owner's rows alone; length in characters), on the
-      stored full-text lexemes; memories sharing no lexeme with the query get no keyword rank;
-    - date: when the query names a date, the memories recorded on it, by cosine distance.
-    """
-    k1, b = _BM25_K1, _BM25_B
-    return f"""
-with mine as materialized (
-    select id, payload, {_LEXEMES} as lexemes, vector <=> $2 as distance,
-           char_length(payload->>'data')::float8 as length
-    from "{table}" where payload->>'user_id' = $1),
-owner as (select count(*)::float8 as n, avg(length) as avg_length from mine),
-terms as (select distinct lexeme from unnest(to_tsvector('{_TEXT_SEARCH}', $3))),
-matches as (
-    select m.id, m.length, w.lexeme, cardinality(w.positions)::float8 as tf
-    from mine m cross join lateral unnest(m.lexemes) w
-    where w.lexeme in (select lexeme from terms)),
-rarity as (
-    select lexeme, ln(1 + (owner.n - count(*) + 0.5) / (count(*) + 0.5)) as idf
-    from matches cross join owner group by lexeme, owner.n),
-keyword as (
-    select id, row_number() over (order by sum(
-        idf * tf * ({k1} + 1) / (tf + {k1} * (1 - {b} + {b} * length / owner.avg_length))
-    ) desc, id) as rank
-    from matches join rarity using (lexeme) cross join owner group by id),
-semantic as (select id, row_number() over (order by distance, id) as rank from mine),
-dated as (
-    select id, row_number() over (order by distance, id) as rank from mine
-    where left(payload->>'created_at', 10) like any($4::text[]))
-select m.id::text as id, m.payload->>'data' as text, m.payload->>'created_at' as created_at,
-       1 - m.distance as score
-from mine m join semantic s using (id) left join keyword k using (id) left join dated d using (id)
-order by 1.0 / ({_RRF_K} + s.rank) + coalesce(1.0 / ({_RRF_K} + k.rank), 0)
-         + coalesce(1.0 / ({_RRF_K} + d.rank), 0) desc, s.rank
-limit $5"""
-
-
 _HIDDEN = frozenset({"data", "user_id", "hash", "text_lemmatized", "created_at", "updated_at"})
 
 
@@ -276,22 +222,6 @@ def _parse_time(raw: str | None) -> datetime | None:
         return None
 
 
-async def _add_lexemes(conn: PoolConnectionProxy[Any], table: str) -> None:
-    """Give the memory table a column of each memory's full-text lexemes, which Postgres keeps
-    up to date on every insert and update (mem0's statements name their columns, so they are
-    unaffected): the keyword part of the search reads them instead of parsing every memory of
-    the owner again on every search. Adding it rewrites an existing table once."""
-    exists = await conn.fetchval(
-        "select exists (select from pg_attribute where attrelid = $1::regclass"
-        " and attname = $2 and not attisdropped)", f'public."{table}"', _LEXEMES)
-    if not exists:
-        log.info("adding the full-text column %s to %s (rewrites the table once)", _LEXEMES,
-                 table)
-        await conn.execute(
-            f'alter table "{table}" add column {_LEXEMES} tsvector generated always as'
-            f" (to_tsvector('{_TEXT_SEARCH}', coalesce(payload->>'data', ''))) stored")
-
-
 class Mem0Memory:
     """The ``MemoryStore`` port on Mem0 and Postgres. See the module docstring for why reads and
     writes take different roads. Build it with :meth:`open` before serving the first message;
@@ -313,7 +243,7 @@ class Mem0Memory:
         self._embedder = embedder
         self._writes = writes
         self._write_pool = write_pool
-        self._search_sql = _search_sql(table)
+        self._search_sql = search_sql(table)
         self._records_sql = (
             f'select id::text as id, payload::text as payload from "{table}"'
             " where payload->>'user_id' = $1 order by payload->>'created_at' desc, id"
@@ -352,7 +282,7 @@ class Mem0Memory:
                     # Statistics for the new expression, so the planner uses the index at once
                     # on a table that already held memories; autovacuum keeps them after.
                     await conn.execute(f'analyze "{table}"')
-                await _add_lexemes(conn, table)
+                await add_lexemes(conn, table)
             finally:
                 await conn.execute("select pg_advisory_unlock($1)", _SETUP_LOCK)
         return cls(
