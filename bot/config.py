@@ -49,6 +49,10 @@ class Settings(BaseModel):
     embedding_model: Annotated[str, _env("EMBEDDING_MODEL")] = "text-embedding-3-small"
     embedding_dims: Annotated[int, _env("EMBEDDING_DIMS"), Field(gt=0, le=16000)] = 1536
     send_embedding_dims: Annotated[bool, _env("EMBEDDING_SEND_DIMS")] = True
+    # Models trained with instructions want them before the text (e5: "query: " / "passage: ",
+    # nomic-embed-text: "search_query: " / "search_document: "); OpenAI's models want none.
+    embedding_query_prefix: Annotated[str, _env("EMBEDDING_QUERY_PREFIX")] = ""
+    embedding_document_prefix: Annotated[str, _env("EMBEDDING_DOCUMENT_PREFIX")] = ""
     model_timeout: Annotated[float, _env("MODEL_TIMEOUT"), Field(gt=0)] = 60.0
     model_max_retries: Annotated[int, _env("MODEL_MAX_RETRIES"), Field(ge=0, le=10)] = 2
 

@@ -39,7 +39,7 @@ from bot.database import Database
 from bot.dates import dates_named
 from bot.errors import ConfigError, MemoryUnavailable
 from bot.mem0history import PostgresHistory, session_scope
-from bot.models import ModelClients, OpenAIEmbedder
+from bot.models import Mem0Embedder, ModelClients, OpenAIEmbedder
 from bot.ports import MemoryHit, MemoryRecord, MemoryWrite
 from bot.ranking import add_lexemes, search_sql
 
@@ -185,6 +185,8 @@ def _build_mem0(
     # environment (mem0's LLM silently switches to OpenRouter when OPENROUTER_API_KEY is set).
     memory.llm.client = clients.sync_client
     memory.embedding_model.client = clients.sync_client
+    memory.embedding_model = Mem0Embedder(memory.embedding_model, settings.embedding_query_prefix,
+                                          settings.embedding_document_prefix)
     memory.vector_store.create_col()
     return memory
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -17,7 +18,7 @@ from bot.config import Settings
 from bot.errors import ConfigError, ModelRejected, ModelUnavailable, StartupError
 from bot.ports import Message
 
-__all__ = ["ModelClients", "OpenAIChat", "OpenAIEmbedder"]
+__all__ = ["Mem0Embedder", "ModelClients", "OpenAIChat", "OpenAIEmbedder"]
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,18 @@ class OpenAIEmbedder:
         )
         self._model = settings.embedding_model
         self._dims = settings.embedding_dims if settings.send_embedding_dims else None
+        self._prefix = settings.embedding_query_prefix
         self._where = clients.base_url
 
     async def embed(self, text: str) -> list[float]:
-        """One vector for ``text``. Raises ``openai.OpenAIError`` subclasses on failure."""
+        """One vector for ``text`` as a search query (``EMBEDDING_QUERY_PREFIX`` before it).
+        Raises ``openai.OpenAIError`` subclasses on failure."""
+        query = [self._prefix + text]
         if self._dims is None:
-            response = await self._client.embeddings.create(model=self._model, input=[text])
+            response = await self._client.embeddings.create(model=self._model, input=query)
         else:
             response = await self._client.embeddings.create(
-                model=self._model, input=[text], dimensions=self._dims
+                model=self._model, input=query, dimensions=self._dims
             )
         return list(response.data[0].embedding)
 
@@ -150,3 +154,26 @@ class OpenAIChat:
         if not content or not content.strip():
             raise ModelRejected("the model returned an empty answer")
         return content.strip()
+
+
+class Mem0Embedder:
+    """Mem0's embedder with the configured prefixes: what Mem0 embeds to look something up
+    (``memory_action="search"``) gets ``EMBEDDING_QUERY_PREFIX``, what it stores gets
+    ``EMBEDDING_DOCUMENT_PREFIX``, so stored memories and membot's own queries are embedded the
+    way the model was trained. Everything else is Mem0's embedder, unchanged."""
+
+    def __init__(self, inner: Any, query_prefix: str, document_prefix: str) -> None:
+        self._inner = inner
+        self._query = query_prefix
+        self._document = document_prefix
+        self.config = inner.config
+
+    def _prefix(self, memory_action: str | None) -> str:
+        return self._query if memory_action == "search" else self._document
+
+    def embed(self, text: str, memory_action: str | None = None) -> Any:
+        return self._inner.embed(self._prefix(memory_action) + text, memory_action)
+
+    def embed_batch(self, texts: Sequence[str], memory_action: str = "add") -> Any:
+        prefix = self._prefix(memory_action)
+        return self._inner.embed_batch([prefix + text for text in texts], memory_action)

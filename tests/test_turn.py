@@ -148,3 +148,32 @@ async def test_shutdown_logs_writes_that_outlast_the_grace_time(
         if not any(t.name.startswith("mem0-write") for t in threading.enumerate()):
             break
         await asyncio.sleep(0.01)
+
+
+async def test_embedding_prefixes_go_before_queries_and_stored_memories_only(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    settings = make_settings(embedding_query_prefix="query: ",
+                             embedding_document_prefix="passage: ")
+    async with services(settings) as app:
+        await answer(app.core, to_event("alice", "I build my apps with FastAPI", session="s"))
+        await app.jobs.wait_idle()
+        reply = await answer(app.core, to_event("alice", "what do I build my apps with?",
+                                               session="t"))
+        await app.jobs.wait_idle()
+        assert "FastAPI" in last_system_prompt(openai_server)
+        assert "query" not in reply.text
+        stored = await app.database.pool.fetch(
+            "select payload->>'data' as text from memories "
+            "where payload->>'user_id' = 'console:alice'")
+
+    texts = [row["text"] for row in stored]
+    assert any("FastAPI" in text for text in texts)
+    assert not any(text.startswith(("query", "passage")) for text in texts)
+    inputs = [text for call in openai_server.calls("embedding")
+              for text in ([call.body["input"]] if isinstance(call.body["input"], str)
+                           else call.body["input"])]
+    assert "query: what do I build my apps with?" in inputs  # the reply's search
+    for text in texts:  # every stored memory was embedded as a document
+        assert f"passage: {text}" in inputs
+    assert all(text.startswith(("query: ", "passage: ")) for text in inputs)
