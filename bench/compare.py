@@ -37,6 +37,7 @@ import asyncpg
 
 from bench.common import (
     LogCounter,
+    add_batching_flags,
     bench_parser,
     command_line,
     fake_server,
@@ -45,6 +46,7 @@ from bench.common import (
     percentile,
     print_table,
     temp_data_dir,
+    with_batching,
 )
 from bench.load import messages_for, person
 from bench.plainloop import PlainLoop, plain_loop
@@ -258,8 +260,10 @@ def default_executor(workers: int | None) -> Iterator[None]:
 async def run_membot(args: argparse.Namespace, base_url: str, data_dir: Path, people: int,
                      scripts: Sequence[list[str]], token: str, log_counter: LogCounter) -> Level:
     """``people`` chatting at once with membot's core on a fresh memory table."""
-    settings = make_settings(base_url, args.dims, data_dir, f"bench_cmp_{people}_{token}",
-                             args.database_url, args.write_threads, args.db_pool)
+    table = f"bench_cmp_{people}_{token}"
+    settings = with_batching(make_settings(base_url, args.dims, data_dir, table,
+                                           args.database_url, args.write_threads, args.db_pool),
+                             args)
     async with services(settings) as svc:
         log_counter.reset()
         times: list[float] = []
@@ -484,6 +488,7 @@ def report(args: argparse.Namespace, header: list[str], levels: Sequence[Level],
 
 def main() -> None:
     parser = bench_parser(__doc__)
+    add_batching_flags(parser)
     parser.add_argument("--people", default="1,10,100,500",
                         help="comma list of how many people chat at once (default 1,10,100,500)")
     parser.add_argument("--messages", type=int, default=5, help="messages per person")

@@ -4,8 +4,11 @@ Mem0 loop, on LoCoMo conversations.
 Each LoCoMo conversation becomes one person: the lines of one speaker (``--speaker a`` or ``b``)
 are sent in order, session after session; the other speaker's lines are ignored. Every line goes
 through membot's core and, separately, through the plain Mem0 loop (:mod:`bench.plainloop`),
-against the scripted model server with no delays. Each line is sent after the previous one's
-memory write has finished, as at the pace of a person. The scripted server counts the calls of
+against the scripted model server with no delays. The plain loop writes inside every turn.
+membot learns as it does in production: a session's lines are sent one after another, and when
+the session ends (a pause in the conversation) the run waits until membot has learned
+everything, so its batching (``MEMORY_BATCH_SIZE`` messages, or whatever is waiting at a pause)
+and its skipping of small talk are counted. The scripted server counts the calls of
 each kind and the characters of text they carry. Its chat answer is the same for both systems:
 "(scripted) You said: " and the message (its default answer would also quote membot's memories,
 which would make membot's answers, and the recent turns it sends, longer than the plain loop's).
@@ -51,6 +54,7 @@ from bench.common import (
 from bench.compare import calls_between, database_dsn, load_average
 from bench.plainloop import plain_loop
 from bot.app import services
+from bot.config import Settings
 from bot.events import ReplyKind
 from tests.fakes.openai_server import ScriptedOpenAI
 
@@ -65,10 +69,15 @@ _SESSION = re.compile(r"session_(\d+)")
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """One LoCoMo conversation seen from one speaker: who, and what they said, in order."""
+    """One LoCoMo conversation seen from one speaker: who, and what they said in each session,
+    in order."""
 
     name: str
-    lines: list[str]
+    sessions: list[list[str]]
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for session in self.sessions for line in session]
 
 
 def people_of(data: Any, speaker: str, conversations: int | None,
@@ -83,10 +92,19 @@ def people_of(data: Any, speaker: str, conversations: int | None,
             (int(match[1]), turns) for key, turns in conversation.items()
             if (match := _SESSION.fullmatch(key)) and isinstance(turns, list)
         )
-        lines = [str(turn["text"]).strip() for _, turns in sessions for turn in turns
+        said = [[str(turn["text"]).strip() for turn in turns
                  if turn.get("speaker") == name and str(turn.get("text", "")).strip()]
+                for _, turns in sessions]
+        kept: list[list[str]] = []
+        left = messages if messages is not None else sum(len(lines) for lines in said)
+        for lines in said:
+            if left <= 0:
+                break
+            if lines:
+                kept.append(lines[:left])
+                left -= len(kept[-1])
         sample_id = re.sub(r"[^a-z0-9-]+", "-", str(sample.get("sample_id", index)).lower())
-        found.append(Person(name=f"{sample_id}-{name.lower()}", lines=lines[:messages]))
+        found.append(Person(name=f"{sample_id}-{name.lower()}", sessions=kept))
     return found
 
 
@@ -146,18 +164,20 @@ def _difference(before: dict[str, dict[str, int]],
 async def run_membot(args: argparse.Namespace, server: ScriptedOpenAI, data_dir: Path,
                      people: Sequence[Person], token: str, header: list[str]) -> Tally:
     settings = make_settings(server.base_url, args.dims, data_dir, f"bench_cost_{token}",
-                             args.database_url, args.write_threads, args.db_pool)
+                             args.database_url, args.write_threads, args.db_pool).model_copy(
+        update={"memory_batch_size": args.batch_size, "memory_batch_idle": args.batch_idle})
     async with services(settings) as svc:
         header.extend(await machine_lines(svc.database.pool))
         non_answers = 0
         before = counts_of(server)
         started = time.perf_counter()
         for one in people:
-            for line in one.lines:
-                reply = await svc.core.handle(to_event(one.name, line, session=token))
-                if reply is None or reply.kind is not ReplyKind.ANSWER:
-                    non_answers += 1
-                await svc.jobs.wait_idle()
+            for session in one.sessions:
+                for line in session:
+                    reply = await svc.core.handle(to_event(one.name, line, session=token))
+                    if reply is None or reply.kind is not ReplyKind.ANSWER:
+                        non_answers += 1
+                await svc.jobs.wait_idle()  # the session is over: a pause
         seconds = time.perf_counter() - started
         after = counts_of(server)
         done, failed = svc.jobs.done, svc.jobs.failed
@@ -299,6 +319,13 @@ def main() -> None:
                         help="replay only the first N conversations")
     parser.add_argument("--messages", type=int, default=None,
                         help="replay only the first N lines of the person in each conversation")
+    parser.add_argument("--batch-size", type=int,
+                        default=Settings.model_fields["memory_batch_size"].default,
+                        help="membot's MEMORY_BATCH_SIZE (default: the Settings default)")
+    parser.add_argument("--batch-idle", type=float, default=1.0,
+                        help="membot's MEMORY_BATCH_IDLE in seconds (default 1: the replay "
+                             "pauses only between sessions, so any idle time gives the same "
+                             "batches)")
     parser.add_argument("--plot", default="docs/cost.png",
                         help="where to write the plot ('' for none)")
     args = parser.parse_args()

@@ -28,6 +28,7 @@ from bench.common import (
     PET_NAMES,
     PETS,
     LogCounter,
+    add_batching_flags,
     bench_parser,
     command_line,
     fake_server,
@@ -37,6 +38,7 @@ from bench.common import (
     percentile,
     print_table,
     temp_data_dir,
+    with_batching,
 )
 from bot.app import Services, services
 from bot.events import ReplyKind
@@ -77,8 +79,10 @@ async def person(svc: Services, name: str, session: str, texts: list[str],
 async def run_level(args: argparse.Namespace, base_url: str, data_dir: Path, people: int,
                     token: str, log_counter: LogCounter, header: list[str]) -> list[str]:
     """``people`` chatting at once on a fresh memory table; returns a table row."""
-    settings = make_settings(base_url, args.dims, data_dir, f"bench_load_{people}_{token}",
-                             args.database_url, args.write_threads, args.db_pool)
+    table = f"bench_load_{people}_{token}"
+    settings = with_batching(make_settings(base_url, args.dims, data_dir, table,
+                                           args.database_url, args.write_threads, args.db_pool),
+                             args)
     rng = random.Random(args.seed + people)
     scripts = [messages_for(rng, args.messages) for _ in range(people)]
     async with services(settings) as svc:
@@ -144,6 +148,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = bench_parser(__doc__)
+    add_batching_flags(parser)
     parser.add_argument("--people", default="1,10,100",
                         help="comma list of how many people chat at once (default 1,10,100)")
     parser.add_argument("--messages", type=int, default=5, help="messages per person")

@@ -73,8 +73,10 @@ def ms(seconds: float) -> str:
 async def run_size(args: argparse.Namespace, base_url: str, data_dir: Path, size: int,
                    token: str, log_counter: LogCounter, header: list[str]) -> list[str]:
     """Load ``size`` memories into a table of their own, run the turns, return a table row."""
+    # Each turn's write on its own, at once: --settle-writes waits for it after every turn.
     settings = make_settings(base_url, args.dims, data_dir, f"bench_ovh_{size}_{token}",
-                             args.database_url, args.write_threads, args.db_pool)
+                             args.database_url, args.write_threads, args.db_pool).model_copy(
+        update={"memory_batch_size": 1, "memory_batch_idle": 0.0})
     rng = random.Random(args.seed + size)
     async with services(settings) as svc:
         if not header:

@@ -15,8 +15,8 @@ from bot.config import Settings
 from bot.controls import ControlStore
 from bot.core import Core, TurnLimits
 from bot.database import Database
-from bot.jobs import InProcessJobs
-from bot.learner import Learner
+from bot.inbox import MemoryInbox
+from bot.learner import Batching, Learner
 from bot.ledger import PostgresLedger
 from bot.linking import Linking, LinkPolicy
 from bot.linkstore import LinkStore
@@ -25,9 +25,11 @@ from bot.memorycommands import MemoryCommands
 from bot.models import ModelClients, OpenAIChat, OpenAIEmbedder
 from bot.placesettings import SettingsCommands
 from bot.purger import Purger
+from bot.queue import MemoryQueue
 from bot.receipts import ReceiptRouter
 from bot.supabase import SupabaseAuth
 from bot.transcript import PostgresTranscript
+from bot.writer import MemoryWriter
 
 __all__ = ["Services", "services"]
 
@@ -44,7 +46,7 @@ class Services:
     commands: Commands
     database: Database
     memory: Mem0Memory
-    jobs: InProcessJobs
+    jobs: MemoryWriter
     linking: Linking
     links: LinkStore
     purger: Purger
@@ -53,9 +55,11 @@ class Services:
 
 
 @asynccontextmanager
-async def services(settings: Settings) -> AsyncIterator[Services]:
-    """Build everything before the first message is served; on exit, finish pending memory
-    writes within ``SHUTDOWN_GRACE`` seconds (logging how many were lost) and release it all.
+async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIterator[Services]:
+    """Build everything before the first message is served, with a memory worker in this
+    process when ``IN_PROCESS_WORKER`` is on and ``start_worker`` (``membot worker`` runs its
+    own). On exit the worker's running jobs get ``SHUTDOWN_GRACE`` seconds; nothing queued is
+    lost, since the queue is in Postgres.
 
     Raises :class:`bot.errors.ConfigError` or :class:`bot.errors.StartupError` (one sentence
     each) when a setting or a service is not fit to start with.
@@ -79,20 +83,35 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             auth,
             LinkPolicy(public_url=settings.public_url, ttl=timedelta(seconds=settings.link_ttl)),
         )
-        transcript = PostgresTranscript(database.pool, keep=settings.context_turns)
+        transcript = PostgresTranscript(database.pool)
         controls = ControlStore(database.pool)
-        purger = Purger(links, memory, transcript, controls)
+        receipts = ReceiptRouter()
+        queue = MemoryQueue(settings, database)
+        await queue.open()
+        stack.push_async_callback(queue.close)
+        inbox = MemoryInbox(database.pool, keep=settings.context_turns,
+                            batch_size=settings.memory_batch_size,
+                            wake=lambda owner, full: queue.wake(
+                                owner, delay=0.0 if full else settings.memory_batch_idle))
+        learner = Learner(
+            memory=memory, inbox=inbox, owners=links, people=controls,
+            move=links.move_memories, receipts=receipts,
+            wake=lambda owner, delay: queue.wake(owner, delay=delay),
+            batching=Batching(size=settings.memory_batch_size, idle=settings.memory_batch_idle,
+                              max_wait=settings.memory_batch_max_wait),
+        )
+        writer = MemoryWriter(inbox, queue, learner)
+        if settings.in_process_worker and start_worker:
+            await writer.start_worker(settings.memory_write_threads)
+        stack.push_async_callback(writer.stop, settings.shutdown_grace)
+        purger = Purger(links, memory, transcript, controls, writer)
         sweeping = asyncio.create_task(purger.run(), name="purge-deleted-users")
         stack.push_async_callback(_cancel, sweeping)
-        receipts = ReceiptRouter()
-        learner = Learner(memory=memory, owners=links, people=controls,
-                          move=links.move_memories, receipts=receipts)
-        jobs = InProcessJobs(learner.learn)
         core = Core(
             memory=memory,
             chat=OpenAIChat(clients, settings),
             transcript=transcript,
-            jobs=jobs,
+            exchanges=inbox,
             ledger=PostgresLedger(database.pool),
             owners=links,
             controls=controls,
@@ -103,26 +122,23 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                 memory_search_timeout=settings.memory_search_timeout,
             ),
         )
-        try:
-            yield Services(
-                settings=settings,
-                core=core,
-                commands=default_commands(linking, [
-                    MemoryCommands(memory=memory, owners=links, controls=controls,
-                                   transcript=transcript).command(),
-                    SettingsCommands(controls).command(),
-                ]),
-                database=database,
-                memory=memory,
-                jobs=jobs,
-                linking=linking,
-                links=links,
-                purger=purger,
-                receipts=receipts,
-                controls=controls,
-            )
-        finally:
-            await jobs.drain(settings.shutdown_grace)
+        yield Services(
+            settings=settings,
+            core=core,
+            commands=default_commands(linking, [
+                MemoryCommands(memory=memory, owners=links, controls=controls,
+                               transcript=transcript, writes=writer).command(),
+                SettingsCommands(controls).command(),
+            ]),
+            database=database,
+            memory=memory,
+            jobs=writer,
+            linking=linking,
+            links=links,
+            purger=purger,
+            receipts=receipts,
+            controls=controls,
+        )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -74,6 +74,16 @@ class Settings(BaseModel):
     memory_write_threads: Annotated[int, _env("MEMORY_WRITE_THREADS"), Field(ge=1, le=256)] = 8
     shutdown_grace: Annotated[float, _env("SHUTDOWN_GRACE"), Field(ge=0)] = 15.0
 
+    # Memory writes: the durable queue and its batching.
+    in_process_worker: Annotated[bool, _env("IN_PROCESS_WORKER")] = True
+    memory_batch_size: Annotated[int, _env("MEMORY_BATCH_SIZE"), Field(ge=1, le=50)] = 5
+    memory_batch_idle: Annotated[float, _env("MEMORY_BATCH_IDLE"), Field(ge=0)] = 20.0
+    memory_batch_max_wait: Annotated[float, _env("MEMORY_BATCH_MAX_WAIT"), Field(ge=0)] = 120.0
+    memory_write_attempts: Annotated[int, _env("MEMORY_WRITE_ATTEMPTS"), Field(ge=1, le=30)] = 8
+    memory_retry_backoff: Annotated[int, _env("MEMORY_RETRY_BACKOFF"), Field(ge=1, le=60)] = 2
+    worker_stalled_after: Annotated[float, _env("WORKER_STALLED_AFTER"), Field(gt=0)] = 30.0
+    worker_poll_interval: Annotated[float, _env("WORKER_POLL_INTERVAL"), Field(gt=0)] = 5.0
+
     log_level: Annotated[str, _env("LOG_LEVEL")] = "INFO"
 
     # Discord.

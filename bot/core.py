@@ -15,7 +15,7 @@ from bot.ports import (
     Access,
     ChatModel,
     EventLedger,
-    Jobs,
+    Exchanges,
     MemoryControls,
     MemoryHit,
     MemoryStore,
@@ -25,6 +25,7 @@ from bot.ports import (
     Turn,
 )
 from bot.prompt import build_prompt
+from bot.smalltalk import worth_learning
 from bot.text import clean_message
 
 __all__ = ["Core", "TurnLimits"]
@@ -66,7 +67,7 @@ class Core:
         memory: MemoryStore,
         chat: ChatModel,
         transcript: Transcript,
-        jobs: Jobs,
+        exchanges: Exchanges,
         ledger: EventLedger,
         owners: Owners,
         controls: MemoryControls,
@@ -76,7 +77,7 @@ class Core:
         self._memory = memory
         self._chat = chat
         self._transcript = transcript
-        self._jobs = jobs
+        self._exchanges = exchanges
         self._ledger = ledger
         self._owners = owners
         self._controls = controls
@@ -185,29 +186,21 @@ class Core:
     async def _record(
         self, event: ChatEvent, owner: str, text: str, answer: str, access: Access
     ) -> None:
-        """Record the exchange and, where allowed, queue the memory write: only the person's
-        own words."""
+        """Record the exchange and, where allowed and worth it, queue the memory write (only
+        the person's own words) in the same step."""
         exchange = [
             Turn(role="user", text=text, at=event.at),
             Turn(role="assistant", text=answer, at=self._clock()),
         ]
-        try:
-            await self._transcript.append(event.conversation_id, owner, exchange)
-        except Exception:
-            log.exception("recording the exchange of event %s failed", event.event_id)
-        if not access.learn:
-            return
-        write = MemoryWrite(
-            owner_id=owner,
-            account=event.account.key,
-            event_id=event.event_id,
-            text=text,
-            at=event.at,
-            metadata={"platform": event.platform, "conversation_id": event.conversation_id},
-            source=event.source if access.receipts else None,
-        )
-        try:
-            await self._jobs.enqueue(write)
-        except Exception:
-            log.exception("queueing the memory write of event %s failed; it is lost",
-                          event.event_id)
+        write = None
+        if access.learn and worth_learning(text):
+            write = MemoryWrite(
+                owner_id=owner,
+                account=event.account.key,
+                event_id=event.event_id,
+                text=text,
+                at=event.at,
+                metadata={"platform": event.platform, "conversation_id": event.conversation_id},
+                source=event.source if access.receipts else None,
+            )
+        await self._exchanges.record(event.conversation_id, owner, exchange, write)

@@ -8,6 +8,7 @@ extension must exist or be creatable, and the project's numbered SQL migrations 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import importlib.resources
 import logging
 import re
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pgvector.asyncpg import register_vector
+from procrastinate.schema import SchemaManager
 
 from bot.config import Settings
 from bot.errors import DatabaseError
@@ -81,8 +83,13 @@ async def apply_migrations(
     conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any],
 ) -> list[int]:
     """Apply the migrations this database has not had yet, each in its own transaction, all
-    under one advisory lock so that processes starting together apply each exactly once.
-    Returns the versions applied now."""
+    under one advisory lock so that processes starting together apply each exactly once; then
+    create the job queue's schema (procrastinate's own, from the pinned package) if it is not
+    there. Returns the versions applied now.
+
+    Upgrading procrastinate past a version that changes its schema needs its migrations
+    (``procrastinate schema --migrations-path``) applied first: the pin in pyproject.toml says
+    which version this code expects."""
     await conn.execute("select pg_advisory_lock($1)", _MIGRATIONS_LOCK)
     try:
         await conn.execute(
@@ -104,6 +111,11 @@ async def apply_migrations(
                 )
             applied.append(migration.version)
             log.info("applied migration %03d_%s", migration.version, migration.name)
+        if await conn.fetchval("select to_regclass('procrastinate_jobs')") is None:
+            async with conn.transaction():
+                await conn.execute(SchemaManager.get_schema())
+            log.info("created the job queue's tables (procrastinate %s)",
+                     importlib.metadata.version("procrastinate"))
         return applied
     finally:
         await conn.execute("select pg_advisory_unlock($1)", _MIGRATIONS_LOCK)

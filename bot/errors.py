@@ -56,7 +56,12 @@ class DatabaseError(StartupError):
 
 
 class MemoryUnavailable(MembotError):
-    """Memory search or storage failed."""
+    """Memory search or storage failed. ``transient`` is true when trying again later may
+    work (the model or the database unreachable, slow, rate-limited or failing on its side)."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class ModelError(MembotError):

@@ -1,17 +1,21 @@
-"""The memory writer: learns one queued write, under the rules that hold when it runs."""
+"""The memory writer: one run of an owner's learning job, under the rules that hold when it runs."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from typing import Protocol
 
 from bot.controls import Person
-from bot.ports import MemoryStore, MemoryWrite, Owners, Receipts
+from bot.errors import MemoryUnavailable
+from bot.inbox import InboxItem
+from bot.ports import MemoryStore, Owners, Receipts
+from bot.queue import LearnJob
 
-__all__ = ["Learner"]
+__all__ = ["Batching", "Inbox", "Learner"]
 
 log = logging.getLogger(__name__)
 
@@ -22,58 +26,160 @@ class People(Protocol):
     async def person(self, owner_id: str) -> Person: ...
 
 
+class Inbox(Protocol):
+    """The messages waiting to be learned (``bot.inbox.MemoryInbox``)."""
+
+    async def pending(self, owner_id: str, limit: int) -> list[InboxItem]: ...
+    async def remove(self, ids: Sequence[int]) -> None: ...
+    async def fail(self, ids: Sequence[int], error: str) -> None: ...
+    async def reassign(self, account: str, old_owner: str, new_owner: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Batching:
+    """When a person's waiting messages are learned: once ``size`` are waiting, or the newest
+    is ``idle`` seconds old (the conversation paused), or the oldest ``max_wait`` seconds old;
+    at most ``limit`` messages in one extraction."""
+
+    size: int
+    idle: float
+    max_wait: float
+    limit: int = 20
+
+
 class Learner:
-    """Learns each write under the owner its account has when the write runs, not when the
-    message was answered, and only if that owner still wants it.
+    """Learns an owner's waiting messages with one extraction per conversation, under the owner
+    their account has when the job runs, and only if that owner still wants it.
 
     Guarantees:
-    - A write still queued when its account gets linked lands with the Supabase user; if the
-      link is made while the write runs, its memories are moved after it.
+    - Idempotent: each extraction is stored under a batch key (the first message's event id);
+      a run that was interrupted after storing (a killed worker, a lost database) had its
+      memories of that batch deleted before the next run stores them again, and messages leave
+      the inbox only after their memories are stored. No message is learned twice.
+    - One owner's runs never overlap (the queue's lock), and messages are learned in the order
+      they were said.
     - Nothing is stored for a message sent before the owner's last "forget everything", even
-      when the forget happened while the write was running: the write checks before it starts
-      and again after it stored, and then deletes what it stored.
-    - Nothing is stored while the owner has memory paused.
-    - The learned receipt is asked for only when something new was kept.
+      when the forget happened while the job was running: checked before and after storing.
+    - Nothing is stored while the owner has memory paused; messages queued before the pause are
+      dropped.
+    - A failure that a retry may fix (model 429/5xx, timeouts, the database) is raised for the
+      queue to retry; on the last attempt, or for any other error, the messages are set aside
+      as failed (kept, visible, out of later batches) and the error raised.
+    - The learned receipt goes on the newest message of a batch that kept something.
     """
 
     def __init__(
         self,
         *,
         memory: MemoryStore,
+        inbox: Inbox,
         owners: Owners,
         people: People,
         move: Callable[[str, str], Awaitable[int]],
         receipts: Receipts,
+        wake: Callable[[str, float], Awaitable[None]],
+        batching: Batching,
     ) -> None:
         self._memory = memory
+        self._inbox = inbox
         self._owners = owners
         self._people = people
         self._move = move
         self._receipts = receipts
+        self._wake = wake
+        self._batching = batching
+        self.learned = 0  # messages learned by this process
+        self.hurry = False  # learn at once: this process is stopping
 
-    async def learn(self, write: MemoryWrite) -> int:
-        """Learn ``write``; returns how many memories were kept."""
-        owner = await self._owners.owner_of(write.account)
+    async def run(self, job: LearnJob) -> None:
+        """One run of ``job.owner_id``'s learning job."""
+        owner = job.owner_id
+        items = await self._inbox.pending(owner, self._batching.limit)
+        if not items:
+            return
+        wait = self._wait(items)
+        if wait > 0:
+            await self._wake(owner, wait)
+            return
+        items = await self._follow_links(owner, items)
         person = await self._people.person(owner)
-        if person.paused or _forgotten_since(person.forgotten_at, write.at):
-            log.info("skipped the memory write of event %s: memory %s", write.event_id,
-                     "paused" if person.paused else "forgotten since the message")
-            return 0
-        added = await self._memory.learn(replace(write, owner_id=owner))
-        after = await self._people.person(owner)
-        if _forgotten_since(after.forgotten_at, write.at):
-            gone = await self._memory.forget(owner, added)
-            log.info("dropped %d memories of event %s: forgotten while it was written", gone,
-                     write.event_id)
-            return 0
-        if owner == write.account:
-            now = await self._owners.owner_of(write.account)
+        if person.paused:
+            await self._inbox.remove([i.id for i in items])
+            log.info("dropped %d queued messages: memory paused", len(items))
+            return
+        dropped = [i for i in items if _forgotten_since(person.forgotten_at, i.said_at)]
+        if dropped:
+            await self._inbox.remove([i.id for i in dropped])
+            log.info("dropped %d queued messages: forgotten since they were said", len(dropped))
+        kept = [i for i in items if i not in dropped]
+        for _, group in groupby(kept, key=lambda i: i.metadata.get("conversation_id", "")):
+            await self._learn(owner, list(group), job)
+        if len(items) == self._batching.limit:
+            await self._wake(owner, 0.0)  # more were waiting than one run takes
+
+    def _wait(self, items: list[InboxItem]) -> float:
+        """Seconds to wait for more of the conversation before learning; 0 to learn now."""
+        batching = self._batching
+        if self.hurry or len(items) >= batching.size:
+            return 0.0
+        newest, oldest = min(i.age for i in items), max(i.age for i in items)
+        return max(0.0, min(batching.idle - newest, batching.max_wait - oldest))
+
+    async def _follow_links(self, owner: str, items: list[InboxItem]) -> list[InboxItem]:
+        """Hand messages whose account was linked since to their new owner's job."""
+        staying: list[InboxItem] = []
+        for account in sorted({i.account for i in items}):
+            now = await self._owners.owner_of(account)
+            if now == owner:
+                staying.extend(i for i in items if i.account == account)
+                continue
+            moved = await self._inbox.reassign(account, owner, now)
+            log.info("handed %d queued messages to the owner their account was linked to",
+                     moved)
+            await self._wake(now, 0.0)
+        return sorted(staying, key=lambda i: (i.said_at, i.id))
+
+    async def _learn(self, owner: str, items: list[InboxItem], job: LearnJob) -> None:
+        batch = items[0].event_id
+        ids = [i.id for i in items]
+        try:
+            await self._memory.forget_batch(owner, batch)  # what an interrupted run left
+            added = await self._memory.learn(owner, [i.text for i in items],
+                                             _metadata(items, batch))
+            after = await self._people.person(owner)
+            if after.paused or _forgotten_since(after.forgotten_at, items[-1].said_at):
+                gone = await self._memory.forget(owner, added)
+                await self._inbox.remove(ids)
+                self.learned += len(items)
+                log.info("dropped %d memories: paused or forgotten while they were written",
+                         gone)
+                return
+            await self._inbox.remove(ids)
+        except Exception as exc:
+            transient = not isinstance(exc, MemoryUnavailable) or exc.transient
+            if job.last or not transient:
+                said = str(exc) if isinstance(exc, MemoryUnavailable) else exc.__class__.__name__
+                await self._inbox.fail(ids, said)
+                log.error("learning %d messages failed for good (%s); they are kept as "
+                          "failed", len(items), exc.__class__.__name__)
+            raise
+        self.learned += len(items)
+        log.info("learned %d memories from %d messages (attempt %d)", len(added), len(items),
+                 job.attempt)
+        if owner == items[0].account:
+            now = await self._owners.owner_of(owner)
             if now != owner:
                 moved = await self._move(owner, now)
                 log.info("moved %d memories written while their account was linked", moved)
-        if added and write.source is not None:
-            await self._receipts.learned(write.source)
-        return len(added)
+        source = next((i.source for i in reversed(items) if i.source is not None), None)
+        if added and source is not None:
+            await self._receipts.learned(source)
+
+
+def _metadata(items: list[InboxItem], batch: str) -> dict[str, str]:
+    last = items[-1]
+    return {**last.metadata, "batch": batch,
+            "event_ids": " ".join(i.event_id for i in items)}
 
 
 def _forgotten_since(forgotten_at: datetime | None, said_at: datetime) -> bool:

@@ -30,9 +30,11 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+import openai
+import psycopg
 from asyncpg.pool import PoolConnectionProxy
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.config import Settings
 from bot.database import Database
@@ -40,12 +42,26 @@ from bot.dates import dates_named
 from bot.errors import ConfigError, MemoryUnavailable
 from bot.mem0history import PostgresHistory, session_scope
 from bot.models import Mem0Embedder, ModelClients, OpenAIEmbedder
-from bot.ports import MemoryHit, MemoryRecord, MemoryWrite
+from bot.ports import MemoryHit, MemoryRecord
 from bot.ranking import add_lexemes, search_sql
 
 __all__ = ["Mem0Memory", "import_mem0", "move_owner"]
 
 log = logging.getLogger(__name__)
+
+# Failures of a memory write that trying again later may fix: the model API unreachable, slow,
+# rate-limited or failing on its side (after the SDK's own retries), or the database away.
+_TRANSIENT = (
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    openai.RateLimitError,
+    openai.InternalServerError,
+    psycopg.OperationalError,
+    PoolTimeout,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    OSError,
+)
 
 _SETUP_LOCK = 7_291_002  # pg_advisory_lock key for creating the memory table and its indexes
 
@@ -136,6 +152,7 @@ def _mem0_pool(database: Database, size: int) -> ConnectionPool[Connection[Any]]
         max_size=size,
         kwargs={"prepare_threshold": None},
         configure=configure,
+        check=ConnectionPool.check_connection,  # replace connections a restart broke
         open=True,
         name="mem0-writes",
     )
@@ -213,6 +230,19 @@ def _record(row: asyncpg.Record) -> MemoryRecord:
         updated_at=_parse_time(payload.get("updated_at")),
         metadata={k: str(v) for k, v in payload.items() if k not in _HIDDEN and v is not None},
     )
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether ``exc`` or what caused it (Mem0 wraps the model's errors in its own) is a failure
+    that trying again later may fix."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _TRANSIENT):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _parse_time(raw: str | None) -> datetime | None:
@@ -322,21 +352,33 @@ class Mem0Memory:
             for row in rows
         ]
 
-    async def learn(self, write: MemoryWrite) -> list[str]:
+    async def learn(self, owner_id: str, messages: Sequence[str],
+                    metadata: dict[str, str]) -> list[str]:
         add = partial(
             self._mem0.add,
-            [{"role": "user", "content": write.text}],
-            user_id=write.owner_id,
-            metadata={**write.metadata, "event_id": write.event_id},
+            [{"role": "user", "content": text} for text in messages],
+            user_id=owner_id,
+            metadata=metadata,
         )
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(self._writes, add)
         except Exception as exc:
-            raise MemoryUnavailable(f"memory write failed: {exc.__class__.__name__}") from exc
+            raise MemoryUnavailable(f"memory write failed: {exc.__class__.__name__}",
+                                    transient=_transient(exc)) from exc
         added = [str(entry["id"]) for entry in result.get("results", []) if entry.get("id")]
-        log.debug("learned %d memories from event %s", len(added), write.event_id)
+        log.debug("learned %d memories from %d messages", len(added), len(messages))
         return added
+
+    async def forget_batch(self, owner_id: str, batch: str) -> int:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                gone = await self._delete(conn, owner_id, "payload->>'batch' = $2", batch)
+        except Exception as exc:
+            raise MemoryUnavailable(f"forgetting failed: {exc.__class__.__name__}") from exc
+        if gone:
+            log.info("deleted %d memories an interrupted write had stored", len(gone))
+        return len(gone)
 
     async def page(self, owner_id: str, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
         try:

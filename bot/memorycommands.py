@@ -14,7 +14,7 @@ from bot.commands import Command, guarded
 from bot.controls import ControlStore
 from bot.events import Action, ChatEvent, Reply, ReplyKind
 from bot.export import export_files
-from bot.ports import MemoryRecord, MemoryStore, Owners
+from bot.ports import MemoryRecord, MemoryStore, Owners, PendingWrites
 from bot.syntax import typed
 from bot.transcript import PostgresTranscript
 
@@ -60,9 +60,11 @@ class MemoryCommands:
         owners: Owners,
         controls: ControlStore,
         transcript: PostgresTranscript,
+        writes: PendingWrites,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._memory = memory
+        self._writes = writes
         self._owners = owners
         self._controls = controls
         self._transcript = transcript
@@ -176,6 +178,7 @@ class MemoryCommands:
         # First the mark, then the deletes: a write already running checks the mark after it
         # stored, and removes what it stored.
         await self._controls.mark_forgotten(owner)
+        await self._writes.forget_owner(owner)
         memories = await self._memory.forget_owner(owner)
         turns = await self._transcript.forget_owner(owner)
         log.info("forget-all: %d memories and %d turns of one owner", memories, turns)

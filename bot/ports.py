@@ -21,7 +21,7 @@ __all__ = [
     "AuthUser",
     "ChatModel",
     "EventLedger",
-    "Jobs",
+    "Exchanges",
     "MemoryControls",
     "MemoryHit",
     "MemoryRecord",
@@ -29,6 +29,7 @@ __all__ = [
     "MemoryWrite",
     "Message",
     "Owners",
+    "PendingWrites",
     "Receipts",
     "Transcript",
     "Turn",
@@ -133,9 +134,17 @@ class MemoryStore(Protocol):
         """
         ...
 
-    async def learn(self, write: MemoryWrite) -> list[str]:
-        """Extract and store what ``write`` says about its owner; returns the ids of the
-        memories added. Raises :class:`bot.errors.MemoryUnavailable` on failure."""
+    async def learn(self, owner_id: str, messages: Sequence[str],
+                    metadata: dict[str, str]) -> list[str]:
+        """Extract and store, in one extraction, what ``messages`` (the owner's own words, in
+        the order said) say about the owner, each memory with ``metadata``; returns the ids of
+        the memories added. Raises :class:`bot.errors.MemoryUnavailable` on failure, with
+        ``transient`` set when a retry may work."""
+        ...
+
+    async def forget_batch(self, owner_id: str, batch: str) -> int:
+        """Delete the owner's memories stored with metadata ``batch`` (an interrupted write's),
+        with their history; returns how many. Raises :class:`bot.errors.MemoryUnavailable`."""
         ...
 
     async def page(self, owner_id: str, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
@@ -183,9 +192,6 @@ class Transcript(Protocol):
         """The last ``limit`` turns of the conversation, oldest first."""
         ...
 
-    async def append(self, conversation_id: str, owner_id: str, turns: Sequence[Turn]) -> None:
-        """Record turns, in order, after the ones already recorded."""
-        ...
 
 
 class EventLedger(Protocol):
@@ -197,13 +203,24 @@ class EventLedger(Protocol):
         ...
 
 
-class Jobs(Protocol):
-    """Where memory writes go after the reply. Narrow on purpose: a durable queue replaces the
-    in-process one without the core noticing."""
+class Exchanges(Protocol):
+    """Where the core records each answered exchange and the memory write it asks for."""
 
-    async def enqueue(self, write: MemoryWrite) -> None:
-        """Accept the write for background processing. Returns once it is accepted, never waits
-        for it to run. Writes of one owner run one at a time, in the order enqueued."""
+    async def record(self, conversation_id: str, owner_id: str, turns: Sequence[Turn],
+                     write: MemoryWrite | None) -> None:
+        """Record the turns and queue ``write`` (when given) in one step, so an answer that
+        was sent always has its write. Returns once both are durable, or held by this process
+        to be written as soon as the store answers; never waits for the write to be learned
+        and never raises. One owner's writes are learned in the order they were said."""
+        ...
+
+
+class PendingWrites(Protocol):
+    """Memory writes queued and not yet learned."""
+
+    async def forget_owner(self, owner_id: str) -> int:
+        """Cancel every queued write of the owner; returns how many messages. A write already
+        running checks the owner's forget itself."""
         ...
 
 

@@ -7,7 +7,7 @@ import logging
 
 from bot.controls import ControlStore
 from bot.linkstore import LinkStore
-from bot.ports import MemoryStore
+from bot.ports import MemoryStore, PendingWrites
 from bot.transcript import PostgresTranscript
 
 __all__ = ["Purger"]
@@ -19,8 +19,8 @@ class Purger:
     """Deletes the memories of owners queued for purging: Postgres queues a Supabase user's id
     when the user is deleted (``on delete cascade`` from ``auth.users`` and a trigger). Every
     process sweeps at start and then every ``every`` seconds; a purge is finished (its queue row
-    removed) only after the memories, Mem0's history of them and the owner's recorded turns are
-    gone (and their settings), so an interrupted purge runs again."""
+    removed) only after the owner's queued writes, memories, Mem0's history of them and recorded
+    turns are gone (and their settings), so an interrupted purge runs again."""
 
     def __init__(
         self,
@@ -28,9 +28,11 @@ class Purger:
         memory: MemoryStore,
         transcript: PostgresTranscript,
         controls: ControlStore,
+        writes: PendingWrites,
         every: float = 60.0,
     ) -> None:
         self._store = store
+        self._writes = writes
         self._controls = controls
         self._memory = memory
         self._transcript = transcript
@@ -40,6 +42,7 @@ class Purger:
         """Purge every queued owner; returns how many were purged."""
         purged = 0
         for owner in await self._store.pending_purges():
+            await self._writes.forget_owner(owner)
             memories = await self._memory.forget_owner(owner)
             turns = await self._transcript.forget_owner(owner)
             await self._controls.forget_owner(owner)

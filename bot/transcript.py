@@ -1,8 +1,8 @@
-"""The recent turns of each conversation, in Postgres (the production ``Transcript``)."""
+"""The recent turns of each conversation, in Postgres (the production ``Transcript``); they are
+written with each exchange by :class:`bot.inbox.MemoryInbox`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -13,12 +13,11 @@ __all__ = ["PostgresTranscript"]
 
 
 class PostgresTranscript:
-    """Keeps only the newest ``keep`` turns of each conversation; older ones are deleted as
-    new ones arrive, so raw messages do not pile up."""
+    """Reads the recent turns (the inbox keeps only the newest ``CONTEXT_TURNS`` of each
+    conversation, so raw messages do not pile up)."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], keep: int) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
-        self._keep = keep
 
     async def recent(self, conversation_id: str, limit: int) -> list[Turn]:
         rows = await self._pool.fetch(
@@ -30,23 +29,6 @@ class PostgresTranscript:
             limit,
         )
         return [Turn(role=row["role"], text=row["content"], at=row["at"]) for row in rows]
-
-    async def append(self, conversation_id: str, owner_id: str, turns: Sequence[Turn]) -> None:
-        if self._keep == 0 or not turns:
-            return
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                "insert into conversation_turns (conversation_id, owner_id, role, content, at)"
-                " values ($1, $2, $3, $4, $5)",
-                [(conversation_id, owner_id, t.role, t.text, t.at) for t in turns],
-            )
-            await conn.execute(
-                "delete from conversation_turns where conversation_id = $1 and id <= ("
-                " select id from conversation_turns where conversation_id = $1"
-                " order by id desc offset $2 limit 1)",
-                conversation_id,
-                self._keep,
-            )
 
     async def of_owner(self, owner_id: str) -> list[tuple[str, Turn]]:
         """Every recorded turn of the owner, with its conversation id, oldest first."""

@@ -67,9 +67,11 @@ def openai_server(model_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
     model_server.reset()
     model_server.chat_delay = model_server.extraction_delay = model_server.embedding_delay = 0.0
     model_server.chat_reply = None
+    model_server.extraction_reply = None
     yield model_server
     model_server.reset()
     model_server.chat_reply = None
+    model_server.extraction_reply = None
 
 
 @pytest.fixture
@@ -89,6 +91,10 @@ def make_settings(
             # What these tests check must not hinge on timing: a loaded machine may take longer
             # than the production search budget. The budget itself is tested on fakes.
             "memory_search_timeout": 30.0,
+            # Learn each message at once, as it comes: tests of batching set these themselves.
+            "memory_batch_size": 1,
+            "memory_batch_idle": 0.0,
+            "memory_retry_backoff": 1,
         }
         values.update(overrides)
         return Settings(**values)

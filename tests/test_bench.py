@@ -30,6 +30,7 @@ def test_overhead_benchmark_runs() -> None:
 
 def test_load_benchmark_runs_and_finishes_every_write() -> None:
     row = last_row(["bench.load", "--people", "2", "--messages", "2", "--extraction-delay",
-                    "0.01", "--chat-delay", "0.01", "--dims", "32"])
+                    "0.01", "--chat-delay", "0.01", "--dims", "32", "--batch-size", "1",
+                    "--batch-idle", "0"])
     assert row["writes done/failed"] == "4/0"
     assert row["non-answers"] == "0"

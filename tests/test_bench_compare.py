@@ -44,7 +44,7 @@ def test_compare_runs_both_systems_and_finishes_every_write(tmp_path: Path) -> N
     result = subprocess.run(
         [sys.executable, "-m", "bench.compare", "--people", "1,2", "--messages", "2",
          "--chat-delay", "0.01", "--extraction-delay", "0.01", "--embedding-delay", "0",
-         "--dims", "32", "--plot", str(plot)],
+         "--dims", "32", "--batch-size", "1", "--batch-idle", "0", "--plot", str(plot)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "logical cores" in result.stdout and "command: `python -m bench.compare" in result.stdout

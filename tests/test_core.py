@@ -29,7 +29,7 @@ class Rig:
         self.memory = FakeMemory()
         self.chat = FakeChat()
         self.transcript = ListTranscript()
-        self.jobs = ListJobs()
+        self.jobs = ListJobs(self.transcript)
         self.ledger = SetLedger()
         self.owners = DictOwners()
         self.controls = FixedControls()
@@ -37,7 +37,7 @@ class Rig:
             memory=self.memory,
             chat=self.chat,
             transcript=self.transcript,
-            jobs=self.jobs,
+            exchanges=self.jobs,
             ledger=self.ledger,
             owners=self.owners,
             controls=self.controls,
@@ -162,11 +162,12 @@ async def test_control_characters_are_stripped_before_anything_is_stored(rig: Ri
 
 
 async def test_long_message_is_cut_for_the_model_and_the_person_is_told(rig: Rig) -> None:
-    reply = await rig.answer(to_event("alice", "x" * 500, session="s"))
+    text = "my favourite band is Low " * 20
+    reply = await rig.answer(to_event("alice", text, session="s"))
     assert reply.kind is ReplyKind.ANSWER
     assert reply.notice is not None and "200" in reply.notice
-    assert rig.chat.prompts[0][-1].content == "x" * 200
-    assert rig.jobs.writes[0].text == "x" * 200
+    assert rig.chat.prompts[0][-1].content == text[:200].strip()
+    assert rig.jobs.writes[0].text == text[:200].strip()
 
 
 async def test_recent_turns_of_the_conversation_are_in_the_prompt(rig: Rig) -> None:
@@ -253,3 +254,10 @@ async def test_a_notice_is_not_lost_when_the_model_fails(rig: Rig) -> None:
     rig.chat.failure = ModelUnavailable("down")
     reply = await rig.answer(to_event("alice", "hello", session="s"))
     assert (reply.text, reply.notice) == (MODEL_DOWN, "Memory is paused.")
+
+
+async def test_small_talk_is_answered_and_recorded_but_not_queued_for_learning(rig: Rig) -> None:
+    reply = await rig.answer(to_event("alice", "thanks!", session="s"))
+    assert reply.kind is ReplyKind.ANSWER
+    assert rig.jobs.writes == []
+    assert rig.transcript.turns["console:alice:s"][0].text == "thanks!"

@@ -249,7 +249,7 @@ async def test_export_holds_every_memory_of_the_person_and_nothing_of_anyone_els
         assert [m["text"] for m in exported["memories"]] == [m.text for m in stored]
         for memory in exported["memories"]:
             assert memory["created_at"] and memory["metadata"]["platform"] == "console"
-            assert memory["metadata"]["event_id"].startswith("console:")
+            assert memory["metadata"]["event_ids"].startswith("console:")
         markdown = files["md"].content.decode()
         for memory in stored:
             assert memory.text in markdown and memory.id in markdown

@@ -180,7 +180,8 @@ class ScriptedOpenAI(ThreadedServer):
 
     def __init__(self, dims: int = 64, chat_delay: float = 0.0, extraction_delay: float = 0.0,
                  embedding_delay: float = 0.0, *, api_key: str | None = None, port: int = 0,
-                 chat_reply: Callable[[dict[str, Any]], str] | None = None) -> None:
+                 chat_reply: Callable[[dict[str, Any]], str] | None = None,
+                 extraction_reply: Callable[[dict[str, Any]], list[str]] | None = None) -> None:
         ThreadedServer.__init__(self, port)
         self._thread_name = "scripted-openai"
         self.dims = dims
@@ -189,6 +190,8 @@ class ScriptedOpenAI(ThreadedServer):
         self.embedding_delay = embedding_delay
         self.api_key = api_key
         self.chat_reply = chat_reply
+        # The memories an extraction call returns (default: one per new user line).
+        self.extraction_reply = extraction_reply
         self._records: list[Recorded] = []
         self._failures: dict[Kind, _Failure] = {}
         self._gates: dict[Kind, threading.Event] = {}
@@ -363,7 +366,11 @@ class ScriptedOpenAI(ThreadedServer):
         if body.get("stream"):
             return _error(400, "This scripted server does not support streaming.")
         if _chat_kind(body) == "extraction":
-            content = _extracted_memories(body)
+            if self.extraction_reply is not None:
+                texts = self.extraction_reply(body)
+                content = json.dumps({"memory": [{"text": t} for t in texts]})
+            else:
+                content = _extracted_memories(body)
         else:
             content = (self.chat_reply or _default_reply)(body)
         # Token counts are a crude proxy: whitespace-separated words, not real tokens.

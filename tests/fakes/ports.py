@@ -41,9 +41,14 @@ class FakeMemory:
 
         return sorted(self.by_owner[owner_id], key=shared, reverse=True)[:limit]
 
-    async def learn(self, write: MemoryWrite) -> list[str]:
-        self.remember(write.owner_id, write.text)
-        return [self.by_owner[write.owner_id][-1].id]
+    async def learn(self, owner_id: str, messages: Sequence[str],
+                    metadata: dict[str, str]) -> list[str]:
+        for text in messages:
+            self.remember(owner_id, text)
+        return [hit.id for hit in self.by_owner[owner_id][-len(messages):]]
+
+    async def forget_batch(self, owner_id: str, batch: str) -> int:
+        return 0
 
     def _records(self, owner_id: str) -> list[MemoryRecord]:
         return [MemoryRecord(id=h.id, text=h.text, created_at=h.created_at, updated_at=None)
@@ -135,10 +140,15 @@ class SetLedger:
 
 
 class ListJobs:
-    """Keeps enqueued writes without running them."""
+    """The ``Exchanges`` port in lists: turns go to ``transcript``, writes are kept without
+    being learned."""
 
-    def __init__(self) -> None:
+    def __init__(self, transcript: ListTranscript) -> None:
+        self.transcript = transcript
         self.writes: list[MemoryWrite] = []
 
-    async def enqueue(self, write: MemoryWrite) -> None:
-        self.writes.append(write)
+    async def record(self, conversation_id: str, owner_id: str, turns: Sequence[Turn],
+                     write: MemoryWrite | None) -> None:
+        self.transcript.turns[conversation_id].extend(turns)
+        if write is not None:
+            self.writes.append(write)

@@ -1,0 +1,242 @@
+"""The durable memory-write queue: procrastinate jobs on Postgres, one lock per owner.
+
+The work itself is the owner's rows in ``memory_inbox`` (:mod:`bot.inbox`), written in the same
+transaction as the exchange. A job only says "learn owner X's inbox": its lock (``memory:<owner>``)
+makes one owner's jobs run one at a time, in the order they were deferred, on any number of
+workers (procrastinate claims jobs with ``SELECT ... FOR UPDATE SKIP LOCKED`` and never hands
+out a job while another job with its lock is running); its queueing lock keeps at most one
+waiting job per owner, since one job takes every row waiting. So a lost, repeated or extra job
+loses or repeats nothing.
+
+Why procrastinate: Postgres is the only shared state membot has, and procrastinate is a
+maintained queue on nothing but Postgres with exactly the parts needed (``SKIP LOCKED``
+claiming, per-key locks, retries with backoff, worker heartbeats, LISTEN/NOTIFY wake-ups, an
+admin view of every job). Its schema is applied with membot's migrations
+(:func:`bot.database.apply_migrations`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+
+from bot.config import Settings
+from bot.database import Database
+
+__all__ = ["LearnJob", "MemoryQueue", "QueueCounts"]
+
+log = logging.getLogger(__name__)
+
+TASK = "membot.learn_memories"
+QUEUE = "memory"
+
+
+def _lock(owner_id: str) -> str:
+    return f"memory:{owner_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class LearnJob:
+    """One run of an owner's learning job: ``attempt`` counts from 1, ``last`` is true when no
+    retry will follow a failure of this run."""
+
+    owner_id: str
+    attempt: int
+    last: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """What is waiting: messages in the inbox, and jobs by procrastinate status."""
+
+    messages: int
+    failed_messages: int
+    jobs: dict[str, int]
+
+
+class MemoryQueue:
+    """Deferring, cancelling and running the owners' learning jobs.
+
+    Guarantees: :meth:`wake` after a committed inbox row means a job will take that row (a
+    waiting job takes it; a running one is followed by a new one); one owner's jobs never run
+    at the same time; a job that raises is retried with exponential backoff up to
+    ``MEMORY_WRITE_ATTEMPTS`` times, then kept with status ``failed``; a job whose worker died
+    is handed out again once the worker's heartbeat is ``WORKER_STALLED_AFTER`` seconds old.
+    """
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self._settings = settings
+        self._pool = database.pool
+        connector = procrastinate.PsycopgConnector(
+            conninfo=database.dsn, min_size=1, max_size=max(2, settings.memory_write_threads + 1),
+            kwargs={"prepare_threshold": None},
+        )
+        self._app = procrastinate.App(connector=connector)
+        self._handler: Callable[[LearnJob], Awaitable[None]] | None = None
+        attempts = settings.memory_write_attempts
+        self._attempts = attempts
+        # procrastinate's max_attempts counts the retries after the first run.
+        retry: procrastinate.RetryStrategy | bool = False
+        if attempts > 1:
+            retry = procrastinate.RetryStrategy(
+                max_attempts=attempts - 1, exponential_wait=settings.memory_retry_backoff
+            )
+        self._task = self._app.task(name=TASK, queue=QUEUE, retry=retry, pass_context=True)(
+            self._run
+        )
+        self.done = 0
+        self.failed = 0
+
+    async def open(self) -> None:
+        await self._app.open_async()
+
+    async def close(self) -> None:
+        await self._app.close_async()
+
+    async def _run(self, context: procrastinate.JobContext, owner_id: str) -> None:
+        if self._handler is None:  # pragma: no cover - only a worker registers the task
+            raise RuntimeError("no memory writer in this process")
+        attempt = context.job.attempts + 1
+        try:
+            await self._handler(LearnJob(owner_id=owner_id, attempt=attempt,
+                                         last=attempt >= self._attempts))
+        except Exception:
+            self.failed += 1
+            raise
+        self.done += 1
+
+    async def wake(self, owner_id: str, *, delay: float = 0.0) -> None:
+        """Make sure a job will learn the owner's inbox ``delay`` seconds from now. A job
+        already waiting is enough when ``delay`` is not 0; with 0, a waiting job due later is
+        replaced by one due now. The job itself decides whether the conversation has paused
+        long enough (see :class:`bot.learner.Learner`)."""
+        lock = _lock(owner_id)
+        if delay > 0:
+            deferrer = self._task.configure(lock=lock, queueing_lock=lock,
+                                            schedule_in={"seconds": math.ceil(delay)})
+        else:
+            deferrer = self._task.configure(lock=lock, queueing_lock=lock)
+        try:
+            await deferrer.defer_async(owner_id=owner_id)
+        except AlreadyEnqueued:
+            if delay > 0:
+                return
+            await self.cancel(owner_id)
+            with contextlib.suppress(AlreadyEnqueued):
+                await deferrer.defer_async(owner_id=owner_id)
+
+    async def cancel(self, owner_id: str) -> int:
+        """Delete the owner's waiting jobs (a running one finishes, and its writer checks the
+        forget itself). Returns how many were cancelled."""
+        manager = self._app.job_manager
+        cancelled = 0
+        for job in await manager.list_jobs_async(lock=_lock(owner_id), status="todo"):
+            if job.id is not None and await manager.cancel_job_by_id_async(job.id,
+                                                                          delete_job=True):
+                cancelled += 1
+        return cancelled
+
+    async def hurry(self) -> int:
+        """Make every waiting job due now (a process that learns them is stopping: the pause it
+        waited for will not be seen). Returns how many owners."""
+        rows = await self._pool.fetch(
+            "select distinct args->>'owner_id' as owner_id from procrastinate_jobs"
+            " where queue_name = $1 and status = 'todo' and scheduled_at > now()", QUEUE)
+        for row in rows:
+            await self.cancel(row["owner_id"])
+            await self.wake(row["owner_id"])
+        return len(rows)
+
+    async def counts(self) -> QueueCounts:
+        """Messages waiting in the inbox and the queue's jobs by status (one query)."""
+        row = await self._pool.fetchrow(
+            "select (select count(*) from memory_inbox where failed_at is null) as messages,"
+            " (select count(*) from memory_inbox where failed_at is not null) as failed,"
+            " (select coalesce(jsonb_object_agg(status, n), '{}') from ("
+            "   select status::text, count(*) as n from procrastinate_jobs"
+            "   where queue_name = $1 group by status) s) as jobs",
+            QUEUE,
+        )
+        assert row is not None
+        jobs = json.loads(row["jobs"])
+        return QueueCounts(messages=row["messages"], failed_messages=row["failed"],
+                           jobs={str(k): int(v) for k, v in jobs.items()})
+
+    async def retry_failed(self) -> int:
+        """Give every message whose learning failed for good another run, and every failed job
+        (an operator's fix is in). Returns how many messages."""
+        rows = await self._pool.fetch(
+            "update memory_inbox set failed_at = null, error = null where failed_at is not null"
+            " returning owner_id"
+        )
+        manager = self._app.job_manager
+        for job in await manager.list_jobs_async(queue=QUEUE, status="failed"):
+            if job.id is not None:
+                await manager.retry_job_by_id_async(job.id, retry_at=datetime.now(UTC))
+        for owner_id in {row["owner_id"] for row in rows}:
+            await self.wake(owner_id)
+        return len(rows)
+
+    async def sweep(self) -> int:
+        """Hand out again the jobs of workers that stopped sending heartbeats, and wake every
+        owner with inbox rows and no live job (a wake lost to a crash between the commit and
+        the defer). Returns how many jobs were started again."""
+        manager = self._app.job_manager
+        stalled = await manager.get_stalled_jobs(
+            queue=QUEUE, seconds_since_heartbeat=self._settings.worker_stalled_after
+        )
+        for job in stalled:
+            log.warning("memory-write job %s was left running by a stopped worker; it runs "
+                        "again", job.id)
+            await manager.retry_job(job)
+        orphans = await self._pool.fetch(
+            "select distinct owner_id from memory_inbox i where failed_at is null"
+            " and created_at < now() - interval '30 seconds'"
+            " and not exists (select from procrastinate_jobs j"
+            "   where j.lock = 'memory:' || i.owner_id"
+            "   and j.status in ('todo', 'doing', 'failed'))"
+        )
+        for row in orphans:
+            await self.wake(row["owner_id"])
+        return len(list(stalled))
+
+    async def work(self, handler: Callable[[LearnJob], Awaitable[None]], *,
+                   concurrency: int, name: str = "membot-worker") -> None:
+        """Run jobs with ``handler`` until cancelled; on cancel, running jobs get
+        ``SHUTDOWN_GRACE`` seconds, and whatever does not finish is run again elsewhere."""
+        self._handler = handler
+        sweeping = asyncio.create_task(self._sweep_forever(), name="memory-queue-sweep")
+        try:
+            await self._app.run_worker_async(
+                queues=[QUEUE], name=name, concurrency=concurrency, wait=True,
+                install_signal_handlers=False, listen_notify=True,
+                fetch_job_polling_interval=self._settings.worker_poll_interval,
+                update_heartbeat_interval=max(0.5, self._settings.worker_stalled_after / 4),
+                stalled_worker_timeout=self._settings.worker_stalled_after,
+                shutdown_graceful_timeout=self._settings.shutdown_grace,
+                delete_jobs="successful",
+            )
+        finally:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
+
+    async def _sweep_forever(self) -> None:
+        interval = max(1.0, self._settings.worker_stalled_after / 2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweeping the memory queue failed; trying again in %.0fs",
+                              interval)
+

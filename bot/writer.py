@@ -1,0 +1,107 @@
+"""The memory writes of one process: recording them (the inbox), the durable queue, and, where
+this process runs one, a worker that learns them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bot.inbox import MemoryInbox
+from bot.learner import Learner
+from bot.queue import LearnJob, MemoryQueue, QueueCounts
+
+__all__ = ["MemoryWriter"]
+
+log = logging.getLogger(__name__)
+
+
+class MemoryWriter:
+    """Owns the inbox, the queue and this process's worker task (if any).
+
+    Guarantees: :meth:`forget_owner` leaves no message of the owner waiting and no job of theirs
+    queued (a job already running checks the forget itself); :meth:`stop` never loses a queued
+    write: what a worker does not finish within the grace time stays in Postgres and is run
+    again by the next worker.
+    """
+
+    def __init__(self, inbox: MemoryInbox, queue: MemoryQueue, learner: Learner) -> None:
+        self.inbox = inbox
+        self.queue = queue
+        self._learner = learner
+        self._worker: asyncio.Task[None] | None = None
+
+    async def start_worker(self, concurrency: int, name: str = "membot-worker") -> None:
+        """Start learning queued writes in this process, ``concurrency`` jobs at a time."""
+        self._worker = asyncio.create_task(self.work(concurrency, name), name=name)
+
+    async def _run(self, job: LearnJob) -> None:
+        await self._learner.run(job)
+
+    @property
+    def done(self) -> int:
+        """Messages this process's worker learned (or dropped as paused or forgotten)."""
+        return self._learner.learned
+
+    async def work(self, concurrency: int, name: str = "membot-worker",
+                   restart_after: float = 2.0) -> None:
+        """Be a worker until cancelled (``membot worker``). A worker that stops on an error
+        (the database went away) is started again; jobs it left running are handed out again
+        once its heartbeat is old."""
+        while True:
+            try:
+                await self.queue.work(self._run, concurrency=concurrency, name=name)
+            except Exception as exc:
+                log.error("the memory worker stopped (%s); starting it again in %gs",
+                          exc.__class__.__name__, restart_after)
+            await asyncio.sleep(restart_after)
+
+    @property
+    def failed(self) -> int:
+        """Job runs of this process that raised (each retried or kept as failed)."""
+        return self.queue.failed
+
+    async def forget_owner(self, owner_id: str) -> int:
+        """Cancel every write of the owner not yet learned; returns how many messages."""
+        messages = await self.inbox.forget_owner(owner_id)
+        await self.queue.cancel(owner_id)
+        return messages
+
+    async def counts(self) -> QueueCounts:
+        return await self.queue.counts()
+
+    async def pending(self) -> int:
+        """Messages waiting to be learned, held in this process or queued in Postgres."""
+        return self.inbox.held + (await self.queue.counts()).messages
+
+    async def wait_idle(self, poll: float = 0.05) -> None:
+        """Wait until no write is held, waiting or running (for tests and benchmarks; needs a
+        worker somewhere)."""
+        while True:
+            counts = await self.queue.counts()
+            if (not self.inbox.held and counts.messages == 0
+                    and not counts.jobs.get("todo") and not counts.jobs.get("doing")):
+                return
+            await asyncio.sleep(poll)
+
+    async def stop(self, grace: float) -> None:
+        """Write what the inbox holds from a database outage; then, with a worker in this
+        process, learn what is queued within ``grace`` seconds (without waiting for pauses in
+        conversations), and stop it. Nothing is lost either way: what is left stays queued in
+        Postgres for the next worker."""
+        await self.inbox.close(grace)
+        if self._worker is None:
+            return
+        self._learner.hurry = True
+        try:
+            async with asyncio.timeout(grace):
+                await self.queue.hurry()
+                await self.wait_idle()
+        except TimeoutError:
+            log.warning("memory writes still queued after %gs; the next worker learns them",
+                        grace)
+        except Exception:
+            log.exception("finishing queued memory writes failed; they stay queued")
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker

@@ -1,0 +1,162 @@
+"""The durable memory-write queue on real Postgres: procrastinate jobs, the inbox, workers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from adapters.console import to_event
+from bot.app import Services, services
+from bot.config import Settings
+from tests.conftest import answer
+from tests.fakes.openai_server import ScriptedOpenAI
+
+MakeSettings = Callable[..., Settings]
+
+
+async def memories_of(app: Services, owner: str) -> list[dict[str, Any]]:
+    rows = await app.database.pool.fetch(
+        "select payload->>'data' as text, payload->>'batch' as batch,"
+        " payload->>'event_ids' as events from memories where payload->>'user_id' = $1"
+        " order by payload->>'created_at'", owner)
+    return [dict(row) for row in rows]
+
+
+def said(body: dict[str, Any]) -> list[str]:
+    """The new messages an extraction call was given (mem0's `user:` lines under its
+    `## New Messages` header; earlier ones it adds as context are above it)."""
+    text = "\n".join(str(m.get("content")) for m in body["messages"] if m["role"] == "user")
+    new = text.split("## New Messages", 1)[-1].split("\n## ", 1)[0]
+    return [line[len("user:"):].strip() for line in new.splitlines() if line.startswith("user:")]
+
+
+async def test_two_workers_learn_one_persons_messages_in_order_never_at_once(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    openai_server.extraction_delay = 0.15
+    settings = make_settings(memory_write_threads=4)
+    people = ["ann", "ben", "cat", "dan"]
+    async with services(settings) as one, services(settings) as two:
+        for n in range(4):
+            for person in people:
+                core = one.core if (n + len(person)) % 2 else two.core
+                await answer(core, to_event(person, f"{person} fact number {n} is true",
+                                            session="s"))
+        await one.jobs.wait_idle()
+        await two.jobs.wait_idle()
+        for person in people:
+            texts = [m["text"] for m in await memories_of(one, f"console:{person}")]
+            assert sorted(texts) == [f"{person} fact number {n} is true" for n in range(4)]
+        assert one.jobs.done > 0 and two.jobs.done > 0  # both workers took jobs
+        assert one.jobs.done + two.jobs.done == 16
+
+    calls = openai_server.calls("extraction")
+    for person in people:
+        mine = [(c.at, said(c.body)) for c in calls
+                if any(line.startswith(person) for line in said(c.body))]
+        order = [line for _, lines in mine for line in lines if line.startswith(person)]
+        assert order == [f"{person} fact number {n} is true" for n in range(4)]
+        starts = [at for at, _ in mine]
+        # Each extraction of one person began after the one before had had its full answer time.
+        assert all(b - a >= 0.15 for a, b in itertools.pairwise(starts)), starts
+
+
+async def test_a_person_talking_is_learned_in_one_extraction_after_a_pause(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    settings = make_settings(memory_batch_size=10, memory_batch_idle=1.0)
+    async with services(settings) as app:
+        for text in ["I moved to Oslo last spring", "thanks!", "I work as a nurse there",
+                     "ok", "my sister Jane lives in Bergen"]:
+            await answer(app.core, to_event("alice", text, session="s"))
+        assert openai_server.calls("extraction") == []  # still talking
+        await app.jobs.wait_idle()
+        memories = await memories_of(app, "console:alice")
+    [call] = openai_server.calls("extraction")
+    assert said(call.body) == ["I moved to Oslo last spring", "I work as a nurse there",
+                               "my sister Jane lives in Bergen"]
+    assert sorted(m["text"] for m in memories) == sorted(said(call.body))
+
+
+async def test_a_full_batch_is_learned_without_waiting_for_a_pause(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    settings = make_settings(memory_batch_size=3, memory_batch_idle=3600.0)
+    async with services(settings) as app:
+        for n in range(3):
+            await answer(app.core, to_event("alice", f"my fact number {n} here", session="s"))
+        await app.jobs.wait_idle()
+    [call] = openai_server.calls("extraction")
+    assert said(call.body) == [f"my fact number {n} here" for n in range(3)]
+
+
+async def test_a_redelivered_event_is_queued_and_learned_once(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    async with services(make_settings()) as one, services(make_settings()) as two:
+        event = to_event("alice", "I keep bees in my garden", session="s")
+        assert await one.core.handle(event) is not None
+        assert await two.core.handle(event) is None  # the platform delivered it again
+        await one.jobs.wait_idle()
+        assert [m["text"] for m in await memories_of(one, "console:alice")] == [
+            "I keep bees in my garden"]
+    assert len(openai_server.calls("extraction")) == 1
+
+
+async def test_a_run_interrupted_after_storing_is_retried_and_stores_nothing_twice(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    attempts = itertools.count(1)
+    # A model does not extract the same words twice; each attempt's memory differs.
+    openai_server.extraction_reply = lambda body: [f"Keeps bees (attempt {next(attempts)})"]
+    async with services(make_settings()) as app:
+        # The first attempt dies after its memory is stored and before its message leaves the
+        # inbox (as a killed worker or a lost database would leave it).
+        await app.database.pool.execute("""
+            create sequence deletes;
+            create or replace function fail_once() returns trigger language plpgsql as $$
+            begin
+                if nextval('deletes') = 1 then  -- a sequence step survives the rollback
+                    raise exception 'the worker died here';
+                end if;
+                return old;
+            end $$;
+            create trigger fail_once before delete on memory_inbox
+                for each row execute function fail_once();
+        """)
+        try:
+            await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
+            await app.jobs.wait_idle()
+            memories = await memories_of(app, "console:alice")
+        finally:
+            await app.database.pool.execute(
+                "drop trigger fail_once on memory_inbox; drop sequence deletes")
+    assert app.jobs.failed == 1
+    assert len(openai_server.calls("extraction")) == 2
+    assert [m["text"] for m in memories] == ["Keeps bees (attempt 2)"]
+
+
+async def test_a_write_that_keeps_failing_is_kept_visible_and_can_be_retried(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    settings = make_settings(memory_write_attempts=2)
+    async with services(settings) as app:
+        openai_server.fail_always("extraction", 503)
+        await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
+        await app.jobs.wait_idle()  # both attempts made
+        counts = await app.jobs.counts()
+        assert counts.jobs.get("failed") == 1
+        assert counts.failed_messages == 1 and counts.messages == 0
+        assert await memories_of(app, "console:alice") == []
+        # Later messages of the person are still learned; the failed one waits for the operator.
+        openai_server.clear_failures()
+        await answer(app.core, to_event("alice", "I also grow lavender", session="s"))
+        await app.jobs.wait_idle()
+        assert [m["text"] for m in await memories_of(app, "console:alice")] == [
+            "I also grow lavender"]
+        assert await app.jobs.queue.retry_failed() == 1
+        await app.jobs.wait_idle()
+        texts = sorted(m["text"] for m in await memories_of(app, "console:alice"))
+        assert texts == ["I also grow lavender", "I keep bees in my garden"]
+        assert (await app.jobs.counts()).failed_messages == 0
