@@ -535,3 +535,18 @@ async def test_routes_awaited_from_the_web_app_are_still_missing(
     web_routes: tuple[str, set[str]]
 ) -> None:
     assert AWAITED_ROUTES & web_routes[1] == set()
+
+
+def test_the_readmes_first_apply_brings_only_the_config_and_the_migration(
+    built: list[Manifest]
+) -> None:
+    """The README migrates before anything else starts by applying a label selection first."""
+    readme = (ROOT / "README.md").read_text()
+    (selector,) = re.findall(r"kubectl apply -k deploy/k8s -l '([^']+)'", readme)
+    match = re.fullmatch(r"([\w./-]+) in \(([\w,-]+)\)", selector)
+    assert match is not None, selector
+    key, values = match[1], match[2].split(",")
+    chosen = {(obj["kind"], obj["metadata"]["name"]) for obj in built
+              if obj["metadata"].get("labels", {}).get(key) in values}
+    assert chosen == {("ConfigMap", "membot-config"), ("Job", "membot-migrate")}
+    assert "wait --for=condition=complete job/membot-migrate" in readme
