@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.ports import MemoryWrite
+from bot.ports import MemoryWrite, WriteObserver
 
 __all__ = ["InProcessJobs"]
 
@@ -23,11 +23,17 @@ class InProcessJobs:
     Guarantees: ``enqueue`` returns at once; writes of one owner run one at a time in the order
     enqueued, writes of different owners run concurrently; a failing write is logged and does
     not stop the ones after it; after :meth:`drain` nothing new is accepted, and every write is
-    either finished or counted and logged as lost.
+    either finished or counted and logged as lost. ``observer`` hears of each write that ends
+    (not of those cancelled on shutdown, which :meth:`drain` counts).
     """
 
-    def __init__(self, handler: Callable[[MemoryWrite], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        handler: Callable[[MemoryWrite], Awaitable[object]],
+        observer: WriteObserver | None = None,
+    ) -> None:
         self._handler = handler
+        self._observer = observer
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_of_owner: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -58,8 +64,12 @@ class InProcessJobs:
         except Exception:
             self.failed += 1
             log.exception("memory write of event %s failed", write.event_id)
+            ok = False
         else:
             self.done += 1
+            ok = True
+        if self._observer is not None:
+            self._observer.write_finished(ok=ok)
 
     def _forget(self, owner_id: str, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
