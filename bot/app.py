@@ -20,11 +20,14 @@ from bot.learner import Learner
 from bot.ledger import PostgresLedger
 from bot.linking import Linking, LinkPolicy
 from bot.linkstore import LinkStore
+from bot.logs import TurnLog
 from bot.memory import Mem0Memory
 from bot.memorycommands import MemoryCommands
+from bot.metrics import Metrics
 from bot.models import ModelClients, OpenAIChat, OpenAIEmbedder
 from bot.placesettings import SettingsCommands
 from bot.purger import Purger
+from bot.readiness import CachedReadiness, DatabaseCheck, ModelCheck
 from bot.receipts import ReceiptRouter
 from bot.supabase import SupabaseAuth
 from bot.transcript import PostgresTranscript
@@ -50,6 +53,8 @@ class Services:
     purger: Purger
     receipts: ReceiptRouter
     controls: ControlStore
+    metrics: Metrics
+    readiness: CachedReadiness
 
 
 @asynccontextmanager
@@ -87,7 +92,9 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         receipts = ReceiptRouter()
         learner = Learner(memory=memory, owners=links, people=controls,
                           move=links.move_memories, receipts=receipts)
-        jobs = InProcessJobs(learner.learn)
+        metrics = Metrics()
+        jobs = InProcessJobs(learner.learn, observer=metrics)
+        metrics.watch_queue(lambda: jobs.pending)
         core = Core(
             memory=memory,
             chat=OpenAIChat(clients, settings),
@@ -102,6 +109,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                 max_message_chars=settings.max_message_chars,
                 memory_search_timeout=settings.memory_search_timeout,
             ),
+            observers=[metrics, await TurnLog.open(database.pool)],
         )
         try:
             yield Services(
@@ -120,6 +128,9 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
                 purger=purger,
                 receipts=receipts,
                 controls=controls,
+                metrics=metrics,
+                readiness=CachedReadiness([DatabaseCheck(database.pool),
+                                           ModelCheck(clients.async_client)]),
             )
         finally:
             await jobs.drain(settings.shutdown_grace)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from dotenv import dotenv_values
@@ -75,6 +75,7 @@ class Settings(BaseModel):
     shutdown_grace: Annotated[float, _env("SHUTDOWN_GRACE"), Field(ge=0)] = 15.0
 
     log_level: Annotated[str, _env("LOG_LEVEL")] = "INFO"
+    log_format: Annotated[Literal["text", "json"], _env("LOG_FORMAT")] = "text"
 
     # Discord.
     discord_token: Annotated[SecretStr | None, _env("DISCORD_TOKEN")] = None
