@@ -10,7 +10,8 @@ Every metric is named ``membot_*``:
 ===================================  =========  ==============================================
 name                                 type       meaning
 ===================================  =========  ==============================================
-``membot_inbound_events_total``      counter    events that reached the core, by ``platform``
+``membot_inbound_events_total``      counter    messages that reached the core (``Core.handle``;
+                                                not commands), by ``platform``
 ``membot_turns_total``               counter    turns ended, by ``platform`` and ``outcome``
                                                 (answered, error, hint, duplicate)
 ``membot_reply_seconds``             histogram  from an event's arrival to its reply, by

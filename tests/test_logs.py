@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.console import to_event
 from bot.app import services
-from bot.config import Settings
+from bot.config import Settings, load_settings
+from bot.errors import ConfigError
 from bot.logs import configure_logging, owner_tag
 from tests.conftest import answer
 from tests.fakes.openai_server import ScriptedOpenAI
@@ -105,6 +106,13 @@ def test_owner_tags_depend_on_the_key_and_the_owner() -> None:
     assert owner_tag(key, "discord:1") != owner_tag(key, "discord:2")
     assert owner_tag(key, "discord:1") != owner_tag(other_key, "discord:1")
     assert len(owner_tag(key, "discord:1")) == 12
+
+
+def test_log_format_is_text_by_default_and_names_itself_when_wrong() -> None:
+    assert load_settings({"OPENAI_API_KEY": "k"}, None).log_format == "text"
+    assert load_settings({"OPENAI_API_KEY": "k", "LOG_FORMAT": "json"}, None).log_format == "json"
+    with pytest.raises(ConfigError, match=r"^LOG_FORMAT is not valid"):
+        load_settings({"OPENAI_API_KEY": "k", "LOG_FORMAT": "xml"}, None)
 
 
 def test_membot_web_logs_json_and_serves_readiness_and_metrics(
