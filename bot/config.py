@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from dotenv import dotenv_values
@@ -85,6 +85,7 @@ class Settings(BaseModel):
     worker_poll_interval: Annotated[float, _env("WORKER_POLL_INTERVAL"), Field(gt=0)] = 5.0
 
     log_level: Annotated[str, _env("LOG_LEVEL")] = "INFO"
+    log_format: Annotated[Literal["text", "json"], _env("LOG_FORMAT")] = "text"
 
     # Discord.
     discord_token: Annotated[SecretStr | None, _env("DISCORD_TOKEN")] = None

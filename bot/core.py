@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,9 +21,12 @@ from bot.ports import (
     MemoryHit,
     MemoryStore,
     MemoryWrite,
+    Outcome,
     Owners,
     Transcript,
     Turn,
+    TurnObserver,
+    TurnReport,
 )
 from bot.prompt import build_prompt
 from bot.smalltalk import worth_learning
@@ -47,6 +51,21 @@ class TurnLimits:
     memory_search_timeout: float = 2.0
 
 
+@dataclass(slots=True)
+class _Trace:
+    """What a turn measured on its way, for its :class:`TurnReport`."""
+
+    owner: str | None = None
+    memories: int = 0
+    search_seconds: float | None = None
+    model_seconds: float | None = None
+
+
+_OUTCOMES: dict[ReplyKind, Outcome] = {
+    ReplyKind.ANSWER: "answered", ReplyKind.ERROR: "error", ReplyKind.HINT: "hint",
+}
+
+
 class Core:
     """Answers one person at a time with their own memories in view, then hands what they said
     to the memory writer.
@@ -59,6 +78,7 @@ class Core:
     for a memory write; a failing or slow memory store costs the memories of that turn, not the
     answer; model failures become one short sentence to the person. ``handle`` never raises
     for a fault of the model, the memory store, the transcript, the ledger or the job queue.
+    Each ``observers`` entry hears of every event and of how its turn ended, with timings.
     """
 
     def __init__(
@@ -73,6 +93,7 @@ class Core:
         controls: MemoryControls,
         limits: TurnLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observers: Sequence[TurnObserver] = (),
     ) -> None:
         self._memory = memory
         self._chat = chat
@@ -83,20 +104,46 @@ class Core:
         self._controls = controls
         self._limits = limits
         self._clock = clock
+        self._observers = tuple(observers)
 
     async def handle(self, event: ChatEvent) -> Reply | None:
         """Answer ``event``, or return None when it was already taken (a redelivery). An empty
         message gets a hint and calls no model."""
+        started = time.perf_counter()
+        self._tell(lambda observer: observer.event_received(event.platform))
+        trace = _Trace()
+        reply = await self._turn(event, trace)
+        report = TurnReport(
+            event_id=event.event_id,
+            platform=event.platform,
+            outcome=_OUTCOMES[reply.kind] if reply is not None else "duplicate",
+            owner=trace.owner,
+            memories=trace.memories,
+            search_seconds=trace.search_seconds,
+            model_seconds=trace.model_seconds,
+            total_seconds=time.perf_counter() - started,
+        )
+        self._tell(lambda observer: observer.turn_finished(report))
+        return reply
+
+    def _tell(self, call: Callable[[TurnObserver], None]) -> None:
+        for observer in self._observers:
+            try:
+                call(observer)
+            except Exception:
+                log.exception("a turn observer failed")
+
+    async def _turn(self, event: ChatEvent, trace: _Trace) -> Reply | None:
         if not await self._claim(event):
             log.info("event %s was already handled; ignoring the redelivery", event.event_id)
             return None
         cleaned = clean_message(event.text, self._limits.max_message_chars)
         if not cleaned.text:
             return Reply(text=EMPTY_HINT, kind=ReplyKind.HINT)
-        owner = await self._owner(event)
+        owner = trace.owner = await self._owner(event)
         access = await self._access(owner, event) if owner else NO_ACCESS
         memories, recent = await asyncio.gather(
-            self._recall(owner, cleaned.text, event) if owner and access.recall
+            self._recall(owner, cleaned.text, event, trace) if owner and access.recall
             else self._nothing(),
             self._recent(event.conversation_id),
         )
@@ -107,6 +154,8 @@ class Core:
             recent=recent,
             now=self._clock(),
         )
+        trace.memories = len(memories)
+        asked = time.perf_counter()
         try:
             answer = await self._chat.complete(messages)
         except ModelUnavailable as exc:
@@ -115,6 +164,8 @@ class Core:
         except ModelRejected as exc:
             log.error("chat model rejected event %s: %s", event.event_id, exc)
             return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR, notice=access.notice)
+        finally:
+            trace.model_seconds = time.perf_counter() - asked
         await self._record(event, owner or event.account.key, cleaned.text, answer, access)
         notices = [access.notice] if access.notice else []
         if cleaned.cut:
@@ -156,10 +207,13 @@ class Core:
     async def _nothing() -> list[MemoryHit]:
         return []
 
-    async def _recall(self, owner: str, query: str, event: ChatEvent) -> list[MemoryHit]:
+    async def _recall(
+        self, owner: str, query: str, event: ChatEvent, trace: _Trace
+    ) -> list[MemoryHit]:
         """The owner's memories for this turn, or none when the store fails or is too slow."""
         if self._limits.memory_top_k == 0:
             return []
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._limits.memory_search_timeout):
                 return await self._memory.search(owner, query, self._limits.memory_top_k)
@@ -172,6 +226,8 @@ class Core:
         except Exception:
             log.exception("memory search failed for event %s; answering without memories",
                           event.event_id)
+        finally:
+            trace.search_seconds = time.perf_counter() - started
         return []
 
     async def _recent(self, conversation_id: str) -> list[Turn]:

@@ -1,8 +1,10 @@
 """The ports the core talks through, as Protocols, with the plain values they carry.
 
 Implementations satisfy these structurally: ``bot.memory.Mem0Memory``,
-``bot.models.OpenAIChat``, ``bot.transcript.PostgresTranscript`` and ``bot.jobs.InProcessJobs``
-in production; in-memory fakes in the tests.
+``bot.models.OpenAIChat``, ``bot.transcript.PostgresTranscript`` and ``bot.inbox.MemoryInbox``
+in production; in-memory fakes in the tests. What the process reports about itself goes out
+through ``TurnObserver``, ``WriteObserver`` and ``ReadinessCheck`` (``bot.metrics``,
+``bot.logs``, ``bot.readiness``).
 """
 
 from __future__ import annotations
@@ -28,11 +30,18 @@ __all__ = [
     "MemoryStore",
     "MemoryWrite",
     "Message",
+    "Outcome",
     "Owners",
     "PendingWrites",
+    "Readiness",
+    "ReadinessCheck",
+    "ReadinessReport",
     "Receipts",
     "Transcript",
     "Turn",
+    "TurnObserver",
+    "TurnReport",
+    "WriteObserver",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -263,4 +272,86 @@ class Receipts(Protocol):
 
     async def learned(self, source: MessageRef) -> None:
         """Show it on the message ``source`` points at. Best effort: never raises."""
+        ...
+
+
+Outcome = Literal["answered", "error", "hint", "duplicate"]
+"""How a turn ended: the model's answer, an error sentence, a usage hint, or a redelivery that
+was not answered again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnReport:
+    """What one turn did, for metrics and the per-turn log line. Never the text of the message
+    or of the answer.
+
+    ``owner`` is the memory owner when the turn looked it up (None for a duplicate, a hint, or
+    a failed lookup). ``memories`` is how many memories went into the prompt. Times are in
+    seconds; ``search_seconds`` and ``model_seconds`` are None where that step did not run.
+    """
+
+    event_id: str
+    platform: str
+    outcome: Outcome
+    owner: str | None
+    memories: int
+    search_seconds: float | None
+    model_seconds: float | None
+    total_seconds: float
+
+
+class TurnObserver(Protocol):
+    """Watches the core's turns. Called on the event loop, inside the turn: must be quick and
+    must not raise (the core logs and ignores it if it does)."""
+
+    def event_received(self, platform: str) -> None:
+        """An event of ``platform`` reached the core (before it is claimed or answered)."""
+        ...
+
+    def turn_finished(self, report: TurnReport) -> None:
+        """A turn ended, whatever its outcome; called once per :meth:`event_received`."""
+        ...
+
+
+class WriteObserver(Protocol):
+    """Watches memory writes as the job runner finishes them."""
+
+    def write_finished(self, *, ok: bool) -> None:
+        """One write ended: stored (``ok``) or failed and given up."""
+        ...
+
+
+class ReadinessCheck(Protocol):
+    """One dependency this process needs in order to serve (the database, the model API)."""
+
+    name: str
+
+    async def problem(self) -> str | None:
+        """None when the dependency answers, else a few words on what is wrong (an exception
+        class, "timed out", "HTTP 503"): never a secret, a connection string or a URL with
+        credentials. Bounded by the check's own timeout; never raises."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadinessReport:
+    """Each check's name with None (fine) or its problem."""
+
+    problems: dict[str, str | None]
+
+    @property
+    def ready(self) -> bool:
+        return all(problem is None for problem in self.problems.values())
+
+    @property
+    def failed(self) -> list[str]:
+        """The names of the checks that failed, in check order."""
+        return [name for name, problem in self.problems.items() if problem is not None]
+
+
+class Readiness(Protocol):
+    """Whether this process can serve now (what ``/readyz`` answers)."""
+
+    async def report(self) -> ReadinessReport:
+        """Every check's outcome. May be a second or two old; never raises."""
         ...

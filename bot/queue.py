@@ -31,6 +31,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from bot.config import Settings
 from bot.database import Database
+from bot.ports import WriteObserver
 
 __all__ = ["LearnJob", "MemoryQueue", "QueueCounts"]
 
@@ -73,8 +74,10 @@ class MemoryQueue:
     is handed out again once the worker's heartbeat is ``WORKER_STALLED_AFTER`` seconds old.
     """
 
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(self, settings: Settings, database: Database,
+                 observer: WriteObserver | None = None) -> None:
         self._settings = settings
+        self._observer = observer
         self._pool = database.pool
         connector = procrastinate.PsycopgConnector(
             conninfo=database.dsn, min_size=1, max_size=max(2, settings.memory_write_threads + 1),
@@ -111,8 +114,12 @@ class MemoryQueue:
                                          last=attempt >= self._attempts))
         except Exception:
             self.failed += 1
+            if self._observer is not None:
+                self._observer.write_finished(ok=False)
             raise
         self.done += 1
+        if self._observer is not None:
+            self._observer.write_finished(ok=True)
 
     async def wake(self, owner_id: str, *, delay: float = 0.0) -> None:
         """Make sure a job will learn the owner's inbox ``delay`` seconds from now. A job

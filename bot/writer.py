@@ -30,6 +30,8 @@ class MemoryWriter:
         self.queue = queue
         self._learner = learner
         self._worker: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
+        self.depth = 0  # messages waiting, as last counted (see watch)
 
     async def start_worker(self, concurrency: int, name: str = "membot-worker") -> None:
         """Start learning queued writes in this process, ``concurrency`` jobs at a time."""
@@ -67,6 +69,19 @@ class MemoryWriter:
         await self.queue.cancel(owner_id)
         return messages
 
+    def watch(self, every: float = 5.0) -> None:
+        """Keep :attr:`depth` up to date, counting every ``every`` seconds (for metrics, which
+        must not query the database while they are scraped)."""
+        async def count() -> None:
+            while True:
+                try:
+                    self.depth = await self.pending()
+                except Exception as exc:
+                    log.debug("counting the memory queue failed: %s", exc.__class__.__name__)
+                await asyncio.sleep(every)
+
+        self._watching = asyncio.create_task(count(), name="memory-queue-depth")
+
     async def counts(self) -> QueueCounts:
         return await self.queue.counts()
 
@@ -89,6 +104,10 @@ class MemoryWriter:
         process, learn what is queued within ``grace`` seconds (without waiting for pauses in
         conversations), and stop it. Nothing is lost either way: what is left stays queued in
         Postgres for the next worker."""
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
         await self.inbox.close(grace)
         if self._worker is None:
             return

@@ -22,7 +22,7 @@ from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.supabase import FakeSupabaseAuth
 
 SETTINGS = ("OPENAI_", "DATABASE_URL", "EMBEDDING_", "CHAT_MODEL", "MEMBOT_", "MEMORY_",
-            "OPENROUTER_", "LOG_LEVEL", "SUPABASE_", "PUBLIC_URL", "PORT", "WEB_HOST",
+            "OPENROUTER_", "LOG_LEVEL", "LOG_FORMAT", "SUPABASE_", "PUBLIC_URL", "PORT", "WEB_HOST",
             "DISCORD_", "SLACK_")
 
 

@@ -1,5 +1,5 @@
 """The bot's web server (aiohttp): the account-linking pages, Slack's HTTP mode at
-``/slack/events`` and ``/healthz``.
+``/slack/events``, and what operators probe: ``/healthz``, ``/readyz`` and ``/metrics``.
 
 One server per process; any number of processes can serve the same routes behind a load
 balancer, since none keeps state outside Postgres.
@@ -15,16 +15,26 @@ from slack_bolt.async_app import AsyncApp
 
 from adapters.web.linkpages import add_link_routes
 from bot.linking import Linking
+from bot.metrics import Metrics
+from bot.ports import Readiness
 
 __all__ = ["build_web_app", "serve"]
 
 
 def build_web_app(
-    *, linking: Linking | None = None, slack: AsyncApp | None = None, secure_cookies: bool = True
+    *,
+    linking: Linking | None = None,
+    slack: AsyncApp | None = None,
+    secure_cookies: bool = True,
+    readiness: Readiness | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
-    """The routes: ``GET /healthz`` always; the link pages with ``linking``; ``POST
-    /slack/events`` when Slack runs in HTTP mode (bolt checks each request's signature and
-    timestamp and answers 401 to a bad one). ``secure_cookies`` is for an https public URL."""
+    """The routes: ``GET /healthz`` always (the process is up; asks nothing of anyone); ``GET
+    /readyz`` with ``readiness`` (200 when every check passes, else 503; the JSON body names
+    each check and what failed, never a secret); ``GET /metrics`` with ``metrics`` (Prometheus
+    text format); the link pages with ``linking``; ``POST /slack/events`` when Slack runs in
+    HTTP mode (bolt checks each request's signature and timestamp and answers 401 to a bad
+    one). ``secure_cookies`` is for an https public URL."""
     app = web.Application()
     if linking is not None:
         add_link_routes(app, linking, secure_cookie=secure_cookies)
@@ -33,6 +43,26 @@ def build_web_app(
         return web.json_response({"status": "ok"})
 
     app.router.add_get("/healthz", healthz)
+    if readiness is not None:
+
+        async def readyz(request: web.Request) -> web.Response:
+            report = await readiness.report()
+            checks = {name: problem or "ok" for name, problem in report.problems.items()}
+            return web.json_response(
+                {"status": "ready" if report.ready else "not ready", "failed": report.failed,
+                 "checks": checks},
+                status=200 if report.ready else 503,
+                headers={"Cache-Control": "no-store"},
+            )
+
+        app.router.add_get("/readyz", readyz)
+    if metrics is not None:
+
+        async def scrape(request: web.Request) -> web.Response:
+            body, content_type = metrics.exposition()
+            return web.Response(body=body, headers={"Content-Type": content_type})
+
+        app.router.add_get("/metrics", scrape)
     if slack is not None:
 
         async def slack_events(request: web.Request) -> web.Response:
