@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,14 +109,21 @@ def membots(workdir: Path, *runs: tuple[str, list[str], dict[str, str]]
                     process.stop()
 
 
-async def until(condition: Callable[[], bool], processes: list[BotProcess], what: str) -> None:
-    """Wait until ``condition()`` holds. Fails at once, with its log, when one of
-    ``processes`` exits, and after :data:`GUARD` seconds naming ``what`` was awaited."""
+async def until(condition: Callable[[], bool | Awaitable[bool]], processes: list[BotProcess],
+                what: str) -> None:
+    """Wait until ``condition()`` (or what it returns, when awaitable) holds. Fails at once,
+    with its log, when one of ``processes`` exits, and after :data:`GUARD` seconds naming
+    ``what`` was awaited."""
     deadline = time.monotonic() + GUARD
-    while not condition():
+    while not await _holds(condition):
         for process in processes:
             process.check_running()
         if time.monotonic() > deadline:
             logs = "\n".join(f"--- {p.name}:\n{p.log}" for p in processes)
             raise AssertionError(f"gave up waiting for {what}; the processes logged:\n{logs}")
         await asyncio.sleep(0.05)
+
+
+async def _holds(condition: Callable[[], bool | Awaitable[bool]]) -> bool:
+    held = condition()
+    return await held if inspect.isawaitable(held) else held
