@@ -16,7 +16,7 @@ import pytest
 
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, Json, snowflake
 from tests.fakes.openai_server import ScriptedOpenAI
-from tests.processes import BotProcess, bot_env, membots, until
+from tests.processes import GUARD, BotProcess, bot_env, membots, until
 
 
 @dataclass
@@ -106,6 +106,7 @@ async def test_two_processes_split_the_shards_and_each_message_is_answered_once_
         with start(tmp_path, database_url, model, fake, ["0", "1"]) as shards:
             await until(shards.identified, shards.processes, "both processes to identify")
             assert sorted(i["shard"] for i in fake.identifies()) == [[0, 2], [1, 2]]
+            assert len(fake.calls("commands")) == 1  # slash commands synced by shard 0's only
 
             on_zero = shards.mention(guilds[0], "zero: I grow tomatoes")
             on_one = shards.mention(guilds[1], "one: I play the cello")
@@ -160,3 +161,14 @@ async def test_two_processes_both_holding_shard_0_answer_each_message_once(
         assert len(model.calls("chat")) == 2
         assert len(model.calls("extraction")) == 2
         assert len(shards.memories_of(mention)) == len(shards.memories_of(direct)) == 1
+
+
+def test_a_shard_outside_the_count_stops_membot_with_one_sentence(
+    tmp_path: Path, database_url: str, model: ScriptedOpenAI
+) -> None:
+    env = bot_env(database_url=database_url, model_url=model.base_url, data_dir=tmp_path,
+                  DISCORD_TOKEN="some-token", DISCORD_SHARD_COUNT="2", DISCORD_SHARD_IDS="1-2")
+    with membots(tmp_path, ("bad-shards", ["discord"], env)) as [process]:
+        assert process.popen.wait(timeout=GUARD) == 2
+    assert process.log.strip() == ("membot: DISCORD_SHARD_IDS names shard 2, but with "
+                                   "DISCORD_SHARD_COUNT=2 the shards are numbered 0-1.")
