@@ -15,8 +15,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["GUARD", "BotProcess", "bot_env", "membots", "until"]
+__all__ = ["GUARD", "BotProcess", "bot_env", "membots", "tagged_reply", "until"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # Seconds before a wait gives up: a guard against a hang on a loaded machine, not a timing
@@ -45,6 +46,14 @@ def bot_env(*, database_url: str, model_url: str, data_dir: Path, **settings: st
         "LOG_LEVEL": "INFO",
         **settings,
     }
+
+
+def tagged_reply(body: dict[str, Any]) -> str:
+    """A scripted model answer (``ScriptedOpenAI.chat_reply``) that says which process asked:
+    ``[<chat model>] <the last user message>``, when each process has a ``CHAT_MODEL`` of its
+    own."""
+    said = [m.get("content") for m in body["messages"] if m.get("role") == "user"]
+    return f"[{body['model']}] {said[-1] if said else ''}"
 
 
 @dataclass

@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, Json, snowflake
 from tests.fakes.openai_server import ScriptedOpenAI
-from tests.processes import GUARD, BotProcess, bot_env, membots, until
+from tests.processes import GUARD, BotProcess, bot_env, membots, tagged_reply, until
 
 
 @dataclass
@@ -55,8 +54,7 @@ class Shards:
         return answers > 1 or (answers == 1 and any(refused in p.log for p in self.processes))
 
     def memories_of(self, message: Json) -> list[str]:
-        """The models that wrote a memory from ``message`` (by its event id in the memory's
-        metadata), one per memory stored."""
+        """The memories stored from ``message`` (by the event id in their metadata)."""
         with psycopg.connect(self.database_url) as conn:
             rows = conn.execute("select payload->>'data' from memories"
                                 " where payload->>'event_id' = %s",
@@ -64,15 +62,10 @@ class Shards:
         return [str(row[0]) for row in rows]
 
 
-def tagged_reply(body: dict[str, Any]) -> str:
-    """The scripted answer, saying which process's model wrote it (each process is configured
-    with a chat model named after it)."""
-    said = [m.get("content") for m in body["messages"] if m.get("role") == "user"]
-    return f"[{body['model']}] {said[-1] if said else ''}"
-
-
 @pytest.fixture
 def model(openai_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
+    """The scripted model server, whose answers name the chat model of the process that asked
+    (each process's is named after it)."""
     openai_server.chat_reply = tagged_reply
     yield openai_server
 

@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import psycopg
@@ -20,7 +19,7 @@ from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack.payloads import Json
 from tests.linkrig import free_port
-from tests.processes import BotProcess, bot_env, membots, until
+from tests.processes import BotProcess, bot_env, membots, tagged_reply, until
 
 RETRY = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
 
@@ -96,15 +95,10 @@ class Replicas:
                 if fact in json.dumps(c.body["messages"])]
 
 
-def tagged_reply(body: dict[str, Any]) -> str:
-    """The scripted answer, saying which replica's model wrote it (each replica is configured
-    with a chat model named after it)."""
-    said = [m.get("content") for m in body["messages"] if m.get("role") == "user"]
-    return f"[{body['model']}] {said[-1] if said else ''}"
-
-
 @pytest.fixture
 def model(openai_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
+    """The scripted model server, whose answers name the chat model of the process that asked
+    (each process's is named after it)."""
     openai_server.chat_reply = tagged_reply
     yield openai_server
 
