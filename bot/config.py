@@ -5,6 +5,7 @@ Tests build :class:`Settings` directly; the entry point calls :func:`load_settin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +19,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -115,19 +117,21 @@ class Settings(BaseModel):
 
     @field_validator("discord_shard_ids", mode="before")
     @classmethod
-    def _comma_separated(cls, value: object) -> object:
+    def _shard_list(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
-            return tuple(int(part) for part in value.split(",") if part.strip())
+            return _shard_ids(value, info.data.get("discord_shard_count"))
         return value
 
     @model_validator(mode="after")
     def _shards_fit(self) -> Settings:
-        ids = self.discord_shard_ids
+        ids, count = self.discord_shard_ids, self.discord_shard_count
         if ids is not None:
-            if self.discord_shard_count is None:
-                raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT")
-            if any(not 0 <= i < self.discord_shard_count for i in ids) or not ids:
-                raise ValueError("DISCORD_SHARD_IDS must be between 0 and DISCORD_SHARD_COUNT - 1")
+            if count is None:
+                raise ValueError(_NEEDS_COUNT)
+            if not ids:
+                raise ValueError("DISCORD_SHARD_IDS names no shard")
+            if stray := [i for i in ids if not 0 <= i < count]:
+                raise ValueError(_outside(stray[0], count))
         return self
 
     @model_validator(mode="after")
@@ -148,6 +152,37 @@ class Settings(BaseModel):
     def extraction_model_name(self) -> str:
         """The model that extracts memories: ``EXTRACTION_MODEL``, else the chat model."""
         return self.extraction_model or self.chat_model
+
+
+_NEEDS_COUNT = "DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT, the total number of shards"
+
+
+def _outside(shard: int, count: int) -> str:
+    return (f"DISCORD_SHARD_IDS names shard {shard}, but with DISCORD_SHARD_COUNT={count} the "
+            f"shards are numbered 0-{count - 1}")
+
+
+def _shard_ids(text: str, count: int | None) -> tuple[int, ...]:
+    """``DISCORD_SHARD_IDS``: shard numbers and ranges (``"0-3"``, ``"0,2"``, ``"0-1,4"``) of
+    ``count`` shards, sorted and without repeats. Raises ValueError in one sentence."""
+    ranges: list[tuple[int, int]] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
+        if match is None:
+            raise ValueError(f"DISCORD_SHARD_IDS must be shard numbers or ranges such as 0-3 or "
+                             f"0,2, not {text.strip()!r}")
+        ranges.append((int(match[1]), int(match[2] or match[1])))
+    if count is None:
+        raise ValueError(_NEEDS_COUNT)
+    ids: set[int] = set()
+    for first, last in ranges:
+        if first > last:
+            raise ValueError(f"DISCORD_SHARD_IDS has the range {first}-{last}, which runs "
+                             f"backwards; write {last}-{first}")
+        if last >= count:
+            raise ValueError(_outside(last, count))
+        ids.update(range(first, last + 1))
+    return tuple(sorted(ids))
 
 
 def _env_name(field_name: str) -> str:
@@ -185,4 +220,7 @@ def load_settings(
             raise ConfigError(f"{str(first['msg']).removeprefix('Value error, ')}.") from None
         field_name = str(first["loc"][0])
         env_name = _env_name(field_name) if field_name in Settings.model_fields else field_name
+        said = str(first["msg"]).removeprefix("Value error, ")
+        if said.startswith(env_name):  # a validator's own sentence, naming the setting
+            raise ConfigError(f"{said}.") from None
         raise ConfigError(f"{env_name} is not valid: {first['msg']}.") from None

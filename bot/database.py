@@ -127,6 +127,8 @@ async def _ensure_vector(conn: asyncpg.Connection[Any], where: str) -> str:
     )
     if version is not None:
         return version
+    # "if not exists" does not stop two processes starting together from both creating it.
+    await conn.execute("select pg_advisory_lock($1)", _MIGRATIONS_LOCK)
     try:
         await conn.execute("create extension if not exists vector")
     except asyncpg.PostgresError as exc:
@@ -135,6 +137,8 @@ async def _ensure_vector(conn: asyncpg.Connection[Any], where: str) -> str:
             f"({_first_line(exc)}); enable pgvector there (on Supabase: Database, Extensions, "
             "vector)."
         ) from None
+    finally:
+        await conn.execute("select pg_advisory_unlock($1)", _MIGRATIONS_LOCK)
     version = await conn.fetchval("select extversion from pg_extension where extname = 'vector'")
     return version or "unknown"
 

@@ -50,3 +50,47 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValueError):
         settings.memory_top_k = 3
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [("0-3", (0, 1, 2, 3)), ("0,2", (0, 2)), (" 4 , 0-1,1 ", (0, 1, 4)), ("7", (7,))],
+)
+def test_shard_ids_take_numbers_and_ranges(ids: str, expected: tuple[int, ...]) -> None:
+    settings = load_settings({"DISCORD_SHARD_COUNT": "8", "DISCORD_SHARD_IDS": ids}, None)
+    assert settings.discord_shard_ids == expected
+    assert settings.discord_shard_count == 8
+
+
+def test_without_shard_settings_discord_decides() -> None:
+    settings = load_settings({}, None)
+    assert settings.discord_shard_count is None and settings.discord_shard_ids is None
+    every = load_settings({"DISCORD_SHARD_COUNT": "4"}, None)  # this process runs all four
+    assert every.discord_shard_count == 4 and every.discord_shard_ids is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "sentence"),
+    [({"DISCORD_SHARD_IDS": "0"},
+      "DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT, the total number of shards."),
+     ({"DISCORD_SHARD_COUNT": "2", "DISCORD_SHARD_IDS": "2"},
+      "DISCORD_SHARD_IDS names shard 2, but with DISCORD_SHARD_COUNT=2 the shards are "
+      "numbered 0-1."),
+     ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "0-99999999999"},
+      "DISCORD_SHARD_IDS names shard 99999999999, but with DISCORD_SHARD_COUNT=4 the shards "
+      "are numbered 0-3."),
+     ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "3-1"},
+      "DISCORD_SHARD_IDS has the range 3-1, which runs backwards; write 1-3."),
+     ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "first"},
+      "DISCORD_SHARD_IDS must be shard numbers or ranges such as 0-3 or 0,2, not 'first'."),
+     ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "0,,1"},
+      "DISCORD_SHARD_IDS must be shard numbers or ranges such as 0-3 or 0,2, not '0,,1'."),
+     ({"DISCORD_SHARD_COUNT": "0", "DISCORD_SHARD_IDS": "0"},
+      "DISCORD_SHARD_COUNT is not valid: Input should be greater than or equal to 1.")],
+)
+def test_a_bad_shard_setting_is_one_sentence_that_names_it(
+    environ: dict[str, str], sentence: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ, None)
+    assert str(caught.value) == sentence

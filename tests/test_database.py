@@ -10,8 +10,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 
-from bot.database import apply_migrations
+from bot.config import Settings
+from bot.database import Database, apply_migrations
 from bot.ledger import PostgresLedger
 from tests.conftest import MIGRATIONS
 
@@ -27,6 +29,20 @@ async def test_processes_starting_together_apply_each_migration_once(database_ur
     finally:
         for conn in conns:
             await conn.close()
+
+
+async def test_processes_starting_together_on_a_new_database_all_start(
+    database_url: str,
+) -> None:
+    settings = Settings(database_url=SecretStr(database_url), db_pool_size=1)
+    opened = await asyncio.gather(*(Database.open(settings) for _ in range(4)),
+                                  return_exceptions=True)
+    try:
+        assert [type(d) for d in opened] == [Database] * 4, opened
+    finally:
+        for database in opened:
+            if isinstance(database, Database):
+                await database.close()
 
 
 @pytest.fixture

@@ -206,18 +206,10 @@ class QuickShardedClient(discord.AutoShardedClient):
         """No 5 s pause between shards' IDENTIFYs: the fake has no identify rate limit."""
 
 
-def guild_on_shard(shard: int, count: int, name: str) -> FakeGuild:
-    """A guild whose id Discord would route to `shard` of `count`."""
-    top = snowflake() >> 22
-    guild = FakeGuild.make(name, guild_id=(top - top % count + shard) << 22)
-    assert shard_for(guild.id, count) == shard
-    return guild
-
-
 @pytest.mark.parametrize("shard_count", [2, None], ids=["explicit", "from-gateway-bot"])
 async def test_auto_sharded_client_identifies_each_shard(
         monkeypatch: pytest.MonkeyPatch, shard_count: int | None) -> None:
-    guilds = [guild_on_shard(0, 2, "zero"), guild_on_shard(1, 2, "one")]
+    guilds = [FakeGuild.on_shard(0, 2, "zero"), FakeGuild.on_shard(1, 2, "one")]
     with FakeDiscord(guilds=guilds, shard_count=2) as fake:
         point_discord_at(monkeypatch, fake)
         client = QuickShardedClient(intents=discord.Intents.default(), shard_count=shard_count,
@@ -233,6 +225,66 @@ async def test_auto_sharded_client_identifies_each_shard(
             assert fake.dispatch("MESSAGE_CREATE", mention) == 1
             message = await next_message(queue)
             assert message.guild is not None and message.guild.shard_id == 1
+
+
+def shard_client(shard: int, count: int) -> QuickShardedClient:
+    """A client that owns one shard, as one of several processes does."""
+    return QuickShardedClient(intents=discord.Intents.default(), shard_count=count,
+                              shard_ids=[shard], guild_ready_timeout=0.1)
+
+
+def test_a_guild_made_for_a_shard_is_routed_there() -> None:
+    for count in (1, 2, 5):
+        for shard in range(count):
+            assert shard_for(FakeGuild.on_shard(shard, count).id, count) == shard
+
+
+async def test_clients_owning_one_shard_each_get_their_guilds_and_only_shard_0_gets_dms(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    guilds = [FakeGuild.on_shard(0, 2, "zero"), FakeGuild.on_shard(1, 2, "one")]
+    with FakeDiscord(guilds=guilds, shard_count=2) as fake:
+        point_discord_at(monkeypatch, fake)
+        zero, one = shard_client(0, 2), shard_client(1, 2)
+        queues = message_queue(zero), message_queue(one)
+        async with running(zero, fake.token), running(one, fake.token):
+            assert [g.name for g in zero.guilds] == ["zero"]
+            assert [g.name for g in one.guilds] == ["one"]
+            for guild in reversed(guilds):
+                mention = fake.message_create(f"{fake.bot_mention} hi {guild.name}",
+                                              guild_id=guild.id, mentions=[fake.bot_user])
+                assert fake.dispatch("MESSAGE_CREATE", mention) == 1
+            assert fake.dispatch("MESSAGE_CREATE", fake.message_create("a DM", dm=True)) == 1
+            assert (await next_message(queues[1])).content.endswith("hi one")
+            assert (await next_message(queues[0])).content.endswith("hi zero")
+            dm = await next_message(queues[0])
+            assert dm.content == "a DM" and dm.guild is None
+            await asyncio.sleep(0.1)
+            assert queues[0].empty() and queues[1].empty()
+
+
+async def test_two_sessions_of_one_shard_both_get_its_events(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeDiscord(guilds=[FakeGuild.on_shard(0, 2)], shard_count=2) as fake:
+        point_discord_at(monkeypatch, fake)
+        first, second = shard_client(0, 2), shard_client(0, 2)
+        async with running(first, fake.token), running(second, fake.token):
+            assert fake.dispatch("MESSAGE_CREATE", fake.message_create("a DM", dm=True)) == 2
+            mention = fake.message_create(f"{fake.bot_mention} hi", mentions=[fake.bot_user])
+            assert fake.dispatch("MESSAGE_CREATE", mention) == 2
+
+
+@pytest.mark.parametrize("shard", [[2, 2], [-1, 2], [0, 0]], ids=str)
+async def test_an_identify_with_an_invalid_shard_is_closed_with_4010(
+        fake: FakeDiscord, shard: list[int]) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(fake.gateway_url) as ws:
+        hello = await ws.receive_json()
+        assert hello["op"] == 10
+        await ws.send_json({"op": 2, "d": {"token": fake.token, "intents": 0, "shard": shard,
+                                           "properties": {}}})
+        closed = await ws.receive()
+        assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 4010
+    with pytest.raises(LookupError):  # the refused session owns no shard
+        fake.dispatch("MESSAGE_CREATE", fake.message_create("x", dm=True))
 
 
 def interaction_queue(client: discord.Client

@@ -138,7 +138,10 @@ class MembotDiscordClient(discord.AutoShardedClient):
         await channel.get_partial_message(int(source.message)).add_reaction(emoji)
 
     async def setup_hook(self) -> None:
-        """Sync slash commands: to the development guild at once, or globally."""
+        """Sync slash commands: to the development guild at once, or globally. Of several
+        processes sharing the bot, only the one owning shard 0 syncs."""
+        if self.shard_ids is not None and 0 not in self.shard_ids:
+            return
         if self._dev_guild is not None:
             guild = discord.Object(id=self._dev_guild)
             self.tree.copy_global_to(guild=guild)

@@ -10,7 +10,11 @@ messages interactions made are kept as Discord shows them (`message`), buttons a
 included, so a test can press a button that exists and see its message change in place.
 Its gateway (`/gateway`) sends HELLO, acks heartbeats, answers IDENTIFY with READY and a
 GUILD_CREATE for each guild the shard owns, and relays the events a test dispatches, with
-sequence numbers, as plain JSON text frames.
+sequence numbers, as plain JSON text frames. Sharding is Discord's: an IDENTIFY carrying
+`shard: [id, count]` owns the guilds with `(guild_id >> 22) % count == id`, a guild's events go
+to every session of that shard (two sessions of one shard both get them), DMs go to shard 0
+only, and a shard outside `0..count-1` is closed with 4010 (`FakeGuild.on_shard` makes a guild
+for a given shard).
 
 Production code never knows: a test points discord.py at it by setting
 `discord.http.Route.BASE = fake.rest_base` and

@@ -88,6 +88,13 @@ class FakeGuild:
         return cls(guild_id or snowflake(), name,
                    [FakeChannel(snowflake(), n, 0, i) for i, n in enumerate(channels)])
 
+    @classmethod
+    def on_shard(cls, shard: int, count: int, name: str = "Test Guild") -> FakeGuild:
+        """A guild (one text channel, "general") whose events Discord routes to `shard` of
+        `count`."""
+        top = snowflake() >> 22
+        return cls.make(name, guild_id=(top - top % count + shard) << 22)
+
     def text_channel(self, channel_id: int | None = None) -> FakeChannel:
         """The channel `channel_id`, or the first text channel."""
         for channel in self.channels:

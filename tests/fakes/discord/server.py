@@ -392,8 +392,11 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
         if intents & p.PRIVILEGED_INTENTS and not self.allow_privileged_intents:
             await session.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        shard_id, count = data.get("shard") or (0, 1)
-        session.shard, session.intents = (int(shard_id), int(count)), intents
+        shard_id, count = (int(n) for n in data.get("shard") or (0, 1))
+        if not 0 <= shard_id < count:
+            await session.ws.close(code=4010, message=b"Invalid shard.")
+            return
+        session.shard, session.intents = (shard_id, count), intents
         session.session_id = uuid.uuid4().hex
         self._resumable[session.session_id] = session
         owned = [g for g in self.guilds if p.shard_for(g.id, session.shard[1]) == session.shard[0]]
