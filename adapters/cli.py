@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,10 +197,37 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 async def _worker(settings: Settings) -> None:
-    """Learn queued memory writes until stopped; any number of these can run side by side."""
-    async with services(settings, start_worker=False) as app:
-        log.info("learning memory writes, %d at a time", settings.memory_write_threads)
-        await app.jobs.work(settings.memory_write_threads)
+    """Learn queued memory writes until stopped; any number of these can run side by side.
+    ``/healthz``, ``/readyz`` and ``/metrics`` are served on ``WORKER_METRICS_PORT``."""
+    from adapters.web import build_web_app, serve
+
+    async with services(settings, start_worker=False) as app, AsyncExitStack() as stack:
+        await _receipts_over_rest(settings, app, stack)
+        log.info("learning memory writes, %d at a time; health and metrics on port %d",
+                 settings.memory_write_threads, settings.worker_metrics_port)
+        web_app = build_web_app(readiness=app.readiness, metrics=app.metrics)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(app.jobs.work(settings.memory_write_threads))
+                group.create_task(serve(web_app, settings.web_host,
+                                        settings.worker_metrics_port))
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
+
+
+async def _receipts_over_rest(settings: Settings, app: Services, stack: AsyncExitStack) -> None:
+    """Let a worker put the learned receipt on Discord and Slack messages through their REST
+    APIs, since it serves neither platform."""
+    if settings.discord_token is not None:
+        from adapters.discord import rest_reactions
+
+        react = await stack.enter_async_context(rest_reactions(_discord_token(settings)))
+        app.receipts.register("discord", react)
+    if settings.slack_bot_token is not None:
+        from adapters.slack.app import reaction_adder, web_client
+
+        client = web_client(settings.slack_bot_token.get_secret_value())
+        app.receipts.register("slack", reaction_adder(client))
 
 
 async def _queue(settings: Settings, retry_failed: bool) -> None:

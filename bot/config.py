@@ -78,6 +78,9 @@ class Settings(BaseModel):
 
     # Memory writes: the durable queue and its batching.
     in_process_worker: Annotated[bool, _env("IN_PROCESS_WORKER")] = True
+    worker_metrics_port: Annotated[
+        int, _env("WORKER_METRICS_PORT"), Field(ge=0, le=65535)
+    ] = 9100
     memory_batch_size: Annotated[int, _env("MEMORY_BATCH_SIZE"), Field(ge=1, le=50)] = 5
     memory_batch_idle: Annotated[float, _env("MEMORY_BATCH_IDLE"), Field(ge=0)] = 20.0
     memory_batch_max_wait: Annotated[float, _env("MEMORY_BATCH_MAX_WAIT"), Field(ge=0)] = 120.0

@@ -43,6 +43,8 @@ def bot_env(*, database_url: str, model_url: str, data_dir: Path, **settings: st
         "SHUTDOWN_GRACE": "60",
         "DB_POOL_SIZE": "3",
         "MEMORY_WRITE_THREADS": "2",
+        "MEMORY_BATCH_SIZE": "1",  # learn each message at once, as it comes
+        "MEMORY_BATCH_IDLE": "0",
         "LOG_LEVEL": "INFO",
         **settings,
     }

@@ -57,14 +57,6 @@ from tests.fakes.slack import FakeSlack
 WEB_PORT = 8000  # the port web containers listen on (PORT)
 WORKER_PORT = 9100  # a worker's health and metrics port (WORKER_METRICS_PORT)
 
-# Named by the deploy files ahead of the code, for issue 8's other parts: the worker process and
-# its port, and the web app's readiness and metrics routes. Each is accepted only while the code
-# lacks it: test_names_awaited_from_the_code_are_still_missing fails once the code has it, and
-# then the entry goes, which makes every check below exact.
-AWAITED_COMMANDS = {"worker"}
-AWAITED_SETTINGS = {"WORKER_METRICS_PORT"}
-AWAITED_ROUTES = {"/readyz", "/metrics"}
-
 # Variables the deploy files set that are not membot's, each documented where it is read.
 PLATFORM_VARIABLES = {
     # docs.docker.com/compose/how-tos/environment-variables/envvars/ (read from deploy/.env)
@@ -207,7 +199,7 @@ def test_every_membot_subcommand_the_deploy_files_run_exists(
         "k8s": {"migrate", "web", "worker", "discord"},
         "Dockerfile": {"run"},
     }
-    unknown = set().union(*used.values()) - subcommands() - AWAITED_COMMANDS
+    unknown = set().union(*used.values()) - subcommands()
     assert unknown == set(), f"membot has no subcommand {sorted(unknown)}"
 
 
@@ -236,7 +228,7 @@ def test_every_variable_the_deploy_files_set_is_a_setting_or_documented() -> Non
     variables = deploy_variables()
     assert {"DATABASE_URL", "DISCORD_SHARD_IDS", "MEMBOT_DATA_DIR", "PORT"} <= set().union(
         *variables.values())
-    known = setting_names() | set(PLATFORM_VARIABLES) | AWAITED_SETTINGS
+    known = setting_names() | set(PLATFORM_VARIABLES)
     unknown = {f"{where}: {name}" for where, names in variables.items()
                for name in names - known}
     assert unknown == set(), "not a membot setting nor a documented platform variable"
@@ -334,7 +326,8 @@ async def web_routes(
         slack = build_app(client=web_client(slack_fake.bot_token, slack_fake.api_url),
                           handle=app.core.handle, commands=app.commands,
                           signing_secret=slack_fake.signing_secret)
-        web_app = build_web_app(linking=app.linking, slack=slack)
+        web_app = build_web_app(linking=app.linking, slack=slack, readiness=app.readiness,
+                                metrics=app.metrics)
         routes = {resource.canonical for resource in web_app.router.resources()}
         runner, port = await serve_web(web_app)
         try:
@@ -346,16 +339,16 @@ async def web_routes(
 async def test_probe_paths_answer_on_the_real_web_app(
     compose: Manifest, built: list[Manifest], web_routes: tuple[str, set[str]]
 ) -> None:
-    """The web port's probes get 200 from the web app. The worker's are the same paths on its
-    own port (its server is not in this branch's code)."""
+    """The web port's probes get 200 from the web app; the worker's are the same paths on its
+    own port (``membot worker`` serves the same app without its pages)."""
     url, routes = web_routes
     asked = probes(compose, built)
     assert asked[WORKER_PORT] <= asked[WEB_PORT] == {"/healthz", "/readyz"}
     async with aiohttp.ClientSession() as session:
-        for path in asked[WEB_PORT] - AWAITED_ROUTES:
+        for path in asked[WEB_PORT]:
             async with session.get(url + path) as response:
                 assert response.status == 200, path
-    assert asked[WEB_PORT] - routes - AWAITED_ROUTES == set()
+    assert asked[WEB_PORT] - routes == set()
 
 
 async def test_the_ingress_sends_only_pages_and_slack_events_to_real_routes(
@@ -414,18 +407,6 @@ def test_the_kubernetes_objects_refer_to_each_other(built: list[Manifest]) -> No
         assert len(selected) == 1
         ports = {p["name"] for p in selected[0]["spec"]["ports"]}
         assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
-
-
-def test_names_awaited_from_the_code_are_still_missing() -> None:
-    """Once the code has one of them, drop it from its AWAITED_ set: the checks become exact."""
-    assert AWAITED_COMMANDS & subcommands() == set()
-    assert AWAITED_SETTINGS & setting_names() == set()
-
-
-async def test_routes_awaited_from_the_web_app_are_still_missing(
-    web_routes: tuple[str, set[str]]
-) -> None:
-    assert AWAITED_ROUTES & web_routes[1] == set()
 
 
 def test_the_readmes_first_apply_brings_only_the_config_and_the_migration(

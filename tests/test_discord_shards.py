@@ -57,7 +57,7 @@ class Shards:
         """The memories stored from ``message`` (by the event id in their metadata)."""
         with psycopg.connect(self.database_url) as conn:
             rows = conn.execute("select payload->>'data' from memories"
-                                " where payload->>'event_id' = %s",
+                                " where %s = any(string_to_array(payload->>'event_ids', ' '))",
                                 (f"discord:{message['id']}",)).fetchall()
         return [str(row[0]) for row in rows]
 
@@ -165,3 +165,34 @@ def test_a_shard_outside_the_count_stops_membot_with_one_sentence(
         assert process.popen.wait(timeout=GUARD) == 2
     assert process.log.strip() == ("membot: DISCORD_SHARD_IDS names shard 2, but with "
                                    "DISCORD_SHARD_COUNT=2 the shards are numbered 0-1.")
+
+
+async def test_a_separate_worker_learns_what_the_discord_process_queued_and_puts_the_receipt(
+    tmp_path: Path, database_url: str, model: ScriptedOpenAI, guilds: list[FakeGuild]
+) -> None:
+    with FakeDiscord(guilds=guilds, shard_count=1) as fake:
+        common = {"DISCORD_TOKEN": fake.token, "FAKE_DISCORD_REST": fake.rest_base,
+                  "FAKE_DISCORD_GATEWAY": fake.gateway_url}
+        runs = [
+            ("platform", ["discord"], bot_env(
+                database_url=database_url, model_url=model.base_url, data_dir=tmp_path / "p",
+                CHAT_MODEL="platform", IN_PROCESS_WORKER="false", **common)),
+            ("worker", ["worker"], bot_env(
+                database_url=database_url, model_url=model.base_url, data_dir=tmp_path / "w",
+                CHAT_MODEL="worker", WORKER_METRICS_PORT="0", **common)),
+        ]
+        with membots(tmp_path / "processes", *runs) as processes:
+            shards = Shards(fake, model, processes, database_url)
+            await until(lambda: len(fake.identifies()) == 1, processes, "the bot to identify")
+            direct = shards.dm("my bike is a red Brompton")
+            fake.dispatch("MESSAGE_CREATE", direct)
+            await until(lambda: bool(shards.memories_of(direct)), processes, "the memory write")
+            await until(lambda: bool(fake.reactions()), processes, "the learned receipt")
+            assert [p.stop() for p in processes] == [0, 0]
+
+        assert shards.answers(direct) == ["[platform] my bike is a red Brompton"]
+        [reaction] = fake.reactions()
+        assert (reaction.message_id, reaction.emoji, reaction.status) == (int(direct["id"]),
+                                                                          "🧠", 204)
+        # The worker, not the platform process, asked the model to extract.
+        assert [c.body["model"] for c in model.calls("extraction")] == ["worker"]

@@ -154,6 +154,11 @@ async def _everything_about(database_url: str, data_dir: Path, owner: str, needl
             "conversation_turns": await conn.fetchval(
                 "select count(*) from conversation_turns where owner_id = $1"
                 " or content ilike $2", owner, like),
+            "memory_inbox": await conn.fetchval(
+                "select count(*) from memory_inbox where owner_id = $1 or text ilike $2",
+                owner, like),
+            "procrastinate_jobs": await conn.fetchval(
+                "select count(*) from procrastinate_jobs where args->>'owner_id' = $1", owner),
         }
         if await conn.fetchval("select to_regclass('public.memories_entities') is not null"):
             found["memories_entities"] = await conn.fetchval(

@@ -11,6 +11,7 @@ from bot.app import Services, services
 from bot.config import Settings
 from tests.conftest import answer
 from tests.fakes.openai_server import ScriptedOpenAI
+from tests.test_memory_commands import command
 
 MakeSettings = Callable[..., Settings]
 
@@ -160,3 +161,24 @@ async def test_a_write_that_keeps_failing_is_kept_visible_and_can_be_retried(
         texts = sorted(m["text"] for m in await memories_of(app, "console:alice"))
         assert texts == ["I also grow lavender", "I keep bees in my garden"]
         assert (await app.jobs.counts()).failed_messages == 0
+
+
+async def test_forget_all_cancels_the_writes_still_waiting(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    settings = make_settings(memory_batch_size=10, memory_batch_idle=3600.0)
+    async with services(settings) as app:
+        await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
+        await answer(app.core, to_event("bob", "I keep goats on my farm", session="s"))
+        waiting = await app.jobs.counts()
+        assert waiting.messages == 2 and waiting.jobs.get("todo") == 2
+        ask = await command(app, "alice", "memory forget-all")
+        go = ask.actions[0]
+        await command(app, "alice", f"{go.command} {go.arguments}")
+        left = await app.jobs.counts()
+        assert left.messages == 1 and left.jobs.get("todo") == 1  # only Bob's
+        rows = await app.database.pool.fetch("select owner_id from memory_inbox")
+        assert [row["owner_id"] for row in rows] == ["console:bob"]
+    # Stopping learns what still waits (Bob's), and nothing of Alice's.
+    sent = [line for call in openai_server.calls("extraction") for line in said(call.body)]
+    assert sent == ["I keep goats on my farm"]

@@ -72,7 +72,8 @@ def test_the_api_roles_cannot_touch_the_tables(supabase_db: str, role: str) -> N
     with psycopg.connect(supabase_db, autocommit=True) as conn:
         conn.execute(f"set role {role}")
         for table in ("account_links", "link_requests", "site_keys", "memory_owners",
-                      "owner_settings", "workspace_settings", "mem0_history", "mem0_messages"):
+                      "owner_settings", "workspace_settings", "mem0_history", "mem0_messages",
+                      "memory_inbox"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"select * from {table}")
 

@@ -17,7 +17,11 @@ class _NoVoiceNotes(logging.Filter):
 
 logging.getLogger("discord.client").addFilter(_NoVoiceNotes())
 
-from adapters.discord.client import DiscordAdapter, MembotDiscordClient  # noqa: E402
+from adapters.discord.client import (  # noqa: E402
+    DiscordAdapter,
+    MembotDiscordClient,
+    rest_reactions,
+)
 from adapters.discord.events import to_event  # noqa: E402
 
-__all__ = ["DiscordAdapter", "MembotDiscordClient", "to_event"]
+__all__ = ["DiscordAdapter", "MembotDiscordClient", "rest_reactions", "to_event"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -21,7 +21,7 @@ from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
 from bot.receipts import ReceiptRouter
 
-__all__ = ["DiscordAdapter", "MembotDiscordClient"]
+__all__ = ["DiscordAdapter", "MembotDiscordClient", "rest_reactions"]
 
 log = logging.getLogger(__name__)
 
@@ -216,3 +216,25 @@ class DiscordAdapter:
             return
         await self.client.stop_accepting(self._grace)
         await self.client.close()
+
+
+@contextlib.asynccontextmanager
+async def rest_reactions(token: str) -> AsyncIterator[Callable[[MessageRef, str], Awaitable[None]]]:
+    """``react(source, emoji)`` over Discord's REST API alone, with no gateway connection: for
+    processes that learn memories without serving Discord (``membot worker``), so the learned
+    receipt still appears. Raises ``discord.HTTPException`` when Discord refuses a reaction."""
+    client = discord.Client(intents=discord.Intents.none())
+    try:
+        await client.login(token)
+    except discord.LoginFailure:
+        await client.close()
+        raise ConfigError("Discord rejected DISCORD_TOKEN (HTTP 401).") from None
+
+    async def react(source: MessageRef, emoji: str) -> None:
+        channel = client.get_partial_messageable(int(source.channel))
+        await channel.get_partial_message(int(source.message)).add_reaction(emoji)
+
+    try:
+        yield react
+    finally:
+        await client.close()
