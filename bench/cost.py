@@ -51,7 +51,8 @@ from bench.common import (
     print_table,
     temp_data_dir,
 )
-from bench.compare import calls_between, database_dsn, load_average
+from bench.compare import calls_between, database_dsn
+from bench.meters import load_average
 from bench.plainloop import plain_loop
 from bot.app import services
 from bot.config import Settings
