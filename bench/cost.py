@@ -166,7 +166,9 @@ async def run_membot(args: argparse.Namespace, server: ScriptedOpenAI, data_dir:
                      people: Sequence[Person], token: str, header: list[str]) -> Tally:
     settings = make_settings(server.base_url, args.dims, data_dir, f"bench_cost_{token}",
                              args.database_url, args.write_threads, args.db_pool).model_copy(
-        update={"memory_batch_size": args.batch_size, "memory_batch_idle": args.batch_idle})
+        # A due job is otherwise found at the worker's next poll (5 s): only time, not cost.
+        update={"memory_batch_size": args.batch_size, "memory_batch_idle": args.batch_idle,
+                "worker_poll_interval": 0.2})
     async with services(settings) as svc:
         header.extend(await machine_lines(svc.database.pool))
         non_answers = 0

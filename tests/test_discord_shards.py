@@ -117,9 +117,9 @@ async def test_two_processes_split_the_shards_and_each_message_is_answered_once_
         assert shards.answers(on_one) == ["[shards-1] one: I play the cello"]
         assert shards.answers(direct) == ["[shards-0] dm: I live in Lisbon"]
         assert len(fake.sent_messages()) == 3
-        # Each message's memory written once, by the process that answered it.
-        assert [c.body["model"] for c in model.calls("extraction")
-                if "I play the cello" in str(c.body)] == ["shards-1"]
+        # Each message's memory written once, by whichever process's worker took it.
+        assert len([c for c in model.calls("extraction") if "I play the cello" in str(c.body)
+                    ]) == 1
         for message, fact in ((on_zero, "I grow tomatoes"), (on_one, "I play the cello"),
                               (direct, "I live in Lisbon")):
             [memory] = shards.memories_of(message)
