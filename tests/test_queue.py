@@ -66,12 +66,16 @@ async def test_two_workers_learn_one_persons_messages_in_order_never_at_once(
 async def test_a_person_talking_is_learned_in_one_extraction_after_a_pause(
     make_settings: MakeSettings, openai_server: ScriptedOpenAI
 ) -> None:
-    settings = make_settings(memory_batch_size=10, memory_batch_idle=1.0)
+    settings = make_settings(memory_batch_size=10, memory_batch_idle=5.0, worker_poll_interval=0.2)
     async with services(settings) as app:
         for text in ["I moved to Oslo last spring", "thanks!", "I work as a nurse there",
                      "ok", "my sister Jane lives in Bergen"]:
             await answer(app.core, to_event("alice", text, session="s"))
         assert openai_server.calls("extraction") == []  # still talking
+        listed = await command(app, "alice", "memory list")
+        assert listed.text == ("I don't remember anything about you yet. I am still learning "
+                               "from your last 3 messages: I do that when the conversation "
+                               "pauses.")
         await app.jobs.wait_idle()
         memories = await memories_of(app, "console:alice")
     [call] = openai_server.calls("extraction")
