@@ -25,10 +25,12 @@ def export_files(
     owner_id: str,
     memories: Sequence[MemoryRecord],
     turns: Sequence[tuple[str, Turn]],
+    queued: Sequence[Turn] = (),
     now: datetime,
 ) -> tuple[Attachment, Attachment]:
     """``membot-memories-<date>.json`` and ``.md``: every memory with its id, dates and
-    metadata, and the recent messages kept as short-term context. Both hold the same data."""
+    metadata, the recent messages kept as short-term context, and the messages still waiting
+    to be learned. Both hold the same data."""
     stamp = now.strftime("%Y-%m-%d")
     document = {
         "exported_at": now.isoformat(),
@@ -47,6 +49,7 @@ def export_files(
             {"conversation": conversation, "role": t.role, "text": t.text, "at": _when(t.at)}
             for conversation, t in turns
         ],
+        "waiting_to_be_learned": [{"text": t.text, "at": _when(t.at)} for t in queued],
     }
     lines = [
         "# What membot remembers about you",
@@ -67,6 +70,9 @@ def export_files(
         f"- {_when(t.at)} {conversation} {t.role}: {_one_line(t.text)}"
         for conversation, t in turns
     ] or ["None."]
+    if queued:
+        lines += ["", "## Waiting to be learned", ""]
+        lines += [f"- {_when(t.at)} {_one_line(t.text)}" for t in queued]
     return (
         Attachment(
             filename=f"membot-memories-{stamp}.json",

@@ -195,7 +195,9 @@ class MemoryCommands:
         owner = await self._owner(event)
         memories = await self._memory.records(owner)
         turns = await self._transcript.of_owner(owner)
-        files = export_files(owner_id=owner, memories=memories, turns=turns, now=self._clock())
+        queued = await self._writes.queued(owner)
+        files = export_files(owner_id=owner, memories=memories, turns=turns, queued=queued,
+                             now=self._clock())
         return Reply(
             text=(f"Everything I keep about you: {len(memories)} "
                   f"{'memory' if len(memories) == 1 else 'memories'} and {len(turns)} recent "

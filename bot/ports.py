@@ -231,6 +231,11 @@ class PendingWrites(Protocol):
         """How many of the owner's messages are queued and not yet learned."""
         ...
 
+    async def queued(self, owner_id: str) -> list[Turn]:
+        """The owner's messages still queued (waiting, or set aside as failed), oldest first,
+        as the person's turns (for an export)."""
+        ...
+
     async def forget_owner(self, owner_id: str) -> int:
         """Cancel every queued write of the owner; returns how many messages. A write already
         running checks the owner's forget itself."""

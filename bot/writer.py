@@ -9,6 +9,7 @@ import logging
 
 from bot.inbox import MemoryInbox
 from bot.learner import Learner
+from bot.ports import Turn
 from bot.queue import LearnJob, MemoryQueue, QueueCounts
 
 __all__ = ["MemoryWriter"]
@@ -85,6 +86,11 @@ class MemoryWriter:
     async def waiting(self, owner_id: str) -> int:
         """How many of the owner's messages are queued and not yet learned."""
         return await self.inbox.waiting(owner_id)
+
+    async def queued(self, owner_id: str) -> list[Turn]:
+        """The owner's messages still in the inbox, oldest first."""
+        return [Turn(role="user", text=item.text, at=item.said_at)
+                for item in await self.inbox.of_owner(owner_id)]
 
     async def counts(self) -> QueueCounts:
         return await self.queue.counts()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -186,3 +187,17 @@ async def test_forget_all_cancels_the_writes_still_waiting(
     # Stopping learns what still waits (Bob's), and nothing of Alice's.
     sent = [line for call in openai_server.calls("extraction") for line in said(call.body)]
     assert sent == ["I keep goats on my farm"]
+
+
+async def test_an_export_holds_the_messages_still_waiting_to_be_learned(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    settings = make_settings(memory_batch_size=10, memory_batch_idle=3600.0)
+    async with services(settings) as app:
+        await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
+        await answer(app.core, to_event("bob", "I keep goats on my farm", session="s"))
+        exported = await command(app, "alice", "memory export")
+    document = json.loads(next(f for f in exported.files if f.filename.endswith(".json")).content)
+    assert [m["text"] for m in document["waiting_to_be_learned"]] == ["I keep bees in my garden"]
+    markdown = next(f for f in exported.files if f.filename.endswith(".md")).content.decode()
+    assert "## Waiting to be learned" in markdown and "goats" not in markdown
