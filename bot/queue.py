@@ -96,8 +96,7 @@ class MemoryQueue:
         self._task = self._app.task(name=TASK, queue=QUEUE, retry=retry, pass_context=True)(
             self._run
         )
-        self.done = 0
-        self.failed = 0
+        self.failed = 0  # job runs of this process that raised
 
     async def open(self) -> None:
         await self._app.open_async()
@@ -117,7 +116,6 @@ class MemoryQueue:
             if self._observer is not None:
                 self._observer.write_finished(ok=False)
             raise
-        self.done += 1
         if self._observer is not None:
             self._observer.write_finished(ok=True)
 

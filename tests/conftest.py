@@ -23,6 +23,7 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord.harness import point_discord_at
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.slack import FakeSlack
+from tests.processes import tagged_reply
 
 TEST_DIMS = 64
 MIGRATIONS = sorted(
@@ -72,6 +73,14 @@ def openai_server(model_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
     model_server.reset()
     model_server.chat_reply = None
     model_server.extraction_reply = None
+
+
+@pytest.fixture
+def model(openai_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
+    """The scripted model server for tests of several bot processes: its answers name the chat
+    model of the process that asked (each process's is named after it)."""
+    openai_server.chat_reply = tagged_reply
+    yield openai_server
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeUser, Json, snowflake
 from tests.fakes.openai_server import ScriptedOpenAI
-from tests.processes import GUARD, BotProcess, bot_env, membots, tagged_reply, until
+from tests.processes import GUARD, BotProcess, bot_env, membots, until
 
 
 @dataclass
@@ -60,14 +60,6 @@ class Shards:
                                 " where %s = any(string_to_array(payload->>'event_ids', ' '))",
                                 (f"discord:{message['id']}",)).fetchall()
         return [str(row[0]) for row in rows]
-
-
-@pytest.fixture
-def model(openai_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
-    """The scripted model server, whose answers name the chat model of the process that asked
-    (each process's is named after it)."""
-    openai_server.chat_reply = tagged_reply
-    yield openai_server
 
 
 @pytest.fixture

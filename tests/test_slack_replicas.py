@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack.payloads import Json
 from tests.linkrig import free_port
-from tests.processes import BotProcess, bot_env, membots, tagged_reply, until
+from tests.processes import BotProcess, bot_env, membots, until
 
 RETRY = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
 
@@ -93,14 +93,6 @@ class Replicas:
         """The replicas (by model name) whose memory writes read ``fact``."""
         return [str(c.body["model"]) for c in self.model.calls("extraction")
                 if fact in json.dumps(c.body["messages"])]
-
-
-@pytest.fixture
-def model(openai_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
-    """The scripted model server, whose answers name the chat model of the process that asked
-    (each process's is named after it)."""
-    openai_server.chat_reply = tagged_reply
-    yield openai_server
 
 
 @pytest.fixture
