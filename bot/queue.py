@@ -140,8 +140,7 @@ class MemoryQueue:
                 await deferrer.defer_async(owner_id=owner_id)
 
     async def cancel(self, owner_id: str) -> int:
-        """Delete the owner's waiting jobs (a running one finishes, and its writer checks the
-        forget itself). Returns how many were cancelled."""
+        """Delete the owner's waiting jobs (a running one finishes). Returns how many."""
         manager = self._app.job_manager
         cancelled = 0
         for job in await manager.list_jobs_async(lock=_lock(owner_id), status="todo"):
@@ -149,6 +148,15 @@ class MemoryQueue:
                                                                           delete_job=True):
                 cancelled += 1
         return cancelled
+
+    async def forget(self, owner_id: str) -> None:
+        """Leave no job of the owner: the waiting ones are cancelled and the failed ones, which
+        name the owner, deleted. A running one finishes; its writer checks the forget itself."""
+        await self.cancel(owner_id)
+        # procrastinate cancels only waiting jobs; failed ones are rows of its table.
+        await self._pool.execute(
+            "delete from procrastinate_jobs where lock = $1 and status = 'failed'",
+            _lock(owner_id))
 
     async def hurry(self) -> int:
         """Make every waiting job due now (a process that learns them is stopping: the pause it

@@ -67,7 +67,7 @@ class MemoryWriter:
     async def forget_owner(self, owner_id: str) -> int:
         """Cancel every write of the owner not yet learned; returns how many messages."""
         messages = await self.inbox.forget_owner(owner_id)
-        await self.queue.cancel(owner_id)
+        await self.queue.forget(owner_id)
         return messages
 
     def watch(self, every: float = 5.0) -> None:
