@@ -242,7 +242,8 @@ async def _queue(settings: Settings, retry_failed: bool) -> None:
             print(f"membot: {await queue.retry_failed()} failed messages queued again.")
         counts = await queue.counts()
         jobs = ", ".join(f"{n} {status}" for status, n in sorted(counts.jobs.items())) or "none"
-        print(f"membot: {counts.messages} messages waiting to be learned, "
+        waiting = "message" if counts.messages == 1 else "messages"
+        print(f"membot: {counts.messages} {waiting} waiting to be learned, "
               f"{counts.failed_messages} failed; jobs: {jobs}.")
     finally:
         await queue.close()

@@ -189,3 +189,29 @@ def test_a_link_made_in_chat_opens_on_the_web_server_process(
             _, stderr = web.communicate(timeout=60)
         assert web.returncode == 0, stderr
         assert auth.service_key not in stderr
+
+
+def test_queue_shows_what_waits_and_a_worker_process_learns_it(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    env.update(DATABASE_URL=database_url, IN_PROCESS_WORKER="false", MEMORY_BATCH_IDLE="0",
+               WORKER_POLL_INTERVAL="0.2", WORKER_METRICS_PORT="0")
+    told = membot(["chat", "--user", "alice"], stdin="I keep bees in my garden\n", env=env,
+                  cwd=tmp_path)
+    assert told.returncode == 0, told.stderr
+    waiting = membot(["queue"], stdin="", env=env, cwd=tmp_path)
+    assert waiting.returncode == 0, waiting.stderr
+    assert "1 message waiting to be learned, 0 failed; jobs: 1 todo." in waiting.stdout
+
+    worker = subprocess.Popen([MEMBOT, "worker"], env=clean_env(env), cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        shown = ""
+        while "0 messages waiting" not in shown:  # the worker learns it
+            assert worker.poll() is None, worker.communicate()[0]
+            shown = membot(["queue"], stdin="", env=env, cwd=tmp_path).stdout
+    finally:
+        worker.terminate()
+        assert worker.wait(60) == 0
+    listed = membot(["chat", "--user", "alice"], stdin=":memory list\n", env=env, cwd=tmp_path)
+    assert "I keep bees in my garden" in listed.stdout
