@@ -116,16 +116,17 @@ class MemoryInbox:
             source = None if write.source is None else json.dumps(
                 {"platform": write.source.platform, "channel": write.source.channel,
                  "message": write.source.message})
-            await conn.execute(
-                "insert into memory_inbox (owner_id, account, event_id, text, said_at,"
-                " metadata, source) values ($1, $2, $3, $4, $5, $6, $7)"
-                " on conflict (event_id) do nothing",
+            # One round trip: the count cannot see the row its own statement inserts, hence
+            # the added count of what was inserted (0 for a redelivered event).
+            waiting: int = await conn.fetchval(
+                "with added as (insert into memory_inbox (owner_id, account, event_id, text,"
+                " said_at, metadata, source) values ($1, $2, $3, $4, $5, $6, $7)"
+                " on conflict (event_id) do nothing returning 1)"
+                " select (select count(*) from added) + (select count(*) from memory_inbox"
+                " where owner_id = $1 and failed_at is null)",
                 write.owner_id, write.account, write.event_id, write.text, write.at,
                 json.dumps(write.metadata), source,
             )
-            waiting: int = await conn.fetchval(
-                "select count(*) from memory_inbox where owner_id = $1 and failed_at is null",
-                write.owner_id)
             return waiting
 
     async def _after(self, item: _Held, waiting: int) -> None:
