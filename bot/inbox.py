@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 HELD_LIMIT = 10_000  # exchanges kept in memory while the database is away
 
+# An inbox row as :func:`_item` reads it; ``age`` by the database's clock.
+_SELECT = ("select id, owner_id, account, event_id, text, said_at, metadata, source,"
+           " extract(epoch from now() - created_at)::float8 as age from memory_inbox")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InboxItem:
@@ -175,9 +179,7 @@ class MemoryInbox:
     async def pending(self, owner_id: str, limit: int) -> list[InboxItem]:
         """The owner's oldest ``limit`` messages waiting to be learned, in the order said."""
         rows = await self._pool.fetch(
-            "select id, owner_id, account, event_id, text, said_at, metadata, source,"
-            " extract(epoch from now() - created_at)::float8 as age from memory_inbox"
-            " where owner_id = $1 and failed_at is null order by said_at, id limit $2",
+            _SELECT + " where owner_id = $1 and failed_at is null order by said_at, id limit $2",
             owner_id, limit,
         )
         return [_item(row) for row in rows]
@@ -214,10 +216,8 @@ class MemoryInbox:
 
     async def of_owner(self, owner_id: str) -> list[InboxItem]:
         """Every message of the owner still in the inbox (for export), failed ones too."""
-        rows = await self._pool.fetch(
-            "select id, owner_id, account, event_id, text, said_at, metadata, source,"
-            " extract(epoch from now() - created_at)::float8 as age from memory_inbox"
-            " where owner_id = $1 order by said_at, id", owner_id)
+        rows = await self._pool.fetch(_SELECT + " where owner_id = $1 order by said_at, id",
+                                      owner_id)
         return [_item(row) for row in rows]
 
 
