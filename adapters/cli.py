@@ -232,22 +232,16 @@ async def _receipts_over_rest(settings: Settings, app: Services, stack: AsyncExi
 
 async def _queue(settings: Settings, retry_failed: bool) -> None:
     """Print what the memory-write queue holds; with ``retry_failed``, run failed writes again."""
-    from bot.queue import MemoryQueue
+    from bot.app import learning_admin
 
-    database = await Database.open(settings)
-    queue = MemoryQueue(settings, database)
-    try:
-        await queue.open()
+    async with learning_admin(settings) as learning:
         if retry_failed:
-            print(f"membot: {await queue.retry_failed()} failed messages queued again.")
-        counts = await queue.counts()
+            print(f"membot: {await learning.retry_failed()} failed messages queued again.")
+        counts = await learning.counts()
         jobs = ", ".join(f"{n} {status}" for status, n in sorted(counts.jobs.items())) or "none"
         waiting = "message" if counts.messages == 1 else "messages"
         print(f"membot: {counts.messages} {waiting} waiting to be learned, "
               f"{counts.failed_messages} failed; jobs: {jobs}.")
-    finally:
-        await queue.close()
-        await database.close()
 
 
 async def _migrate(settings: Settings) -> None:

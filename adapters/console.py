@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot.commands import Commands
+from bot.commands.registry import Commands
 from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
 from bot.receipts import ReceiptRouter
 

@@ -62,10 +62,11 @@ from bench.common import (
     temp_data_dir,
 )
 from bench.overhead import question
+from bot.clients import ModelClients, OpenAIEmbedder
 from bot.config import Settings
 from bot.database import Database
-from bot.memory import Mem0Memory, import_mem0
-from bot.models import ModelClients, OpenAIEmbedder
+from bot.memory.mem0 import import_mem0
+from bot.memory.store import Mem0Memory
 from tests.fakes.openai_server import embed
 
 ROOT = Path(__file__).resolve().parent.parent

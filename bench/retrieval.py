@@ -60,10 +60,11 @@ from bench.common import (
     temp_data_dir,
 )
 from bench.locomo import CATEGORIES, Conversation, Question, load
+from bot.clients import ModelClients, OpenAIEmbedder
 from bot.config import Settings
 from bot.database import Database
-from bot.memory import Mem0Memory, import_mem0
-from bot.models import ModelClients, OpenAIEmbedder
+from bot.memory.mem0 import import_mem0
+from bot.memory.store import Mem0Memory
 
 DIMS = 384
 TOP_K = 10

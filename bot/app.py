@@ -10,32 +10,33 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.commands import Commands, default_commands
+from bot.choices import ChoiceStore
+from bot.clients import ModelClients, OpenAIChat, OpenAIEmbedder
+from bot.commands.memory import MemoryCommands
+from bot.commands.place import SettingsCommands
+from bot.commands.registry import Commands, default_commands
 from bot.config import Settings
-from bot.controls import ControlStore
 from bot.core import Core, TurnLimits
 from bot.database import Database
-from bot.erasure import Eraser
-from bot.inbox import MemoryInbox
-from bot.learner import Batching, Learner
+from bot.learning.inbox import MemoryInbox
+from bot.learning.learner import Learner
+from bot.learning.pipeline import LearningPipeline
+from bot.learning.queue import MemoryQueue
+from bot.learning.schedule import Batching, Schedule
 from bot.ledger import PostgresLedger
-from bot.linking import Linking, LinkPolicy
-from bot.linkstore import LinkStore
+from bot.linking.flow import Linking, LinkPolicy
+from bot.linking.purge import Purger
+from bot.linking.store import LinkStore
+from bot.linking.supabase import SupabaseAuth
 from bot.logs import TurnLog
-from bot.memory import Mem0Memory
-from bot.memorycommands import MemoryCommands
+from bot.memory.owners import Eraser, OwnerMove
+from bot.memory.store import Mem0Memory
 from bot.metrics import Metrics
-from bot.models import ModelClients, OpenAIChat, OpenAIEmbedder
-from bot.placesettings import SettingsCommands
-from bot.purger import Purger
-from bot.queue import MemoryQueue
 from bot.readiness import CachedReadiness, DatabaseCheck, ModelCheck
 from bot.receipts import ReceiptRouter
-from bot.supabase import SupabaseAuth
 from bot.transcript import PostgresTranscript
-from bot.writer import MemoryWriter
 
-__all__ = ["Services", "services"]
+__all__ = ["Services", "learning_admin", "services"]
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,12 @@ class Services:
     commands: Commands
     database: Database
     memory: Mem0Memory
-    jobs: MemoryWriter
+    jobs: LearningPipeline
     linking: Linking
     links: LinkStore
     purger: Purger
     receipts: ReceiptRouter
-    controls: ControlStore
+    choices: ChoiceStore
     metrics: Metrics
     readiness: CachedReadiness
 
@@ -79,7 +80,7 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
         stack.push_async_callback(database.close)
         memory = await Mem0Memory.open(settings, database, clients, embedder)
         stack.callback(memory.close)
-        links = LinkStore(database.pool, memory_table=settings.memory_table)
+        links = LinkStore(database.pool, move=OwnerMove(settings.memory_table))
         auth = None
         if settings.supabase_url is not None and settings.supabase_key is not None:
             auth = SupabaseAuth(settings.supabase_url, settings.supabase_key.get_secret_value())
@@ -90,33 +91,27 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
             LinkPolicy(public_url=settings.public_url, ttl=timedelta(seconds=settings.link_ttl)),
         )
         transcript = PostgresTranscript(database.pool)
-        controls = ControlStore(database.pool)
+        choices = ChoiceStore(database.pool)
         receipts = ReceiptRouter()
         metrics = Metrics()
         queue = MemoryQueue(settings, database, observer=metrics)
         await queue.open()
         stack.push_async_callback(queue.close)
-        inbox = MemoryInbox(database.pool, keep=settings.context_turns,
-                            batch_size=settings.memory_batch_size,
-                            wake=lambda owner, full: queue.wake(
-                                owner, delay=0.0 if full else settings.memory_batch_idle))
-        learner = Learner(
-            memory=memory, inbox=inbox, owners=links, people=controls,
-            move=links.move_memories, receipts=receipts,
-            wake=lambda owner, delay: queue.wake(owner, delay=delay),
-            batching=Batching(size=settings.memory_batch_size, idle=settings.memory_batch_idle,
-                              max_wait=settings.memory_batch_max_wait),
-        )
-        writer = MemoryWriter(inbox, queue, learner)
+        schedule = _schedule(settings, queue)
+        inbox = MemoryInbox(database.pool, keep=settings.context_turns, schedule=schedule)
+        learner = Learner(memory=memory, inbox=inbox, owners=links, people=choices,
+                          move=links.move_memories, receipts=receipts, schedule=schedule)
+        learning = LearningPipeline(inbox, schedule, queue, learner,
+                                    sweep_every=max(1.0, settings.worker_stalled_after / 2))
         if settings.in_process_worker and start_worker:
-            await writer.start_worker(settings.memory_write_threads)
-        stack.push_async_callback(writer.stop, settings.shutdown_grace)
-        eraser = Eraser(tombstones=controls, writes=writer, memory=memory, turns=transcript)
+            await learning.start_worker(settings.memory_write_threads)
+        stack.push_async_callback(learning.stop, settings.shutdown_grace)
+        eraser = Eraser(tombstones=choices, writes=learning, memory=memory, turns=transcript)
         purger = Purger(links, eraser)
         sweeping = asyncio.create_task(purger.run(), name="purge-deleted-users")
         stack.push_async_callback(_cancel, sweeping)
-        writer.watch()
-        metrics.watch_queue(lambda: writer.depth)
+        learning.watch()
+        metrics.watch_queue(lambda: learning.depth)
         core = Core(
             memory=memory,
             chat=OpenAIChat(clients, settings),
@@ -124,7 +119,7 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
             exchanges=inbox,
             ledger=PostgresLedger(database.pool),
             owners=links,
-            controls=controls,
+            controls=choices,
             limits=TurnLimits(
                 memory_top_k=settings.memory_top_k,
                 context_turns=settings.context_turns,
@@ -139,23 +134,43 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
             settings=settings,
             core=core,
             commands=default_commands(linking, [
-                MemoryCommands(memory=memory, owners=links, controls=controls,
-                               transcript=transcript, writes=writer,
+                MemoryCommands(memory=memory, owners=links, choices=choices,
+                               transcript=transcript, writes=learning,
                                eraser=eraser).command(),
-                SettingsCommands(controls).command(),
+                SettingsCommands(choices).command(),
             ]),
             database=database,
             memory=memory,
-            jobs=writer,
+            jobs=learning,
             linking=linking,
             links=links,
             purger=purger,
             receipts=receipts,
-            controls=controls,
+            choices=choices,
             metrics=metrics,
             readiness=CachedReadiness([DatabaseCheck(database.pool),
                                        ModelCheck(clients.async_client)]),
         )
+
+
+@asynccontextmanager
+async def learning_admin(settings: Settings) -> AsyncIterator[LearningPipeline]:
+    """The learning pipeline with no worker and no Mem0 (``membot queue``): it counts what
+    waits and retries what failed."""
+    async with AsyncExitStack() as stack:
+        database = await Database.open(settings)
+        stack.push_async_callback(database.close)
+        queue = MemoryQueue(settings, database)
+        await queue.open()
+        stack.push_async_callback(queue.close)
+        schedule = _schedule(settings, queue)
+        inbox = MemoryInbox(database.pool, keep=settings.context_turns, schedule=schedule)
+        yield LearningPipeline(inbox, schedule, queue)
+
+
+def _schedule(settings: Settings, queue: MemoryQueue) -> Schedule:
+    return Schedule(Batching(size=settings.memory_batch_size, idle=settings.memory_batch_idle,
+                             max_wait=settings.memory_batch_max_wait), queue)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

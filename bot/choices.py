@@ -17,7 +17,7 @@ __all__ = [
     "OWNER_LOCK",
     "PAUSED_NOTICE",
     "UNCHECKED_KEYS",
-    "ControlStore",
+    "ChoiceStore",
     "Person",
     "Place",
     "decide",
@@ -81,7 +81,7 @@ def _in_channel(place: Place, direct: bool, channel: str | None, thread: str | N
 
 
 # Metadata of a message queued while the settings could not be read: the mark, and where it was
-# said, so the learning step can check the settings then (``ControlStore.allows_later``).
+# said, so the learning step can check the settings then (``ChoiceStore.allows_later``).
 UNCHECKED_KEYS = ("access", "workspace_id", "channel_id", "thread_id", "direct")
 
 
@@ -95,7 +95,7 @@ def unchecked_place(event: ChatEvent) -> dict[str, str]:
 _PLACE_COLUMNS = {f.name for f in fields(Place)}
 
 
-class ControlStore:
+class ChoiceStore:
     """Owners' and places' settings. An owner or place never seen has the defaults (memory on,
     receipts on, every channel, memories used in public answers)."""
 

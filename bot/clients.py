@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
 
 from bot.config import Settings
-from bot.errors import ConfigError, ModelRejected, ModelUnavailable, StartupError
+from bot.errors import TRANSIENT, ConfigError, ModelRejected, ModelUnavailable, StartupError
 from bot.ports import Message
 
-__all__ = ["Mem0Embedder", "ModelClients", "OpenAIChat", "OpenAIEmbedder"]
+__all__ = ["ModelClients", "OpenAIChat", "OpenAIEmbedder"]
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT = (
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-    openai.RateLimitError,
-    openai.InternalServerError,
-)
 
 
 def _api_key(settings: Settings) -> str:
@@ -158,7 +151,7 @@ class OpenAIChat:
                             refused, self._token_param)
                 body[self._token_param] = body.pop(refused)
                 response = await self._post(body)
-        except _TRANSIENT as exc:
+        except TRANSIENT as exc:
             raise ModelUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
         except openai.APIStatusError as exc:
             raise ModelRejected(f"HTTP {exc.status_code}: {exc.message}") from exc
@@ -183,26 +176,3 @@ class OpenAIChat:
 
 
 _OTHER_PARAM = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
-
-
-class Mem0Embedder:
-    """Mem0's embedder with the configured prefixes: what Mem0 embeds to look something up
-    (``memory_action="search"``) gets ``EMBEDDING_QUERY_PREFIX``, what it stores gets
-    ``EMBEDDING_DOCUMENT_PREFIX``, so stored memories and membot's own queries are embedded the
-    way the model was trained. Everything else is Mem0's embedder, unchanged."""
-
-    def __init__(self, inner: Any, query_prefix: str, document_prefix: str) -> None:
-        self._inner = inner
-        self._query = query_prefix
-        self._document = document_prefix
-        self.config = inner.config
-
-    def _prefix(self, memory_action: str | None) -> str:
-        return self._query if memory_action == "search" else self._document
-
-    def embed(self, text: str, memory_action: str | None = None) -> Any:
-        return self._inner.embed(self._prefix(memory_action) + text, memory_action)
-
-    def embed_batch(self, texts: Sequence[str], memory_action: str = "add") -> Any:
-        prefix = self._prefix(memory_action)
-        return self._inner.embed_batch([prefix + text for text in texts], memory_action)

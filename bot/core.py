@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.controls import unchecked_place
+from bot.choices import unchecked_place
 from bot.errors import ModelRejected, ModelUnavailable
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.ports import (

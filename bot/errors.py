@@ -7,6 +7,7 @@
     ├── StartupError           a service needed at start is unreachable or unfit
     │   └── DatabaseError      the database cannot be reached or lacks what membot needs
     ├── MemoryUnavailable      memory search or storage failed (answers go on without it)
+    ├── ExtractionUnparseable  the extraction model's answer was not the JSON asked for
     ├── ModelError             the chat model failed after retries
     │   ├── ModelUnavailable   a transient failure (timeout, 429, 5xx) that outlasted retries
     │   └── ModelRejected      the model API refused the request (auth, bad request)
@@ -17,12 +18,19 @@
         └── AuthCodeInvalid    the login code was expired, already used or not ours
 
 Messages of ``ConfigError`` and ``StartupError`` are one sentence meant for the operator and
-never contain secrets.
+never contain secrets. :func:`is_transient` is the one list of failures that trying again
+later may fix.
 """
 
 from __future__ import annotations
 
+import asyncpg
+import openai
+import psycopg
+from psycopg_pool import PoolTimeout
+
 __all__ = [
+    "TRANSIENT",
     "AuthCodeInvalid",
     "AuthError",
     "AuthRateLimited",
@@ -30,12 +38,14 @@ __all__ = [
     "AuthUnavailable",
     "ConfigError",
     "DatabaseError",
+    "ExtractionUnparseable",
     "MembotError",
     "MemoryUnavailable",
     "ModelError",
     "ModelRejected",
     "ModelUnavailable",
     "StartupError",
+    "is_transient",
 ]
 
 
@@ -62,6 +72,11 @@ class MemoryUnavailable(MembotError):
     def __init__(self, message: str, *, transient: bool = True) -> None:
         super().__init__(message)
         self.transient = transient
+
+
+class ExtractionUnparseable(MembotError):
+    """The extraction model answered with something other than the JSON object it was asked
+    for. Trying again may work: models answer differently each time."""
 
 
 class ModelError(MembotError):
@@ -94,3 +109,33 @@ class AuthRejected(AuthError):
 
 class AuthCodeInvalid(AuthError):
     """The login code from the email was expired, already used, or made for another flow."""
+
+
+# Failures that trying again later may fix: the model API unreachable, slow, rate-limited or
+# failing on its side (after the SDK's own retries), an extraction answer that did not parse,
+# or the database away.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    openai.RateLimitError,
+    openai.InternalServerError,
+    ExtractionUnparseable,
+    psycopg.OperationalError,
+    PoolTimeout,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` or what caused it (Mem0 wraps the model's errors in its own) is in
+    :data:`TRANSIENT`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TRANSIENT):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,20 +1,41 @@
 """The ports the core talks through, as Protocols, with the plain values they carry.
 
-Implementations satisfy these structurally: ``bot.memory.Mem0Memory``,
-``bot.models.OpenAIChat``, ``bot.transcript.PostgresTranscript`` and ``bot.inbox.MemoryInbox``
-in production; in-memory fakes in the tests. What the process reports about itself goes out
+Every Protocol of ``bot/`` is here. Implementations satisfy them structurally (for the core:
+``bot.memory.store.Mem0Memory``, ``bot.clients.OpenAIChat``,
+``bot.transcript.PostgresTranscript``, ``bot.learning.inbox.MemoryInbox``) in production, and
+in-memory fakes in the tests; the feature packages reach each other only through them. The
+plain values they carry are in :mod:`bot.values`. What the process reports about itself goes out
 through ``TurnObserver``, ``WriteObserver`` and ``ReadinessCheck`` (``bot.metrics``,
 ``bot.logs``, ``bot.readiness``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from bot.events import ChatEvent, MessageRef
+from bot.events import ChatEvent, MessageRef, Reply
+from bot.values import (
+    NO_ACCESS,
+    UNCHECKED,
+    Access,
+    AuthUser,
+    Erased,
+    MemoryHit,
+    MemoryRecord,
+    MemoryWrite,
+    Message,
+    Moved,
+    Outcome,
+    ReadinessReport,
+    Turn,
+    TurnReport,
+)
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
 
 __all__ = [
     "NO_ACCESS",
@@ -23,21 +44,31 @@ __all__ = [
     "AuthProvider",
     "AuthUser",
     "ChatModel",
+    "Connection",
+    "Erased",
+    "Erasing",
     "EventLedger",
     "Exchanges",
+    "Handle",
+    "Handler",
+    "LinkCommands",
     "MemoryControls",
     "MemoryHit",
     "MemoryRecord",
     "MemoryStore",
     "MemoryWrite",
     "Message",
+    "Moved",
     "Outcome",
+    "OwnerMove",
+    "OwnerRows",
     "Owners",
     "PendingWrites",
     "Readiness",
     "ReadinessCheck",
     "ReadinessReport",
     "Receipts",
+    "Tombstones",
     "Transcript",
     "Turn",
     "TurnObserver",
@@ -45,94 +76,14 @@ __all__ = [
     "WriteObserver",
 ]
 
-Role = Literal["system", "user", "assistant"]
+# What an adapter calls to have an event answered (``bot.core.Core.handle``): None for a
+# redelivered event.
+Handle = Callable[[ChatEvent], Awaitable[Reply | None]]
+# A command's handler: the event and the text after the command's name.
+Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Message:
-    """One message of a prompt."""
-
-    role: Role
-    content: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MemoryHit:
-    """A memory found for an owner, with its similarity to the query (1.0 is identical)."""
-
-    id: str
-    text: str
-    created_at: datetime | None
-    score: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MemoryRecord:
-    """A stored memory as its owner may see it: ``metadata`` is what was kept about where it
-    came from (platform, conversation, event id...), without the owner id or derived fields."""
-
-    id: str
-    text: str
-    created_at: datetime | None
-    updated_at: datetime | None
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Turn:
-    """One side of an exchange in a conversation's recent history."""
-
-    role: Literal["user", "assistant"]
-    text: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MemoryWrite:
-    """What the memory writer needs to learn from one message: only the person's own words.
-
-    ``event_id`` is the idempotency key of the message it came from. ``owner_id`` is the owner
-    when the message was answered; ``account`` is the speaker's account key, from which the
-    writer finds the owner again when it runs (the account may have been linked meanwhile).
-    ``source`` is the message to put the learned receipt on, None when no receipt is wanted.
-    """
-
-    owner_id: str
-    account: str
-    event_id: str
-    text: str
-    at: datetime
-    metadata: dict[str, str] = field(default_factory=dict)
-    source: MessageRef | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Access:
-    """What one turn may do with its author's memories, after their own choices and their
-    server's or workspace's: use them in the answer (``recall``), learn from the message
-    (``learn``), show the learned receipt (``receipts``). ``notice`` is a sentence to show with
-    the answer (memory is paused), given once. ``checked`` is false when the settings could
-    not be read: the learning step checks them before it stores anything."""
-
-    recall: bool
-    learn: bool
-    receipts: bool = True
-    notice: str | None = None
-    checked: bool = True
-
-
-NO_ACCESS = Access(recall=False, learn=False, receipts=False)
-# The settings could not be read (the database is away): no memories in the answer, and the
-# message is learned later only if the settings allow it then (see ``bot.learner.Learner``).
-UNCHECKED = Access(recall=False, learn=True, receipts=False, checked=False)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuthUser:
-    """A Supabase Auth user, as proven by a login."""
-
-    id: str
-    email: str
+# A connection of the asyncpg pool, inside a transaction the caller holds.
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
 class MemoryStore(Protocol):
@@ -247,6 +198,53 @@ class PendingWrites(Protocol):
         running checks the owner's forget itself."""
         ...
 
+    async def busy(self, owner_id: str) -> bool:
+        """Whether a memory write of the owner is running now, on any worker."""
+        ...
+
+
+class Tombstones(Protocol):
+    """Where the time of an owner's last erase is kept (``bot.choices.ChoiceStore``)."""
+
+    async def mark_forgotten(self, owner_id: str, *, reset: bool = False) -> datetime:
+        """Record, by the database's clock, that everything of the owner is to be forgotten;
+        ``reset`` also puts their choices back to the defaults."""
+        ...
+
+
+class OwnerRows(Protocol):
+    """A table of rows kept per owner (the recorded turns)."""
+
+    async def forget_owner(self, owner_id: str) -> int:
+        """Delete every row of the owner; returns how many."""
+        ...
+
+
+class Erasing(Protocol):
+    """The one way everything of an owner is erased (``bot.memory.owners.Eraser``)."""
+
+    async def erase(self, owner_id: str, *, deleted_user: bool = False) -> Erased:
+        """Tombstone first, then every table and queue; idempotent."""
+        ...
+
+    async def busy(self, owner_id: str) -> bool:
+        """Whether a write of the owner still runs (the erase is final once it does not)."""
+        ...
+
+
+class OwnerMove(Protocol):
+    """Moves everything of one owner to another inside the caller's transaction
+    (``bot.memory.owners.OwnerMove``)."""
+
+    async def __call__(self, conn: Connection, old: str, new: str) -> Moved: ...
+
+
+class LinkCommands(Protocol):
+    """The ``link`` and ``unlink`` commands (``bot.linking.flow.Linking``)."""
+
+    async def link(self, event: ChatEvent, arguments: str) -> Reply: ...
+    async def unlink(self, event: ChatEvent, arguments: str) -> Reply: ...
+
 
 class Owners(Protocol):
     """Who owns the memories of an account."""
@@ -290,29 +288,8 @@ class Receipts(Protocol):
         ...
 
 
-Outcome = Literal["answered", "error", "hint", "duplicate"]
 """How a turn ended: the model's answer, an error sentence, a usage hint, or a redelivery that
 was not answered again."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TurnReport:
-    """What one turn did, for metrics and the per-turn log line. Never the text of the message
-    or of the answer.
-
-    ``owner`` is the memory owner when the turn looked it up (None for a duplicate, a hint, or
-    a failed lookup). ``memories`` is how many memories went into the prompt. Times are in
-    seconds; ``search_seconds`` and ``model_seconds`` are None where that step did not run.
-    """
-
-    event_id: str
-    platform: str
-    outcome: Outcome
-    owner: str | None
-    memories: int
-    search_seconds: float | None
-    model_seconds: float | None
-    total_seconds: float
 
 
 class TurnObserver(Protocol):
@@ -346,22 +323,6 @@ class ReadinessCheck(Protocol):
         class, "timed out", "HTTP 503"): never a secret, a connection string or a URL with
         credentials. Bounded by the check's own timeout; never raises."""
         ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReadinessReport:
-    """Each check's name with None (fine) or its problem."""
-
-    problems: dict[str, str | None]
-
-    @property
-    def ready(self) -> bool:
-        return all(problem is None for problem in self.problems.values())
-
-    @property
-    def failed(self) -> list[str]:
-        """The names of the checks that failed, in check order."""
-        return [name for name, problem in self.problems.items() if problem is not None]
 
 
 class Readiness(Protocol):

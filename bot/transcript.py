@@ -1,5 +1,5 @@
 """The recent turns of each conversation, in Postgres (the production ``Transcript``); they are
-written with each exchange by :class:`bot.inbox.MemoryInbox`."""
+written with each exchange by :class:`bot.learning.inbox.MemoryInbox`."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from adapters.console import ConsoleAdapter, to_event
-from bot.commands import Command, Commands, default_commands, guarded
+from bot.commands.registry import Command, Commands, default_commands, guarded
 from bot.events import ChatEvent, Reply, ReplyKind
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.controls import PAUSED_NOTICE, Person, Place, decide
+from bot.choices import PAUSED_NOTICE, Person, Place, decide
 from bot.events import ChatEvent
 from bot.ports import Access
 

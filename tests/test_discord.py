@@ -16,9 +16,9 @@ from pydantic import SecretStr
 
 from adapters.discord import DiscordAdapter, MembotDiscordClient
 from bot.app import Services, services
-from bot.commands import default_commands
+from bot.choices import PAUSED_NOTICE, Place
+from bot.commands.registry import default_commands
 from bot.config import Settings
-from bot.controls import PAUSED_NOTICE, Place
 from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply
 from bot.ports import MemoryRecord
@@ -451,7 +451,7 @@ async def test_every_settings_subcommand_works_from_discord_for_admins_only(rig:
     owner = f"discord:{rig.fake.user.id}"
 
     async def place() -> Place:
-        return await rig.app.controls.place("discord", str(guild.id))
+        return await rig.app.choices.place("discord", str(guild.id))
 
     async def learned(text: str) -> bool:
         return text in [m.text for m in await rig.app.memory.records(owner)]

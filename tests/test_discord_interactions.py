@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from adapters.discord import MembotDiscordClient
-from bot.commands import Command, Commands
+from bot.commands.registry import Command, Commands
 from bot.events import Action, Attachment, ChatEvent, Reply
 from tests.fakes.discord import (
     MANAGE_GUILD,

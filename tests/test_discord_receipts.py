@@ -12,7 +12,7 @@ import discord
 import pytest
 
 from adapters.discord import MembotDiscordClient
-from bot.commands import default_commands
+from bot.commands.registry import default_commands
 from bot.events import ChatEvent, MessageRef, Reply
 from bot.receipts import LEARNED, ReceiptRouter
 from tests.fakes.discord import FakeDiscord, Json, snowflake

@@ -117,7 +117,7 @@ async def test_a_pause_and_receipts_off_survive_linking_and_the_link_reply_says_
     await rig.app.jobs.wait_idle()
     assert len(openai_server.calls("extraction")) == seen
     assert await rig.app.memory.records(user.id) == []
-    person = await rig.app.controls.person(user.id)
+    person = await rig.app.choices.person(user.id)
     assert person.paused and not person.receipts
 
 
@@ -128,10 +128,10 @@ async def test_a_login_that_forgot_everything_keeps_its_forget_time_when_another
     user = rig.auth.user_by_email(EMAIL)
     assert user is not None
     await rig.command("alice", "memory", "forget-all confirm")
-    forgotten = (await rig.app.controls.person(user.id)).forgotten_at
+    forgotten = (await rig.app.choices.person(user.id)).forgotten_at
     assert forgotten is not None
     await rig.linked("bob", EMAIL)  # another account of the same person, never forgotten
-    after = await rig.app.controls.person(user.id)
+    after = await rig.app.choices.person(user.id)
     assert after.forgotten_at == forgotten and not after.paused
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.extraction import ExtractionUnparseable, parse_extraction
+from bot.errors import ExtractionUnparseable
+from bot.memory.extraction import parse_extraction
 
 
 @pytest.mark.parametrize("answer, memories", [

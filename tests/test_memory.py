@@ -18,8 +18,8 @@ import pytest
 from adapters.console import to_event
 from bot.app import services
 from bot.config import Settings
-from bot.dates import dates_named
 from bot.errors import ConfigError, DatabaseError
+from bot.memory.dates import dates_named
 from tests.conftest import answer, with_database
 from tests.fakes.openai_server import ScriptedOpenAI, embed
 

@@ -16,8 +16,8 @@ import asyncpg
 
 from adapters.console import to_event
 from bot.app import Services, services
+from bot.choices import PAUSED_NOTICE
 from bot.config import Settings
-from bot.controls import PAUSED_NOTICE
 from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
 from tests.conftest import answer
 from tests.fakes.openai_server import ScriptedOpenAI
@@ -436,4 +436,4 @@ async def test_here_in_a_direct_message_limits_nothing(make_settings: MakeSettin
         reply = await command(app, "U9", "settings channels here", channel="D9", direct=True,
                               admin=True)
         assert reply.kind is ReplyKind.HINT and "never limited" in reply.text
-        assert (await app.controls.place("slack", "T1")).channels == ()
+        assert (await app.choices.place("slack", "T1")).channels == ()

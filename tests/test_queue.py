@@ -158,7 +158,7 @@ async def test_an_extraction_answer_that_does_not_parse_is_a_failure_not_an_empt
         # Prose around a fenced object is read, as Mem0 reads it; the failed one is retried.
         openai_server.extraction_text = lambda body: (
             'Here you go:\n```json\n{"memory": [{"text": "Keeps bees"}]}\n```')
-        assert await app.jobs.queue.retry_failed() == 1
+        assert await app.jobs.retry_failed() == 1
         await app.jobs.wait_idle()
         assert [m["text"] for m in await memories_of(app, "console:alice")] == ["Keeps bees"]
         assert (await app.jobs.counts()).failed_messages == 0
@@ -189,7 +189,7 @@ async def test_a_write_that_keeps_failing_is_kept_visible_and_can_be_retried(
         await app.jobs.wait_idle()
         assert [m["text"] for m in await memories_of(app, "console:alice")] == [
             "I also grow lavender"]
-        assert await app.jobs.queue.retry_failed() == 1
+        assert await app.jobs.retry_failed() == 1
         await app.jobs.wait_idle()
         texts = sorted(m["text"] for m in await memories_of(app, "console:alice"))
         assert texts == ["I also grow lavender", "I keep bees in my garden"]

@@ -18,7 +18,7 @@ import pytest
 from adapters.slack import build_app, check_token, run_socket_mode, web_client
 from adapters.web import build_web_app
 from bot.app import Services, services
-from bot.commands import Command, Commands, default_commands
+from bot.commands.registry import Command, Commands, default_commands
 from bot.config import Settings
 from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply

@@ -18,7 +18,7 @@ import yaml
 
 from adapters.slack import build_app, run_socket_mode, web_client
 from adapters.web import build_web_app
-from bot.commands import Command, Commands
+from bot.commands.registry import Command, Commands
 from bot.events import Action, Attachment, ChatEvent, MessageRef, Reply
 from bot.receipts import ReceiptRouter
 from tests.conftest import serve_web

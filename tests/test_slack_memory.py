@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from adapters.slack import build_app, run_socket_mode, web_client
 from bot.app import Services, services
+from bot.choices import PAUSED_NOTICE, Place
 from bot.config import Settings
-from bot.controls import PAUSED_NOTICE, Place
 from bot.ports import MemoryRecord
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.slack import EnvelopeType, FakeSlack, FakeSlackUser, Recorded
@@ -99,7 +99,7 @@ class Rig:
 
     async def place(self) -> Place:
         """The workspace's settings, read from the store itself."""
-        return await self.app.controls.place("slack", self.fake.team_id)
+        return await self.app.choices.place("slack", self.fake.team_id)
 
     def exported(self) -> Json:
         """The JSON file of the latest export."""

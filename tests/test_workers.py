@@ -122,7 +122,7 @@ async def test_the_bot_answers_through_a_database_outage_and_every_queued_write_
         memory_search_timeout=2.0, shutdown_grace=5.0, context_turns=30,
     )
     async with services(settings) as app:
-        await app.controls.set_paused("console:bob", True)
+        await app.choices.set_paused("console:bob", True)
         openai_server.hold("extraction")  # writes queue up behind a slow model
         for n in range(3):
             await answer(app.core, to_event("alice", f"fact {n} said before the outage",
@@ -141,7 +141,7 @@ async def test_the_bot_answers_through_a_database_outage_and_every_queued_write_
         await asyncio.to_thread(server.ensure_postgres_running)
         for _ in range(100):
             try:
-                await app.controls.set_paused("console:bob", False)
+                await app.choices.set_paused("console:bob", False)
                 break
             except Exception:
                 await asyncio.sleep(0.1)

@@ -16,16 +16,16 @@ from discord import app_commands
 from adapters.discord.events import interaction_event, manages_server, to_event
 from adapters.discord.replies import NO_PINGS, parse_button_id, render, show
 from adapters.discord.slash import slash_commands
-from bot.commands import Commands
+from bot.commands.registry import Commands
 from bot.errors import ConfigError, StartupError
-from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
+from bot.events import MessageRef, Reply, ReplyKind
+from bot.ports import Handle
 from bot.receipts import ReceiptRouter
 
 __all__ = ["DiscordAdapter", "MembotDiscordClient", "rest_reactions"]
 
 log = logging.getLogger(__name__)
 
-Handle = Callable[[ChatEvent], Awaitable[Reply | None]]
 COMMAND_FAILED = "Sorry, that command failed on my side. Please try again in a moment."
 
 

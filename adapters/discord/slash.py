@@ -17,7 +17,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.commands import Command, Commands
+from bot.commands.registry import Command, Commands
 
 __all__ = ["Invoke", "Option", "option_for", "slash_commands"]
 

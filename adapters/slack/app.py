@@ -23,9 +23,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.events import action_event, command_event, reply_thread, to_event
 from adapters.slack.files import send_files
 from adapters.slack.messages import ACTION_PREFIX, Message, parse_value, render_messages
-from bot.commands import Commands
+from bot.commands.registry import Commands
 from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, MessageRef, Reply
+from bot.ports import Handle
 from bot.receipts import ReceiptRouter
 
 __all__ = ["build_app", "check_token", "is_admin", "reaction_adder", "web_client"]
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 
 WORKING = "eyes"  # the reaction that says "thinking", removed when the answer lands
 EMOJI_NAMES = {"🧠": "brain", "👀": "eyes"}  # Slack reacts by name, not by character
-Handle = Callable[[ChatEvent], Awaitable[Reply | None]]
 
 
 def web_client(token: str, base_url: str | None = None) -> AsyncWebClient:

@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from bot.linking import Linking, LinkProblem, platform_label
+from bot.linking.flow import Linking, LinkProblem, platform_label
 
 __all__ = ["add_link_routes"]
 

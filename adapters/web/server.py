@@ -14,7 +14,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from adapters.web.linkpages import add_link_routes
-from bot.linking import Linking
+from bot.linking.flow import Linking
 from bot.metrics import Metrics
 from bot.ports import Readiness
 

@@ -10,14 +10,13 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bot.commands import Command, guarded
-from bot.controls import ControlStore
-from bot.erasure import Eraser
+from bot.choices import ChoiceStore
+from bot.commands.export import export_files
+from bot.commands.registry import Command, guarded
 from bot.events import Action, ChatEvent, Reply, ReplyKind
-from bot.export import export_files
-from bot.ports import MemoryRecord, MemoryStore, Owners, PendingWrites
-from bot.syntax import typed
+from bot.ports import Erasing, MemoryRecord, MemoryStore, Owners, PendingWrites
 from bot.transcript import PostgresTranscript
+from bot.usage import typed
 
 __all__ = ["PAGE_SIZE", "MemoryCommands"]
 
@@ -59,22 +58,22 @@ class MemoryCommands:
         *,
         memory: MemoryStore,
         owners: Owners,
-        controls: ControlStore,
+        choices: ChoiceStore,
         transcript: PostgresTranscript,
         writes: PendingWrites,
-        eraser: Eraser,
+        eraser: Erasing,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._memory = memory
         self._eraser = eraser
         self._writes = writes
         self._owners = owners
-        self._controls = controls
+        self._choices = choices
         self._transcript = transcript
         self._clock = clock
 
     def command(self) -> Command:
-        """The ``memory`` group, for :class:`bot.commands.Commands`."""
+        """The ``memory`` group, for :class:`bot.commands.registry.Commands`."""
         subs = [
             ("list", "[page]", "what I remember about you, newest first", self.list),
             ("search", "<words>", "the memories that match some words", self.search),
@@ -204,7 +203,7 @@ class MemoryCommands:
         )
 
     async def pause(self, event: ChatEvent, arguments: str) -> Reply:
-        changed = await self._controls.set_paused(await self._owner(event), True)
+        changed = await self._choices.set_paused(await self._owner(event), True)
         resume = typed(event.platform, "memory", "resume")
         if not changed:
             return Reply(text=f"Memory is already paused for you. {resume} turns it back on.")
@@ -213,7 +212,7 @@ class MemoryCommands:
                            "know stays until you forget it."))
 
     async def resume(self, event: ChatEvent, arguments: str) -> Reply:
-        changed = await self._controls.set_paused(await self._owner(event), False)
+        changed = await self._choices.set_paused(await self._owner(event), False)
         if not changed:
             return Reply(text="Memory is already on for you.")
         return Reply(text="Memory is back on: I'll use what I remember about you and learn again.")
@@ -223,7 +222,7 @@ class MemoryCommands:
         if choice not in ("on", "off"):
             return _hint("Say on or off: "
                          f"{typed(event.platform, 'memory', 'receipts', 'value', 'off')}.")
-        await self._controls.set_receipts(await self._owner(event), choice == "on")
+        await self._choices.set_receipts(await self._owner(event), choice == "on")
         if choice == "on":
             return Reply(text="I'll react with 🧠 to messages I learned something from.")
         return Reply(text="No more 🧠 reactions; I still learn as before.")

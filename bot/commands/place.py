@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 
-from bot.commands import Command, guarded
-from bot.controls import ControlStore, Place
+from bot.choices import ChoiceStore, Place
+from bot.commands.registry import Command, guarded
 from bot.events import ChatEvent, Reply, ReplyKind
-from bot.syntax import typed
+from bot.ports import Handler
+from bot.usage import typed
 
 __all__ = ["SettingsCommands"]
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
 # <#123> on Discord, <#C123|general> or <#C123> on Slack, or a bare id.
 _CHANNEL = re.compile(r"<#([A-Za-z0-9]+)(?:\|[^>]*)?>|\b([CG][A-Z0-9]{6,}|\d{15,21})\b")
 _WHO = {"discord": "server admins (Manage Server)", "slack": "workspace admins and owners"}
@@ -55,8 +54,8 @@ def _mention(platform: str, channel: str) -> str:
 class SettingsCommands:
     """The handlers of the ``settings`` command group."""
 
-    def __init__(self, controls: ControlStore) -> None:
-        self._controls = controls
+    def __init__(self, choices: ChoiceStore) -> None:
+        self._choices = choices
 
     def command(self) -> Command:
         subs = [
@@ -92,7 +91,7 @@ class SettingsCommands:
 
     async def show(self, event: ChatEvent, arguments: str) -> Reply:
         assert event.workspace_id is not None  # checked by _guarded
-        place = await self._controls.place(event.platform, event.workspace_id)
+        place = await self._choices.place(event.platform, event.workspace_id)
         return Reply(text=describe(place, event.platform, event.workspace_id))
 
     async def _change(self, event: ChatEvent, **changes: object) -> Reply:
@@ -103,7 +102,7 @@ class SettingsCommands:
             return Reply(text=f"Only {who} can change membot's settings here. "
                               f"{typed(event.platform, 'settings', 'show')} shows them.",
                          kind=ReplyKind.ERROR)
-        place = await self._controls.update_place(event.platform, event.workspace_id,
+        place = await self._choices.update_place(event.platform, event.workspace_id,
                                                   event.account.key, **changes)
         return Reply(text="Saved. " + describe(place, event.platform, event.workspace_id))
 
@@ -147,7 +146,7 @@ class SettingsCommands:
         if not event.author_is_admin:
             return await self._change(event)  # the refusal, before reading anything
         assert event.workspace_id is not None
-        current = list((await self._controls.place(event.platform, event.workspace_id)).channels)
+        current = list((await self._choices.place(event.platform, event.workspace_id)).channels)
         if verb == "add":
             chosen = current + [c for c in dict.fromkeys(named) if c not in current]
         else:

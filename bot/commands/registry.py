@@ -8,17 +8,16 @@ by every platform.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from bot.events import ChatEvent, Reply, ReplyKind
-from bot.linking import Linking
+from bot.ports import Handler, LinkCommands
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Command", "Commands", "default_commands", "guarded", "usage_line"]
 
-Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,7 +131,8 @@ FORGETTING = (
 NO_MEMORY_COMMANDS = "this bot was started without the memory commands."
 
 
-def default_commands(linking: Linking | None = None, groups: Sequence[Command] = ()) -> Commands:
+def default_commands(linking: LinkCommands | None = None,
+                     groups: Sequence[Command] = ()) -> Commands:
     """The commands membot offers on every platform: help; ``link`` and ``unlink`` with
     ``linking`` (production always gives it: it answers by itself when Supabase is not
     configured); then ``groups`` (the ``memory`` and ``settings`` commands)."""

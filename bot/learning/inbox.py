@@ -1,11 +1,11 @@
 """Each answered exchange and its memory write, recorded together (the ``Exchanges`` port), and
 the inbox of messages waiting to be learned.
 
-One transaction writes the conversation's turns and the person's message into ``memory_inbox``;
-only then is the owner's learning job woken (:class:`bot.queue.MemoryQueue`). So an answer that
-was sent always has its write queued, and a wake lost to a crash is made good by the queue's
-sweep. When the database cannot be reached, the exchange is held in this process and written
-as soon as the database answers again, in the order it was said.
+One transaction writes the conversation's turns and the person's message into ``memory_inbox``; only
+then is the owner's learning job woken (:class:`bot.learning.schedule.Schedule`). So an answer that
+was sent always has its write queued, and a wake lost to a crash is made good by the queue's sweep.
+When the database cannot be reached, the exchange is held in this process and written as soon as the
+database answers again, in the order it was said.
 """
 
 from __future__ import annotations
@@ -14,16 +14,19 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from bot.controls import OWNER_LOCK
+from bot.choices import OWNER_LOCK
 from bot.events import MessageRef
 from bot.ports import MemoryWrite, Turn
+
+if TYPE_CHECKING:
+    from bot.learning.schedule import Schedule
 
 __all__ = ["InboxItem", "MemoryInbox"]
 
@@ -65,17 +68,16 @@ class _Held:
 
 
 class MemoryInbox:
-    """The production ``Exchanges`` and the writer's view of what is waiting.
+    """The production ``Exchanges`` and the learner's view of what is waiting.
 
-    ``wake(owner_id, now)`` is called after a write is committed; ``now`` is true once the
-    owner has ``batch_size`` messages waiting."""
+    After a write is committed, ``schedule.recorded`` hears how many of the owner's messages
+    now wait (:class:`bot.learning.schedule.Schedule`: it decides when they are learned)."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], *, keep: int, batch_size: int,
-                 wake: Callable[[str, bool], Awaitable[None]], retry_every: float = 2.0) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], *, keep: int, schedule: Schedule,
+                 retry_every: float = 2.0) -> None:
         self._pool = pool
         self._keep = keep
-        self._batch_size = batch_size
-        self._wake = wake
+        self._schedule = schedule
         self._retry_every = retry_every
         self._held: deque[_Held] = deque()
         self._flushing: asyncio.Task[None] | None = None
@@ -151,7 +153,7 @@ class MemoryInbox:
         if item.write is None:
             return
         try:
-            await self._wake(item.write.owner_id, waiting >= self._batch_size)
+            await self._schedule.recorded(item.write.owner_id, waiting)
         except Exception:
             log.exception("waking the memory writer failed; the queue's sweep will")
 
@@ -227,6 +229,29 @@ class MemoryInbox:
         status = await self._pool.execute("delete from memory_inbox where owner_id = $1",
                                           owner_id)
         return int(status.split()[-1])
+
+    async def counts(self) -> tuple[int, int]:
+        """Messages waiting, and messages set aside as failed, of every owner."""
+        row = await self._pool.fetchrow(
+            "select count(*) filter (where failed_at is null) as waiting,"
+            " count(*) filter (where failed_at is not null) as failed from memory_inbox")
+        assert row is not None
+        return int(row["waiting"]), int(row["failed"])
+
+    async def unfail(self) -> tuple[int, list[str]]:
+        """Put every message whose learning failed back in line; returns how many, and their
+        owners."""
+        rows = await self._pool.fetch(
+            "update memory_inbox set failed_at = null, error = null where failed_at is not null"
+            " returning owner_id")
+        return len(rows), sorted({row["owner_id"] for row in rows})
+
+    async def waiting_since(self, seconds: float) -> set[str]:
+        """Owners with a message waiting for more than ``seconds`` (by the database clock)."""
+        rows = await self._pool.fetch(
+            "select distinct owner_id from memory_inbox where failed_at is null"
+            " and created_at < now() - make_interval(secs => $1)", seconds)
+        return {row["owner_id"] for row in rows}
 
     async def of_owner(self, owner_id: str) -> list[InboxItem]:
         """Every message of the owner still in the inbox (for export), failed ones too."""

@@ -3,50 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from itertools import groupby
-from typing import Protocol
 
-from bot.controls import UNCHECKED_KEYS, Person
+from bot.choices import UNCHECKED_KEYS, ChoiceStore
 from bot.errors import MemoryUnavailable
-from bot.inbox import InboxItem
-from bot.ports import MemoryStore, Owners, Receipts
-from bot.queue import LearnJob
+from bot.learning.inbox import InboxItem, MemoryInbox
+from bot.learning.queue import LearnJob
+from bot.learning.schedule import Schedule
+from bot.ports import MemoryStore, Moved, Owners, Receipts
 
-__all__ = ["Batching", "Inbox", "Learner"]
+__all__ = ["Learner"]
 
 log = logging.getLogger(__name__)
-
-
-class People(Protocol):
-    """An owner's own choices (``bot.controls.ControlStore``)."""
-
-    async def person(self, owner_id: str) -> Person: ...
-    async def allows_later(self, owner_id: str, metadata: Mapping[str, str],
-                           said_at: datetime) -> bool: ...
-
-
-class Inbox(Protocol):
-    """The messages waiting to be learned (``bot.inbox.MemoryInbox``)."""
-
-    async def pending(self, owner_id: str, limit: int) -> list[InboxItem]: ...
-    async def remove(self, ids: Sequence[int]) -> None: ...
-    async def fail(self, ids: Sequence[int], error: str) -> None: ...
-    async def reassign(self, account: str, old_owner: str, new_owner: str) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Batching:
-    """When a person's waiting messages are learned: once ``size`` are waiting, or the newest
-    is ``idle`` seconds old (the conversation paused), or the oldest ``max_wait`` seconds old;
-    at most ``limit`` messages in one extraction."""
-
-    size: int
-    idle: float
-    max_wait: float
-    limit: int = 20
 
 
 class Learner:
@@ -78,13 +48,12 @@ class Learner:
         self,
         *,
         memory: MemoryStore,
-        inbox: Inbox,
+        inbox: MemoryInbox,
         owners: Owners,
-        people: People,
-        move: Callable[[str, str], Awaitable[int]],
+        people: ChoiceStore,
+        move: Callable[[str, str], Awaitable[Moved]],
         receipts: Receipts,
-        wake: Callable[[str, float], Awaitable[None]],
-        batching: Batching,
+        schedule: Schedule,
     ) -> None:
         self._memory = memory
         self._inbox = inbox
@@ -92,20 +61,19 @@ class Learner:
         self._people = people
         self._move = move
         self._receipts = receipts
-        self._wake = wake
-        self._batching = batching
+        self._schedule = schedule
         self.learned = 0  # messages learned by this process
-        self.hurry = False  # learn at once: this process is stopping
 
     async def run(self, job: LearnJob) -> None:
         """One run of ``job.owner_id``'s learning job."""
         owner = job.owner_id
-        items = await self._inbox.pending(owner, self._batching.limit)
+        limit = self._schedule.batching.limit
+        items = await self._inbox.pending(owner, limit)
         if not items:
             return
-        wait = self._wait(items)
+        wait = self._schedule.wait(items)
         if wait > 0:
-            await self._wake(owner, wait)
+            await self._schedule.later(owner, wait)
             return
         items = await self._follow_links(owner, items)
         person = await self._people.person(owner)
@@ -127,16 +95,8 @@ class Learner:
             kept = [i for i in kept if i not in unchecked]
         for _, group in groupby(kept, key=lambda i: i.metadata.get("conversation_id", "")):
             await self._learn(owner, list(group), job)
-        if len(items) == self._batching.limit:
-            await self._wake(owner, 0.0)  # more were waiting than one run takes
-
-    def _wait(self, items: list[InboxItem]) -> float:
-        """Seconds to wait for more of the conversation before learning; 0 to learn now."""
-        batching = self._batching
-        if self.hurry or len(items) >= batching.size:
-            return 0.0
-        newest, oldest = min(i.age for i in items), max(i.age for i in items)
-        return max(0.0, min(batching.idle - newest, batching.max_wait - oldest))
+        if len(items) == limit:
+            await self._schedule.now(owner)  # more were waiting than one run takes
 
     async def _follow_links(self, owner: str, items: list[InboxItem]) -> list[InboxItem]:
         """Hand messages whose account was linked since to their new owner's job."""
@@ -149,7 +109,7 @@ class Learner:
             moved = await self._inbox.reassign(account, owner, now)
             log.info("handed %d queued messages to the owner their account was linked to",
                      moved)
-            await self._wake(now, 0.0)
+            await self._schedule.now(now)
         return sorted(staying, key=lambda i: (i.said_at, i.id))
 
     async def _learn(self, owner: str, items: list[InboxItem], job: LearnJob) -> None:
@@ -201,7 +161,7 @@ class Learner:
                      "owner paused or forgot everything since", gone)
             added = []
         moved = await self._move(owner, now)
-        log.info("moved %d memories written while their account was linked", moved)
+        log.info("moved %d memories written while their account was linked", moved.memories)
         return added
 
 

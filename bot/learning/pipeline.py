@@ -1,5 +1,6 @@
-"""The memory writes of one process: recording them (the inbox), the durable queue, and, where
-this process runs one, a worker that learns them."""
+"""The learning pipeline of one process, as the rest of the bot sees it: the inbox that records
+messages, the schedule that decides when they are learned, the durable queue, and, where this
+process runs one, a worker that learns them."""
 
 from __future__ import annotations
 
@@ -7,29 +8,37 @@ import asyncio
 import contextlib
 import logging
 
-from bot.inbox import MemoryInbox
-from bot.learner import Learner
+from bot.learning.inbox import MemoryInbox
+from bot.learning.learner import Learner
+from bot.learning.queue import MemoryQueue, QueueCounts
+from bot.learning.schedule import Schedule
 from bot.ports import Turn
-from bot.queue import LearnJob, MemoryQueue, QueueCounts
 
-__all__ = ["MemoryWriter"]
+__all__ = ["LearningPipeline"]
 
 log = logging.getLogger(__name__)
 
 
-class MemoryWriter:
-    """Owns the inbox, the queue and this process's worker task (if any).
+class LearningPipeline:
+    """Owns the inbox, the schedule, the queue and this process's worker task (if any; a
+    process without ``learner`` only records and administers).
 
     Guarantees: :meth:`forget_owner` leaves no message of the owner waiting and no job of theirs
     queued (a job already running checks the forget itself); :meth:`stop` never loses a queued
     write: what a worker does not finish within the grace time stays in Postgres and is run
-    again by the next worker.
+    again by the next worker; while a worker runs here, every message waiting for longer than
+    ``orphan_after`` seconds with no job (its wake lost to a crash) gets one.
     """
 
-    def __init__(self, inbox: MemoryInbox, queue: MemoryQueue, learner: Learner) -> None:
+    def __init__(self, inbox: MemoryInbox, schedule: Schedule, queue: MemoryQueue,
+                 learner: Learner | None = None, *, sweep_every: float = 15.0,
+                 orphan_after: float = 30.0) -> None:
         self.inbox = inbox
         self.queue = queue
+        self._schedule = schedule
         self._learner = learner
+        self._sweep_every = sweep_every
+        self._orphan_after = orphan_after
         self._worker: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
         self.depth = 0  # messages waiting, as last counted (see watch)
@@ -38,26 +47,52 @@ class MemoryWriter:
         """Start learning queued writes in this process, ``concurrency`` jobs at a time."""
         self._worker = asyncio.create_task(self.work(concurrency, name), name=name)
 
-    async def _run(self, job: LearnJob) -> None:
-        await self._learner.run(job)
-
     @property
     def done(self) -> int:
         """Messages this process's worker learned (or dropped as paused or forgotten)."""
-        return self._learner.learned
+        return self._learner.learned if self._learner is not None else 0
 
     async def work(self, concurrency: int, name: str = "membot-worker",
                    restart_after: float = 2.0) -> None:
         """Be a worker until cancelled (``membot worker``). A worker that stops on an error
         (the database went away) is started again; jobs it left running are handed out again
-        once its heartbeat is old."""
+        once its heartbeat is old (:meth:`sweep`, every ``sweep_every`` seconds)."""
+        if self._learner is None:
+            raise RuntimeError("this learning pipeline was built without a learner")
+        learner = self._learner
+        sweeping = asyncio.create_task(self._sweep_forever(), name="memory-queue-sweep")
+        try:
+            while True:
+                try:
+                    await self.queue.work(learner.run, concurrency=concurrency, name=name)
+                except Exception as exc:
+                    log.error("the memory worker stopped (%s); starting it again in %gs",
+                              exc.__class__.__name__, restart_after)
+                await asyncio.sleep(restart_after)
+        finally:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
+
+    async def sweep(self) -> int:
+        """Hand out again the jobs of stopped workers, and wake every owner with a message
+        waiting and no job (a wake lost to a crash between the commit and the defer). Returns
+        how many owners were woken."""
+        await self.queue.sweep()
+        orphans = (await self.inbox.waiting_since(self._orphan_after)
+                   - await self.queue.owners_with_jobs())
+        for owner in sorted(orphans):
+            await self._schedule.now(owner)
+        return len(orphans)
+
+    async def _sweep_forever(self) -> None:
         while True:
+            await asyncio.sleep(self._sweep_every)
             try:
-                await self.queue.work(self._run, concurrency=concurrency, name=name)
-            except Exception as exc:
-                log.error("the memory worker stopped (%s); starting it again in %gs",
-                          exc.__class__.__name__, restart_after)
-            await asyncio.sleep(restart_after)
+                await self.sweep()
+            except Exception:
+                log.exception("sweeping the memory queue failed; trying again in %.0fs",
+                              self._sweep_every)
 
     @property
     def failed(self) -> int:
@@ -97,17 +132,29 @@ class MemoryWriter:
                 for item in await self.inbox.of_owner(owner_id)]
 
     async def counts(self) -> QueueCounts:
-        return await self.queue.counts()
+        """Messages waiting and failed, and the queue's jobs by status."""
+        waiting, failed = await self.inbox.counts()
+        return QueueCounts(messages=waiting, failed_messages=failed,
+                           jobs=await self.queue.job_counts())
+
+    async def retry_failed(self) -> int:
+        """Give every message whose learning failed for good another run, and every failed job
+        (an operator's fix is in). Returns how many messages."""
+        messages, owners = await self.inbox.unfail()
+        await self.queue.retry_failed()
+        for owner in owners:
+            await self._schedule.now(owner)
+        return messages
 
     async def pending(self) -> int:
         """Messages waiting to be learned, held in this process or queued in Postgres."""
-        return self.inbox.held + (await self.queue.counts()).messages
+        return self.inbox.held + (await self.inbox.counts())[0]
 
     async def wait_idle(self, poll: float = 0.05) -> None:
         """Wait until no write is held, waiting or running (for tests and benchmarks; needs a
         worker somewhere)."""
         while True:
-            counts = await self.queue.counts()
+            counts = await self.counts()
             if (not self.inbox.held and counts.messages == 0
                     and not counts.jobs.get("todo") and not counts.jobs.get("doing")):
                 return
@@ -125,7 +172,7 @@ class MemoryWriter:
         await self.inbox.close(grace)
         if self._worker is None:
             return
-        self._learner.hurry = True
+        self._schedule.hurry = True
         try:
             async with asyncio.timeout(grace):
                 await self.queue.hurry()

@@ -1,11 +1,11 @@
 """The durable memory-write queue: procrastinate jobs on Postgres, one lock per owner.
 
-The work itself is the owner's rows in ``memory_inbox`` (:mod:`bot.inbox`), written in the same
-transaction as the exchange. A job only says "learn owner X's inbox": its lock (``memory:<owner>``)
-makes one owner's jobs run one at a time, in the order they were deferred, on any number of
-workers (procrastinate claims jobs with ``SELECT ... FOR UPDATE SKIP LOCKED`` and never hands
-out a job while another job with its lock is running); its queueing lock keeps at most one
-waiting job per owner, since one job takes every row waiting. So a lost, repeated or extra job
+The work itself is the owner's rows in ``memory_inbox`` (:mod:`bot.learning.inbox`), written in the
+same transaction as the exchange. A job only says "learn owner X's inbox": its lock
+(``memory:<owner>``) makes one owner's jobs run one at a time, in the order they were deferred, on
+any number of workers (procrastinate claims jobs with ``SELECT ... FOR UPDATE SKIP LOCKED`` and
+never hands out a job while another job with its lock is running); its queueing lock keeps at most
+one waiting job per owner, since one job takes every row waiting. So a lost, repeated or extra job
 loses or repeats nothing.
 
 Why procrastinate: Postgres is the only shared state membot has, and procrastinate is a
@@ -17,9 +17,7 @@ admin view of every job). Its schema is applied with membot's migrations
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -123,7 +121,7 @@ class MemoryQueue:
         """Make sure a job will learn the owner's inbox ``delay`` seconds from now. A job
         already waiting is enough when ``delay`` is not 0; with 0, a waiting job due later is
         replaced by one due now. The job itself decides whether the conversation has paused
-        long enough (see :class:`bot.learner.Learner`)."""
+        long enough (see :class:`bot.learning.learner.Learner`)."""
         lock = _lock(owner_id)
         if delay > 0:
             deferrer = self._task.configure(lock=lock, queueing_lock=lock,
@@ -176,87 +174,53 @@ class MemoryQueue:
             await self.wake(row["owner_id"])
         return len(rows)
 
-    async def counts(self) -> QueueCounts:
-        """Messages waiting in the inbox and the queue's jobs by status (one query)."""
-        row = await self._pool.fetchrow(
-            "select (select count(*) from memory_inbox where failed_at is null) as messages,"
-            " (select count(*) from memory_inbox where failed_at is not null) as failed,"
-            " (select coalesce(jsonb_object_agg(status, n), '{}') from ("
-            "   select status::text, count(*) as n from procrastinate_jobs"
-            "   where queue_name = $1 group by status) s) as jobs",
-            QUEUE,
-        )
-        assert row is not None
-        jobs = json.loads(row["jobs"])
-        return QueueCounts(messages=row["messages"], failed_messages=row["failed"],
-                           jobs={str(k): int(v) for k, v in jobs.items()})
+    async def job_counts(self) -> dict[str, int]:
+        """The queue's jobs by procrastinate status."""
+        rows = await self._pool.fetch(
+            "select status::text as status, count(*) as n from procrastinate_jobs"
+            " where queue_name = $1 group by status", QUEUE)
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    async def owners_with_jobs(self) -> set[str]:
+        """Owners with a job waiting, running or failed."""
+        rows = await self._pool.fetch(
+            "select distinct args->>'owner_id' as owner_id from procrastinate_jobs"
+            " where queue_name = $1 and status in ('todo', 'doing', 'failed')", QUEUE)
+        return {row["owner_id"] for row in rows}
 
     async def retry_failed(self) -> int:
-        """Give every message whose learning failed for good another run, and every failed job
-        (an operator's fix is in). Returns how many messages."""
-        rows = await self._pool.fetch(
-            "update memory_inbox set failed_at = null, error = null where failed_at is not null"
-            " returning owner_id"
-        )
+        """Run every failed job again (an operator's fix is in). Returns how many."""
         manager = self._app.job_manager
-        for job in await manager.list_jobs_async(queue=QUEUE, status="failed"):
+        failed = list(await manager.list_jobs_async(queue=QUEUE, status="failed"))
+        for job in failed:
             if job.id is not None:
                 await manager.retry_job_by_id_async(job.id, retry_at=datetime.now(UTC))
-        for owner_id in {row["owner_id"] for row in rows}:
-            await self.wake(owner_id)
-        return len(rows)
+        return len(failed)
 
     async def sweep(self) -> int:
-        """Hand out again the jobs of workers that stopped sending heartbeats, and wake every
-        owner with inbox rows and no live job (a wake lost to a crash between the commit and
-        the defer). Returns how many jobs were started again."""
-        manager = self._app.job_manager
-        stalled = await manager.get_stalled_jobs(
+        """Hand out again the jobs of workers that stopped sending heartbeats. Returns how
+        many."""
+        stalled = list(await self._app.job_manager.get_stalled_jobs(
             queue=QUEUE, seconds_since_heartbeat=self._settings.worker_stalled_after
-        )
+        ))
         for job in stalled:
             log.warning("memory-write job %s was left running by a stopped worker; it runs "
                         "again", job.id)
-            await manager.retry_job(job)
-        orphans = await self._pool.fetch(
-            "select distinct owner_id from memory_inbox i where failed_at is null"
-            " and created_at < now() - interval '30 seconds'"
-            " and not exists (select from procrastinate_jobs j"
-            "   where j.lock = 'memory:' || i.owner_id"
-            "   and j.status in ('todo', 'doing', 'failed'))"
-        )
-        for row in orphans:
-            await self.wake(row["owner_id"])
-        return len(list(stalled))
+            await self._app.job_manager.retry_job(job)
+        return len(stalled)
 
     async def work(self, handler: Callable[[LearnJob], Awaitable[None]], *,
                    concurrency: int, name: str = "membot-worker") -> None:
         """Run jobs with ``handler`` until cancelled; on cancel, running jobs get
         ``SHUTDOWN_GRACE`` seconds, and whatever does not finish is run again elsewhere."""
         self._handler = handler
-        sweeping = asyncio.create_task(self._sweep_forever(), name="memory-queue-sweep")
-        try:
-            await self._app.run_worker_async(
-                queues=[QUEUE], name=name, concurrency=concurrency, wait=True,
-                install_signal_handlers=False, listen_notify=True,
-                fetch_job_polling_interval=self._settings.worker_poll_interval,
-                update_heartbeat_interval=max(0.5, self._settings.worker_stalled_after / 4),
-                stalled_worker_timeout=self._settings.worker_stalled_after,
-                shutdown_graceful_timeout=self._settings.shutdown_grace,
-                delete_jobs="successful",
-            )
-        finally:
-            sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeping
-
-    async def _sweep_forever(self) -> None:
-        interval = max(1.0, self._settings.worker_stalled_after / 2)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("sweeping the memory queue failed; trying again in %.0fs",
-                              interval)
+        await self._app.run_worker_async(
+            queues=[QUEUE], name=name, concurrency=concurrency, wait=True,
+            install_signal_handlers=False, listen_notify=True,
+            fetch_job_polling_interval=self._settings.worker_poll_interval,
+            update_heartbeat_interval=max(0.5, self._settings.worker_stalled_after / 4),
+            stalled_worker_timeout=self._settings.worker_stalled_after,
+            shutdown_graceful_timeout=self._settings.shutdown_grace,
+            delete_jobs="successful",
+        )
 

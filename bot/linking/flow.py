@@ -40,9 +40,9 @@ from bot.errors import (
     AuthUnavailable,
 )
 from bot.events import Account, ChatEvent, Reply, ReplyKind
-from bot.linkstore import AlreadyLinked, CodeOutcome, LinkRequest, LinkStore
+from bot.linking.store import AlreadyLinked, CodeOutcome, LinkRequest, LinkStore
 from bot.ports import AuthProvider
-from bot.syntax import typed
+from bot.usage import typed
 
 __all__ = [
     "CodePage",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.erasure import Eraser
-from bot.linkstore import LinkStore
+from bot.linking.store import LinkStore
+from bot.ports import Erasing
 
 __all__ = ["Purger"]
 
@@ -18,13 +18,13 @@ class Purger:
     is deleted (``on delete cascade`` from ``auth.users`` and a trigger). Every process sweeps
     at start and then every ``every`` seconds.
 
-    Each purge goes through :class:`bot.erasure.Eraser` (the path "forget everything" takes),
-    which leaves a tombstone so that a write or a turn still running under the deleted id stores
-    nothing. A purge is finished (its queue row removed) only when no memory write of the owner
-    is running any more; until then every sweep erases again, so even a write whose worker died
-    between storing and checking is cleaned up."""
+    Each purge goes through the ``Erasing`` port (``bot.memory.owners.Eraser``: the path "forget
+    everything" takes), which leaves a tombstone so that a write or a turn still running under the
+    deleted id stores nothing. A purge is finished (its queue row removed) only when no memory write
+    of the owner is running any more; until then every sweep erases again, so even a write whose
+    worker died between storing and checking is cleaned up."""
 
-    def __init__(self, store: LinkStore, eraser: Eraser, every: float = 60.0) -> None:
+    def __init__(self, store: LinkStore, eraser: Erasing, every: float = 60.0) -> None:
         self._store = store
         self._eraser = eraser
         self._every = every

@@ -17,7 +17,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from bot.events import Account
-from bot.memory import move_owner
+from bot.ports import Moved, OwnerMove
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
@@ -81,25 +81,6 @@ _REQUEST_COLUMNS = (
 )
 
 
-async def _merge_choices(conn: Connection, account_key: str, user_id: str) -> asyncpg.Record:
-    """Give ``user_id`` the stricter of its own choices and the account's (migration 004's
-    ``owner_settings``); the account's row stays for the day it is unlinked. Returns the
-    user's ``paused`` and ``receipts``."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "insert into owner_settings as o (owner_id, paused, receipts, forgotten_at)"
-        " select $2, coalesce(a.paused, false), coalesce(a.receipts, true), a.forgotten_at"
-        " from (select 1) one left join owner_settings a on a.owner_id = $1"
-        " on conflict (owner_id) do update set paused = o.paused or excluded.paused,"
-        " receipts = o.receipts and excluded.receipts,"
-        " forgotten_at = greatest(o.forgotten_at, excluded.forgotten_at), updated_at = now()"
-        " returning paused, receipts",
-        account_key,
-        user_id,
-    )
-    assert row is not None  # an upsert of one row always returns it
-    return row
-
-
 def _request(row: asyncpg.Record) -> LinkRequest:
     return LinkRequest(
         id=row["id"],
@@ -134,12 +115,12 @@ _LINK_COLUMNS = (
 
 
 class LinkStore:
-    """The tables of migration 003. ``memory_table`` is Mem0's table, whose rows a new link
-    takes over from the account's unlinked owner id."""
+    """The tables of migration 003. ``move`` gives a new link everything of the account's
+    unlinked owner id (the ``OwnerMove`` port)."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], *, memory_table: str) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], *, move: OwnerMove) -> None:
         self._pool = pool
-        self._memory_table = memory_table
+        self._move = move
         self._site_key: bytes | None = None
 
     async def site_key(self) -> bytes:
@@ -178,17 +159,10 @@ class LinkStore:
         )
         return _link(row) if row else None
 
-    async def move_memories(self, old: str, new: str) -> int:
-        """Move ``old``'s memories (and conversation turns) to ``new``; see ``move_owner``."""
+    async def move_memories(self, old: str, new: str) -> Moved:
+        """Move everything of ``old`` to ``new`` in one transaction (the ``OwnerMove`` port)."""
         async with self._pool.acquire() as conn, conn.transaction():
             return await self._move(conn, old, new)
-
-    async def _move(self, conn: Connection, old: str, new: str) -> int:
-        moved = await move_owner(conn, self._memory_table, old, new)
-        await conn.execute(
-            "update conversation_turns set owner_id = $2 where owner_id = $1", old, new
-        )
-        return moved
 
     # Requests.
 
@@ -369,9 +343,8 @@ class LinkStore:
                 row["user_id"],
             )
             moved = await self._move(conn, account.key, row["user_id"])
-            choices = await _merge_choices(conn, account.key, row["user_id"])
-            return CodeOutcome(link=_link(linked), moved=moved, pending=True,
-                               paused=choices["paused"], receipts=choices["receipts"])
+            return CodeOutcome(link=_link(linked), moved=moved.memories, pending=True,
+                               paused=moved.paused, receipts=moved.receipts)
 
     async def prune_requests(self) -> int:
         """Delete requests that ended more than a day ago."""

@@ -6,7 +6,7 @@ learned and are lost. Small local models produce such answers often (prose aroun
 cut-off object, another key). :class:`CheckedExtraction` stands between Mem0 and the model and
 raises :class:`ExtractionUnparseable` instead, which Mem0 passes on (it re-raises model errors),
 so the write is retried and, if it keeps failing, kept as failed and visible
-(:class:`bot.learner.Learner`).
+(:class:`bot.learning.learner.Learner`).
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ import json
 import re
 from typing import Any
 
-__all__ = ["CheckedExtraction", "ExtractionUnparseable", "parse_extraction"]
+from bot.errors import ExtractionUnparseable
+
+__all__ = ["CheckedExtraction", "parse_extraction"]
 
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
-
-
-class ExtractionUnparseable(Exception):
-    """The extraction model answered with something other than the JSON object it was asked
-    for. Trying again may work: models answer differently each time."""
 
 
 def parse_extraction(answer: object) -> list[Any]:

@@ -10,10 +10,9 @@
 - Mem0's own lookups inside ``add`` run on connections that plan every query with its real
   parameters (no server-side prepared statements, ``plan_cache_mode=force_custom_plan``) and,
   on pgvector 0.8+, keep scanning HNSW until the owner filter is satisfied.
-- Mem0's history and recent raw messages live in Postgres (:mod:`bot.mem0history`), not in a
+- Mem0's history and recent raw messages live in Postgres (:mod:`bot.memory.history`), not in a
   SQLite file on each machine, so forgetting reaches them wherever they were written.
-- Telemetry is off and Mem0's home folder is in the app's data folder; both must be set before
-  Mem0 is imported, which only this module does.
+- Mem0 itself is built in :mod:`bot.memory.mem0` (telemetry off, its pieces replaced).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,196 +27,26 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import openai
-import psycopg
 from asyncpg.pool import PoolConnectionProxy
 from psycopg import Connection
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
+from bot.clients import ModelClients, OpenAIEmbedder
 from bot.config import Settings
 from bot.database import Database
-from bot.dates import dates_named
-from bot.errors import ConfigError, MemoryUnavailable
-from bot.extraction import CheckedExtraction, ExtractionUnparseable
-from bot.mem0history import PostgresHistory, session_scope
-from bot.models import Mem0Embedder, ModelClients, OpenAIEmbedder
+from bot.errors import ConfigError, MemoryUnavailable, is_transient
+from bot.memory.dates import dates_named
+from bot.memory.history import PostgresHistory, session_scope
+from bot.memory.mem0 import build_mem0, mem0_pool, stored_dims
+from bot.memory.owners import entities_table
+from bot.memory.ranking import add_lexemes, search_sql
 from bot.ports import MemoryHit, MemoryRecord
-from bot.ranking import add_lexemes, search_sql
 
-__all__ = ["Mem0Memory", "import_mem0", "move_owner"]
+__all__ = ["Mem0Memory"]
 
 log = logging.getLogger(__name__)
 
-# Failures of a memory write that trying again later may fix: the model API unreachable, slow,
-# rate-limited or failing on its side (after the SDK's own retries), or the database away.
-_TRANSIENT = (
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-    openai.RateLimitError,
-    openai.InternalServerError,
-    psycopg.OperationalError,
-    PoolTimeout,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    OSError,
-    ExtractionUnparseable,
-)
-
 _SETUP_LOCK = 7_291_002  # pg_advisory_lock key for creating the memory table and its indexes
-
-
-def import_mem0(settings: Settings) -> Any:
-    """Import mem0 with telemetry off and its home folder inside ``MEMBOT_DATA_DIR``."""
-    os.environ["MEM0_TELEMETRY"] = "false"
-    mem0_dir = settings.data_dir / "mem0"
-    mem0_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["MEM0_DIR"] = str(mem0_dir)
-    import mem0
-
-    # mem0 warns on every start that spaCy is missing; membot does not use mem0's keyword or
-    # entity scoring (it searches on its own), so that warning would only mislead operators.
-    logging.getLogger("mem0.utils.spacy_models").setLevel(logging.ERROR)
-    return mem0
-
-
-def _entities(table: str) -> str:
-    """Mem0's side table of entities named in memories (made when it first finds one)."""
-    return f"{table}_entities"
-
-
-async def move_owner(
-    conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any], table: str, old: str,
-    new: str,
-) -> int:
-    """Give ``old``'s memories to ``new`` inside the caller's transaction, dropping any that
-    ``new`` already has (same text, by Mem0's hash; the oldest copy stays). Mem0's entity rows
-    move too. Returns how many memories ``new`` gained. Idempotent."""
-    moved = await conn.execute(
-        f'update "{table}" set payload = jsonb_set(payload, \'{{user_id}}\', to_jsonb($2::text))'
-        " where payload->>'user_id' = $1",
-        old,
-        new,
-    )
-    dropped = await conn.execute(
-        f'delete from "{table}" later using "{table}" earlier'
-        " where later.payload->>'user_id' = $1 and earlier.payload->>'user_id' = $1"
-        " and later.payload->>'hash' = earlier.payload->>'hash'"
-        " and (later.payload->>'created_at', later.id::text)"
-        " > (earlier.payload->>'created_at', earlier.id::text)",
-        new,
-    )
-    entities = _entities(table)
-    if await conn.fetchval("select to_regclass($1) is not null", f'public."{entities}"'):
-        await conn.execute(
-            f'update "{entities}" set payload = jsonb_set(payload, \'{{user_id}}\','
-            " to_jsonb($2::text)) where payload->>'user_id' = $1",
-            old,
-            new,
-        )
-    await conn.execute(
-        "update mem0_messages set session_scope = $2 where session_scope = $1",
-        session_scope(old),
-        session_scope(new),
-    )
-    await conn.execute("update mem0_history set owner_id = $2 where owner_id = $1", old, new)
-    return int(moved.split()[-1]) - int(dropped.split()[-1])
-
-
-async def stored_dims(database: Database, table: str) -> int | None:
-    """The vector size of an existing memory table, or None when there is no such table."""
-    declared: str | None = await database.pool.fetchval(
-        "select format_type(a.atttypid, a.atttypmod) from pg_attribute a"
-        " join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace"
-        " where n.nspname = 'public' and c.relname = $1 and a.attname = 'vector'"
-        " and not a.attisdropped",
-        table,
-    )
-    if declared is None:
-        return None
-    match = re.search(r"\((\d+)\)", declared)
-    return int(match[1]) if match else None
-
-
-def _mem0_pool(database: Database, size: int) -> ConnectionPool[Connection[Any]]:
-    iterative = database.has_iterative_scan
-
-    def configure(conn: Connection[Any]) -> None:
-        conn.execute("set plan_cache_mode = force_custom_plan")
-        if iterative:
-            conn.execute("set hnsw.iterative_scan = relaxed_order")
-        conn.commit()
-
-    return ConnectionPool(
-        conninfo=database.dsn,
-        min_size=1,
-        max_size=size,
-        kwargs={"prepare_threshold": None},
-        configure=configure,
-        check=ConnectionPool.check_connection,  # replace connections a restart broke
-        open=True,
-        name="mem0-writes",
-    )
-
-
-def _build_mem0(
-    settings: Settings, clients: ModelClients, pool: ConnectionPool[Connection[Any]]
-) -> Any:
-    """Build mem0's ``Memory`` (slow: about half a second) and create its table."""
-    mem0 = import_mem0(settings)
-    key = clients.sync_client.api_key
-    config = {
-        "vector_store": {
-            "provider": "pgvector",
-            "config": {
-                "collection_name": settings.memory_table,
-                "embedding_model_dims": settings.embedding_dims,
-                "connection_pool": pool,
-                "hnsw": True,
-            },
-        },
-        "llm": {
-            "provider": "openai",
-            "config": {
-                "model": settings.extraction_model_name,
-                "api_key": key,
-                "openai_base_url": clients.base_url,
-            },
-        },
-        "embedder": {
-            "provider": "openai",
-            "config": {
-                "model": settings.embedding_model,
-                "api_key": key,
-                "openai_base_url": clients.base_url,
-                "embedding_dims": settings.embedding_dims if settings.send_embedding_dims else None,
-            },
-        },
-        # Nothing on disk: the history manager is replaced by Postgres tables just below.
-        "history_db_path": ":memory:",
-    }
-    memory = mem0.Memory.from_config(config)
-    memory.db.close()
-    memory.db = PostgresHistory(pool)
-    _remove_old_history(settings)
-    # One client of ours, with our timeout and retries, instead of the ones mem0 built from the
-    # environment (mem0's LLM silently switches to OpenRouter when OPENROUTER_API_KEY is set).
-    memory.llm.client = clients.sync_client
-    memory.llm = CheckedExtraction(memory.llm)
-    memory.embedding_model.client = clients.sync_client
-    memory.embedding_model = Mem0Embedder(memory.embedding_model, settings.embedding_query_prefix,
-                                          settings.embedding_document_prefix)
-    memory.vector_store.create_col()
-    return memory
-
-
-def _remove_old_history(settings: Settings) -> None:
-    """Earlier versions let mem0 keep its history in ``MEMBOT_DATA_DIR/mem0/history.db``, out of
-    reach of forgetting; it holds copies of memory texts and raw messages, so it goes."""
-    old = settings.data_dir / "mem0" / "history.db"
-    if old.exists():
-        old.unlink()
-        log.warning("removed %s: mem0's history now lives in Postgres, where forgetting "
-                    "reaches it", old)
 
 
 _HIDDEN = frozenset({"data", "user_id", "hash", "text_lemmatized", "created_at", "updated_at"})
@@ -233,19 +61,6 @@ def _record(row: asyncpg.Record) -> MemoryRecord:
         updated_at=_parse_time(payload.get("updated_at")),
         metadata={k: str(v) for k, v in payload.items() if k not in _HIDDEN and v is not None},
     )
-
-
-def _transient(exc: BaseException) -> bool:
-    """Whether ``exc`` or what caused it (Mem0 wraps the model's errors in its own) is a failure
-    that trying again later may fix."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, _TRANSIENT):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def _cause_name(exc: BaseException) -> str:
@@ -315,11 +130,11 @@ class Mem0Memory:
                 "model that made them, or set MEMORY_TABLE to a new table."
             )
         writes = ThreadPoolExecutor(settings.memory_write_threads, thread_name_prefix="mem0-write")
-        write_pool = await asyncio.to_thread(_mem0_pool, database, settings.memory_write_threads)
+        write_pool = await asyncio.to_thread(mem0_pool, database, settings.memory_write_threads)
         async with database.pool.acquire() as conn:
             await conn.execute("select pg_advisory_lock($1)", _SETUP_LOCK)
             try:
-                mem0 = await asyncio.to_thread(_build_mem0, settings, clients, write_pool)
+                mem0 = await asyncio.to_thread(build_mem0, settings, clients, write_pool)
                 index = f"{table}_owner_idx"
                 if await conn.fetchval("select to_regclass($1) is null", f'public."{index}"'):
                     await conn.execute(
@@ -378,7 +193,7 @@ class Mem0Memory:
             result = await loop.run_in_executor(self._writes, add)
         except Exception as exc:
             raise MemoryUnavailable(f"memory write failed: {_cause_name(exc)}",
-                                    transient=_transient(exc)) from exc
+                                    transient=is_transient(exc)) from exc
         added = [str(entry["id"]) for entry in result.get("results", []) if entry.get("id")]
         log.debug("learned %d memories from %d messages", len(added), len(messages))
         return added
@@ -462,7 +277,7 @@ class Mem0Memory:
         """Delete the owner's memories matching ``which`` (SQL on the memory table, with ``$2``
         onwards bound to ``args``), their history, and their links from entity rows (an entity
         row of the owner left naming no stored memory goes). Returns the ids deleted."""
-        table, entities = self._table, _entities(self._table)
+        table, entities = self._table, entities_table(self._table)
         gone = [
             row["id"]
             for row in await conn.fetch(
