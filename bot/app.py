@@ -18,6 +18,7 @@ from bot.database import Database
 from bot.inbox import MemoryInbox
 from bot.learner import Batching, Learner
 from bot.ledger import PostgresLedger
+from bot.linkemails import EmailLimits, LoginEmails
 from bot.linking import Linking, LinkPolicy
 from bot.linkstore import LinkStore
 from bot.logs import TurnLog
@@ -86,7 +87,14 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
         linking = Linking(
             links,
             auth,
-            LinkPolicy(public_url=settings.public_url, ttl=timedelta(seconds=settings.link_ttl)),
+            LinkPolicy(
+                public_url=settings.public_url,
+                ttl=timedelta(seconds=settings.link_ttl),
+                emails=EmailLimits(per_account=settings.link_emails_per_account,
+                                   per_bot=settings.link_emails_per_hour),
+                create_users=settings.link_create_users,
+            ),
+            LoginEmails(database.pool),
         )
         transcript = PostgresTranscript(database.pool)
         controls = ControlStore(database.pool)

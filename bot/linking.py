@@ -28,18 +28,20 @@ import logging
 import math
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from bot.errors import (
     AuthCodeInvalid,
     AuthError,
+    AuthNoSuchUser,
     AuthRateLimited,
     AuthRejected,
     AuthUnavailable,
 )
 from bot.events import Account, ChatEvent, Reply, ReplyKind
+from bot.linkemails import EmailLimits, LoginEmails, Refusal
 from bot.linkstore import AlreadyLinked, LinkRequest, LinkStore
 from bot.ports import AuthProvider
 from bot.syntax import typed
@@ -66,12 +68,14 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LinkPolicy:
-    """Where links point and how much they allow."""
+    """Where links point and how much they allow. Without ``create_users`` a login email goes
+    only to an address that already has a Supabase user (no sign-ups through the bot)."""
 
     public_url: str
     ttl: timedelta = timedelta(minutes=10)
     requests_per_hour: int = 5
-    emails_per_hour: int = 3
+    emails: EmailLimits = field(default_factory=EmailLimits)
+    create_users: bool = False
     max_wrong_codes: int = 5
 
 
@@ -83,6 +87,7 @@ class Problem(enum.Enum):
     USED = "used"
     OTHER_BROWSER = "other_browser"
     BAD_EMAIL = "bad_email"
+    OTHER_EMAIL = "other_email"
     EMAIL_LIMIT = "email_limit"
     AUTH_DOWN = "auth_down"
     LOGIN_FAILED = "login_failed"
@@ -113,7 +118,11 @@ class LinkPage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EmailSent:
+    """The email is on its way, or, when ``if_known``, on its way if the address has a login
+    (the page says the same either way, so it tells nobody which addresses have one)."""
+
     email_hint: str
+    if_known: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,10 +179,12 @@ class Linking:
     chat account; an account is linked to at most one user, and re-linking needs ``unlink``.
     """
 
-    def __init__(self, store: LinkStore, auth: AuthProvider | None, policy: LinkPolicy) -> None:
+    def __init__(self, store: LinkStore, auth: AuthProvider | None, policy: LinkPolicy,
+                 emails: LoginEmails) -> None:
         self._store = store
         self._auth = auth
         self._policy = policy
+        self._emails = emails
 
     @property
     def configured(self) -> bool:
@@ -344,7 +355,12 @@ class Linking:
 
     async def send_email(self, token: str, browser: str, email: str) -> EmailSent:
         """``POST /link/<token>``: bind the request to this browser and have Supabase email a
-        login link that comes back to the confirm page."""
+        login link that comes back to the confirm page.
+
+        A request mails one address only (the first one; it may be sent to again), and the
+        hourly limits per address, per chat account and per bot hold however many POSTs race.
+        Without ``create_users`` an address with no login gets no email and no user, and the
+        same page as one that has a login."""
         if self._auth is None:
             raise LinkProblem(Problem.AUTH_DOWN, "Account linking is not configured here.", 503)
         request = await self._open_request(await self._store.request_by_token(_hash(token)))
@@ -355,33 +371,30 @@ class Linking:
                               "Check it and try again.")
         key = await self._store.site_key()
         email_hash = hmac.digest(key, f"email:{email.lower()}".encode(), "sha256")
-        if await self._store.emails_since(email_hash, timedelta(hours=1)) >= (
-            self._policy.emails_per_hour
-        ):
-            log.warning("login emails over the hourly limit for one address")
-            raise LinkProblem(Problem.EMAIL_LIMIT, "Several login emails went to this address "
-                              "in the last hour. Use the newest one, or try again later.", 429)
         browser_hash = _hash(browser)
         if not await self._store.bind_browser(request.id, browser_hash):
             raise await self._closed(request.id)
+        claim = await self._emails.claim(request_id=request.id, account_key=request.account.key,
+                                         email_hash=email_hash, limits=self._policy.emails)
+        if isinstance(claim, Refusal):
+            raise _refused(claim, request.account.platform)
         redirect = self._url(f"/link/confirm/{quote(request.id)}")
-        try:
-            verifier = await self._auth.send_login_email(email, redirect)
-        except AuthRateLimited as exc:
-            raise LinkProblem(Problem.EMAIL_LIMIT, "A login email was just sent to this address. "
-                              "Wait a minute, then try again.", 429) from exc
-        except AuthRejected as exc:
-            raise LinkProblem(Problem.BAD_EMAIL, "The login service did not accept that "
-                              "address. Check it and try again.") from exc
-        except AuthError as exc:
-            log.error("sending a login email failed: %s", exc)
-            raise LinkProblem(Problem.AUTH_DOWN, "The login service can't be reached right now. "
-                              "Please try again in a few minutes.", 503) from exc
         hint = mask_email(email)
+        create = self._policy.create_users
+        try:
+            verifier = await self._auth.send_login_email(email, redirect, create_user=create)
+        except AuthNoSuchUser:
+            # The claim stays: the request is bound to this address like any other.
+            log.info("a login email was asked for an address with no login; none sent "
+                     "(LINK_CREATE_USERS is off)")
+            return EmailSent(email_hint=hint, if_known=True)
+        except AuthError as exc:
+            await self._emails.release(claim)  # nothing was sent
+            raise _not_sent(exc) from exc
         if not await self._store.record_email(request.id, browser_hash, email_hash=email_hash,
                                               email_hint=hint, code_verifier=verifier):
             raise await self._closed(request.id)
-        return EmailSent(email_hint=hint)
+        return EmailSent(email_hint=hint, if_known=not create)
 
     async def _closed(self, request_id: str) -> LinkProblem:
         """The problem with a request that changed under us."""
@@ -453,3 +466,38 @@ class Linking:
             command=command_hint(request.account.platform, "link", shown),
             minutes_left=max(1, int(self._policy.ttl.total_seconds() // 60)),
         )
+
+
+def _refused(refusal: Refusal, platform: str) -> LinkProblem:
+    """The page for a login email the limits do not allow (logged for the operator)."""
+    if refusal is Refusal.OTHER_ADDRESS:
+        return LinkProblem(
+            Problem.OTHER_EMAIL,
+            "This link already sent a login email to another address, and one link works with "
+            f"one email address. To use a different one, ask membot for a new link with "
+            f"{command_hint(platform, 'link')}.",
+            409,
+        )
+    log.warning("a login email refused: over the hourly limit per %s", refusal.value)
+    message = {
+        Refusal.ADDRESS: "Several login emails went to this address in the last hour. Use the "
+        "newest one, or try again later.",
+        Refusal.ACCOUNT: "Several login emails were sent for this account in the last hour. "
+        "Use the newest one, or try again later.",
+        Refusal.BOT: "membot has sent many login emails in the last hour. Please try again "
+        "later.",
+    }[refusal]
+    return LinkProblem(Problem.EMAIL_LIMIT, message, 429)
+
+
+def _not_sent(exc: AuthError) -> LinkProblem:
+    """The page for a login email Supabase Auth did not send."""
+    if isinstance(exc, AuthRateLimited):
+        return LinkProblem(Problem.EMAIL_LIMIT, "A login email was just sent to this address. "
+                           "Wait a minute, then try again.", 429)
+    if isinstance(exc, AuthRejected):
+        return LinkProblem(Problem.BAD_EMAIL, "The login service did not accept that address. "
+                           "Check it and try again.")
+    log.error("sending a login email failed: %s", exc)
+    return LinkProblem(Problem.AUTH_DOWN, "The login service can't be reached right now. "
+                       "Please try again in a few minutes.", 503)

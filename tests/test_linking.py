@@ -333,3 +333,77 @@ async def test_behind_https_the_browser_cookie_is_secure_and_http_only(rig: Link
     cookie = page.headers["Set-Cookie"]
     assert "membot_browser=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie and "Path=/link" in cookie
+
+
+async def test_one_link_request_mails_one_address(rig: LinkRig) -> None:
+    url = await rig.link_url("alice")
+    browser = rig.browser()
+    assert (await rig.email_sent(browser, url, EMAIL)).status == 200
+    rig.auth.advance(61)
+    other = await rig.email_sent(browser, url, "work@example.com")
+    assert other.status == 409 and "one email address" in other.text and ":link" in other.text
+    assert rig.auth.mails_to("work@example.com") == []
+    again = await rig.email_sent(browser, url, EMAIL.upper())  # the same address, sent again
+    assert again.status == 200
+    assert len(rig.auth.mails_to(EMAIL)) == 2
+
+
+async def test_a_burst_of_posts_on_one_link_sends_one_email(
+    make_settings: MakeSettings, database_url: str, openai_server: ScriptedOpenAI
+) -> None:
+    addresses = [f"person{n}@example.com" for n in range(30)]
+    async with link_rig(make_settings, database_url, logins=addresses) as rig:
+        url = await rig.link_url("alice")
+        browser = rig.browser()
+        page = await browser.get(url)
+        pages = await asyncio.gather(*(browser.post(page.action, {"csrf": page.csrf,
+                                                                  "email": address})
+                                       for address in addresses))
+        assert [p.status for p in pages].count(200) == 1
+        assert len(rig.auth.outbox) == 1
+        assert len(rig.auth.users) == 30  # nobody new
+
+
+async def test_login_emails_are_capped_per_chat_account_and_per_bot(
+    make_settings: MakeSettings, database_url: str, openai_server: ScriptedOpenAI
+) -> None:
+    logins = [f"person{n}@example.com" for n in range(6)]
+    async with link_rig(make_settings, database_url, logins=logins,
+                        link_emails_per_account=2, link_emails_per_hour=4) as rig:
+        for n in range(2):
+            sent = await rig.email_sent(rig.browser(), await rig.link_url("alice"), logins[n])
+            assert sent.status == 200
+        over = await rig.email_sent(rig.browser(), await rig.link_url("alice"), logins[2])
+        assert over.status == 429 and "this account" in over.text and "later" in over.text
+        for n in (2, 3):
+            sent = await rig.email_sent(rig.browser(), await rig.link_url("bob"), logins[n])
+            assert sent.status == 200
+        busy = await rig.email_sent(rig.browser(), await rig.link_url("carol"), logins[4])
+        assert busy.status == 429 and "many login emails" in busy.text
+        assert len(rig.auth.outbox) == 4
+
+
+async def test_an_address_without_a_login_gets_no_user_and_the_same_page(
+    rig: LinkRig,
+) -> None:
+    known = await rig.email_sent(rig.browser(), await rig.link_url("alice"), EMAIL)
+    unknown = await rig.email_sent(rig.browser(), await rig.link_url("bob"),
+                                   "nobody@example.com")
+    assert known.status == unknown.status == 200
+    assert unknown.text.replace("n***@", "a***@") == known.text  # says nothing about logins
+    assert "If <strong>a***@example.com</strong> has a login" in known.text
+    assert rig.auth.user_by_email("nobody@example.com") is None
+    assert rig.auth.mails_to("nobody@example.com") == []
+    assert [c.body["create_user"] for c in rig.auth.calls("POST /otp")] == [False, False]
+
+
+async def test_the_operator_can_let_linking_create_logins(
+    make_settings: MakeSettings, database_url: str, openai_server: ScriptedOpenAI
+) -> None:
+    async with link_rig(make_settings, database_url, logins=(),
+                        link_create_users=True) as rig:
+        shown = await rig.code_page(rig.browser(), await rig.link_url("alice"), EMAIL)
+        assert (await rig.command("alice", "link", shown.code)).text.startswith("Linked")
+        sent = rig.auth.calls("POST /otp")[0]
+        assert sent.body["create_user"] is True
+        assert rig.auth.user_by_email(EMAIL) is not None

@@ -104,7 +104,8 @@ class _Pages:
             )
         except LinkProblem as problem:
             return self._problem(problem)
-        return self._render("sent.html", title="Check your email", email_hint=sent.email_hint)
+        return self._render("sent.html", title="Check your email", email_hint=sent.email_hint,
+                            if_known=sent.if_known)
 
     async def confirm_page(self, request: web.Request) -> web.Response:
         request_id = request.match_info["request_id"]
