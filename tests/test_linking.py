@@ -4,8 +4,12 @@ talking to the Supabase Auth stand-in, and Postgres with the stand-in's ``auth.u
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import io
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -15,6 +19,7 @@ from adapters.web import build_web_app
 from bot.app import services
 from bot.config import Settings
 from bot.events import ReplyKind
+from bot.logs import configure_logging
 from tests.conftest import answer, serve_web
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.linkrig import LinkRig, link_rig
@@ -407,3 +412,31 @@ async def test_the_operator_can_let_linking_create_logins(
         sent = rig.auth.calls("POST /otp")[0]
         assert sent.body["create_user"] is True
         assert rig.auth.user_by_email(EMAIL) is not None
+
+
+@pytest.fixture
+def text_logs() -> Iterator[io.StringIO]:
+    """Logging as ``membot`` sets it up at INFO with ``LOG_FORMAT=text``, into a buffer."""
+    root = logging.getLogger()
+    level = root.level
+    stream = io.StringIO()
+    handler = configure_logging(logging.INFO, "text", stream)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def test_request_values_cannot_forge_a_log_line(
+    rig: LinkRig, text_logs: io.StringIO
+) -> None:
+    forged = "otp_expired\n2026-01-01 00:00:00,000 ERROR bot.linking: linked admin\r\x1b[2J"
+    page = await rig.browser().get(
+        f"/link/confirm/x?error=access_denied&error_code={quote(forged)}")
+    assert page.status == 410
+    lines = text_logs.getvalue().splitlines()
+    assert lines and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ", line)
+                         and "linked admin" not in line.split(": ", 1)[0] for line in lines)
+    [came_back] = [line for line in lines if "login link came back" in line]
+    assert "\x1b" not in came_back and "\r" not in came_back

@@ -110,7 +110,9 @@ class _Pages:
     async def confirm_page(self, request: web.Request) -> web.Response:
         request_id = request.match_info["request_id"]
         if "error" in request.query or "error_code" in request.query:
-            log.info("a login link came back with %s", request.query.get("error_code", "error"))
+            # The value is the requester's to choose: quoted, and no longer than a real code.
+            log.info("a login link came back with %r",
+                     request.query.get("error_code", "error")[:40])
             return self._render(
                 "problem.html", 410, title="This login link didn't work",
                 message="The login link in that email has expired or was already used. Go back "
