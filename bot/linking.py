@@ -301,6 +301,25 @@ class Linking:
     async def _code_hash(self, code: str) -> bytes:
         return hmac.digest(await self._store.site_key(), f"code:{code}".encode(), "sha256")
 
+    async def new_browser(self) -> str:
+        """A browser cookie value of this server's own: 32 random bytes and their signature
+        with the site key, so that :meth:`known_browser` can tell it from a made-up one."""
+        nonce = secrets.token_urlsafe(32)
+        return f"{nonce}.{await self._browser_signature(nonce)}"
+
+    async def known_browser(self, cookie: str) -> str | None:
+        """``cookie`` if this server issued it (see :meth:`new_browser`); None for a value the
+        client made up or changed, which the pages treat as no cookie at all."""
+        nonce, _, signature = cookie.partition(".")
+        if not nonce or not signature or len(cookie) > 200:
+            return None
+        expected = await self._browser_signature(nonce)
+        return cookie if hmac.compare_digest(expected, signature) else None
+
+    async def _browser_signature(self, nonce: str) -> str:
+        key = await self._store.site_key()
+        return hmac.digest(key, f"browser:{nonce}".encode(), "sha256").hex()
+
     async def csrf_token(self, browser: str) -> str:
         """The form token for this browser's cookie (a signed double-submit token)."""
         key = await self._store.site_key()

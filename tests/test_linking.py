@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from yarl import URL
 
 from adapters.console import to_event
 from adapters.web import build_web_app
@@ -440,3 +441,25 @@ async def test_request_values_cannot_forge_a_log_line(
                          and "linked admin" not in line.split(": ", 1)[0] for line in lines)
     [came_back] = [line for line in lines if "login link came back" in line]
     assert "\x1b" not in came_back and "\r" not in came_back
+
+
+async def test_the_server_accepts_only_browser_cookies_it_issued(rig: LinkRig) -> None:
+    url = await rig.link_url("alice")
+    browser = rig.browser()
+    chosen = "A" * 43  # a value the client picked, of a plausible length
+    browser.session.cookie_jar.update_cookies({"membot_browser": chosen}, URL(rig.base + "/link"))
+    page = await browser.get(url)
+    issued = page.headers.get("Set-Cookie", "")
+    assert "membot_browser=" in issued and chosen not in issued  # a cookie of its own instead
+    sent = await browser.post(page.action, {"csrf": page.csrf, "email": EMAIL})
+    assert sent.status == 200
+
+    tampered = rig.browser()
+    first = await tampered.get(url)
+    [cookie] = [c for c in tampered.session.cookie_jar if c.key == "membot_browser"]
+    forged = cookie.value[:-1] + ("A" if cookie.value[-1] != "A" else "B")
+    tampered.session.cookie_jar.update_cookies({"membot_browser": forged},
+                                               URL(rig.base + "/link"))
+    refused = await tampered.post(first.action, {"csrf": first.csrf, "email": EMAIL})
+    assert refused.status == 403
+    assert len(rig.auth.mails_to(EMAIL)) == 1
