@@ -6,7 +6,10 @@ The flow, and what each step guards against:
 1. ``/link`` in chat answers privately with a one-time URL: 32 random bytes, of which only a
    hash is stored, good for ``LINK_TTL``; at most a few per account an hour.
 2. Opening the URL changes nothing (chat and mail scanners prefetch links). The page asks for an
-   email; that POST carries a CSRF token and binds the request to the browser's cookie.
+   email; that POST carries a CSRF token and binds the request to the browser's cookie (a value
+   the server issued and signed) and to the one address it mails. Login emails are capped per
+   address, per chat account and per bot; an address without a login gets none unless the
+   operator lets linking create users.
 3. Supabase emails a magic link (PKCE; the verifier stays here, with the request). It comes back
    to the confirm page, whose Confirm POST exchanges the code for the user's id and shows a short
    code. Only one confirmation of a request can win.
