@@ -24,8 +24,10 @@ from bot.learning.pipeline import LearningPipeline
 from bot.learning.queue import MemoryQueue
 from bot.learning.schedule import Batching, Schedule
 from bot.ledger import PostgresLedger
-from bot.linking.flow import Linking, LinkPolicy
+from bot.linking.emails import EmailLimits, LoginEmails
+from bot.linking.flow import Linking
 from bot.linking.purge import Purger
+from bot.linking.steps import LinkPolicy
 from bot.linking.store import LinkStore
 from bot.linking.supabase import SupabaseAuth
 from bot.logs import TurnLog
@@ -88,7 +90,14 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
         linking = Linking(
             links,
             auth,
-            LinkPolicy(public_url=settings.public_url, ttl=timedelta(seconds=settings.link_ttl)),
+            LinkPolicy(
+                public_url=settings.public_url,
+                ttl=timedelta(seconds=settings.link_ttl),
+                emails=EmailLimits(per_account=settings.link_emails_per_account,
+                                   per_bot=settings.link_emails_per_hour),
+                create_users=settings.link_create_users,
+            ),
+            LoginEmails(database.pool),
         )
         transcript = PostgresTranscript(database.pool)
         choices = ChoiceStore(database.pool)

@@ -120,6 +120,9 @@ class Settings(BaseModel):
         SecretStr | None, _env("SUPABASE_SECRET_KEY", "SUPABASE_SERVICE_ROLE_KEY")
     ] = None
     link_ttl: Annotated[float, _env("LINK_TTL"), Field(ge=60, le=86400)] = 600.0
+    link_create_users: Annotated[bool, _env("LINK_CREATE_USERS")] = False
+    link_emails_per_account: Annotated[int, _env("LINK_EMAILS_PER_ACCOUNT"), Field(ge=1)] = 5
+    link_emails_per_hour: Annotated[int, _env("LINK_EMAILS_PER_HOUR"), Field(ge=1)] = 30
 
     @field_validator("discord_shard_ids", mode="before")
     @classmethod

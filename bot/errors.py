@@ -15,6 +15,7 @@
         ├── AuthUnavailable    unreachable, or failing on its side (5xx, timeout)
         ├── AuthRateLimited    it refused to send another email so soon (429)
         ├── AuthRejected       it refused the input (a malformed email address)
+        │   └── AuthNoSuchUser no user has that address, and none was to be created
         └── AuthCodeInvalid    the login code was expired, already used or not ours
 
 Messages of ``ConfigError`` and ``StartupError`` are one sentence meant for the operator and
@@ -33,6 +34,7 @@ __all__ = [
     "TRANSIENT",
     "AuthCodeInvalid",
     "AuthError",
+    "AuthNoSuchUser",
     "AuthRateLimited",
     "AuthRejected",
     "AuthUnavailable",
@@ -105,6 +107,10 @@ class AuthRateLimited(AuthError):
 
 class AuthRejected(AuthError):
     """Supabase Auth refused the input, such as a malformed email address."""
+
+
+class AuthNoSuchUser(AuthRejected):
+    """No user has that address, and the login email was asked not to create one."""
 
 
 class AuthCodeInvalid(AuthError):

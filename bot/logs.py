@@ -1,6 +1,8 @@
 """How membot's log lines look (``LOG_FORMAT``), and the one line it writes per turn.
 
-``text`` is one human-readable line per record; ``json`` is one JSON object per line
+``text`` is one human-readable line per record (control characters in the message, such as a
+newline in a value someone sent, are escaped, so no value can start a line of its own; only a
+traceback spans lines); ``json`` is one JSON object per line
 (python-json-logger) with ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``, any
 fields the record carries, and ``exc_info`` for a traceback.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from typing import Any, Literal, TextIO
 
@@ -38,6 +41,19 @@ _NOISY = ("httpx", "httpx2", "httpcore", "openai", "mem0", "psycopg.pool", "embe
           "procrastinate")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class _TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT``, with control characters in the message escaped as Python does."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        escaped = logging.makeLogRecord(record.__dict__)  # other handlers keep the original
+        escaped.message = _CONTROL.sub(
+            lambda m: m.group().encode("unicode_escape").decode("ascii"), record.message)
+        return super().formatMessage(escaped)
+
+
 def log_handler(log_format: LogFormat, stream: TextIO) -> logging.Handler:
     """A handler writing to ``stream`` in ``log_format``."""
     handler = logging.StreamHandler(stream)
@@ -48,7 +64,7 @@ def log_handler(log_format: LogFormat, stream: TextIO) -> logging.Handler:
             timestamp="time",
         ))
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(_TextFormatter(TEXT_FORMAT))
     return handler
 
 

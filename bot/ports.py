@@ -266,9 +266,12 @@ class MemoryControls(Protocol):
 class AuthProvider(Protocol):
     """Supabase Auth, for the steps of account linking a person takes in the browser."""
 
-    async def send_login_email(self, email: str, redirect_to: str) -> str:
+    async def send_login_email(self, email: str, redirect_to: str, *,
+                               create_user: bool = False) -> str:
         """Email a one-time login link (PKCE flow) that comes back to ``redirect_to`` with a
-        ``code`` parameter; returns the code verifier, to be kept on the server. Raises
+        ``code`` parameter; returns the code verifier, to be kept on the server. An address
+        with no user gets one only with ``create_user``; else nothing is sent and
+        :class:`bot.errors.AuthNoSuchUser` is raised. Also raises
         :class:`bot.errors.AuthRateLimited`, :class:`bot.errors.AuthRejected` or
         :class:`bot.errors.AuthUnavailable`."""
         ...

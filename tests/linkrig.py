@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,7 @@ from bot.events import ChatEvent, Reply
 from tests.conftest import serve_web
 from tests.fakes.supabase import FakeSupabaseAuth
 
-__all__ = ["Browser", "LinkRig", "Page", "free_port", "link_rig"]
+__all__ = ["LOGINS", "Browser", "LinkRig", "Page", "free_port", "link_rig"]
 
 _URL = re.compile(r"https?://\S+")
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -162,13 +162,20 @@ def _field(html: str, name: str) -> str:
     return found.group(1)
 
 
+LOGINS = ("alice@example.com", "work@example.com")
+
+
 @asynccontextmanager
 async def link_rig(
-    make_settings: Callable[..., Settings], database_url: str, **overrides: Any
+    make_settings: Callable[..., Settings], database_url: str, *,
+    logins: Sequence[str] = LOGINS, **overrides: Any
 ) -> AsyncIterator[LinkRig]:
-    """Start the stand-in (it makes ``auth.users``, as Supabase has), then the bot and its web
-    server on a free port that ``PUBLIC_URL`` names."""
+    """Start the stand-in (it makes ``auth.users``, as Supabase has) with a user for each of
+    ``logins`` (the bot creates none by default), then the bot and its web server on a free
+    port that ``PUBLIC_URL`` names."""
     with FakeSupabaseAuth(database_url=database_url) as auth:
+        for email in logins:
+            auth.add_user(email)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         settings = make_settings(

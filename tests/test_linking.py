@@ -4,17 +4,23 @@ talking to the Supabase Auth stand-in, and Postgres with the stand-in's ``auth.u
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import io
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pytest
+from yarl import URL
 
 from adapters.console import to_event
 from adapters.web import build_web_app
 from bot.app import services
 from bot.config import Settings
 from bot.events import ReplyKind
+from bot.logs import configure_logging
 from tests.conftest import answer, serve_web
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.linkrig import LinkRig, link_rig
@@ -333,3 +339,127 @@ async def test_behind_https_the_browser_cookie_is_secure_and_http_only(rig: Link
     cookie = page.headers["Set-Cookie"]
     assert "membot_browser=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie and "Path=/link" in cookie
+
+
+async def test_one_link_request_mails_one_address(rig: LinkRig) -> None:
+    url = await rig.link_url("alice")
+    browser = rig.browser()
+    assert (await rig.email_sent(browser, url, EMAIL)).status == 200
+    rig.auth.advance(61)
+    other = await rig.email_sent(browser, url, "work@example.com")
+    assert other.status == 409 and "one email address" in other.text and ":link" in other.text
+    assert rig.auth.mails_to("work@example.com") == []
+    again = await rig.email_sent(browser, url, EMAIL.upper())  # the same address, sent again
+    assert again.status == 200
+    assert len(rig.auth.mails_to(EMAIL)) == 2
+
+
+async def test_a_burst_of_posts_on_one_link_sends_one_email(
+    make_settings: MakeSettings, database_url: str, openai_server: ScriptedOpenAI
+) -> None:
+    addresses = [f"person{n}@example.com" for n in range(30)]
+    async with link_rig(make_settings, database_url, logins=addresses) as rig:
+        url = await rig.link_url("alice")
+        browser = rig.browser()
+        page = await browser.get(url)
+        pages = await asyncio.gather(*(browser.post(page.action, {"csrf": page.csrf,
+                                                                  "email": address})
+                                       for address in addresses))
+        assert [p.status for p in pages].count(200) == 1
+        assert len(rig.auth.outbox) == 1
+        assert len(rig.auth.users) == 30  # nobody new
+
+
+async def test_login_emails_are_capped_per_chat_account_and_per_bot(
+    make_settings: MakeSettings, database_url: str, openai_server: ScriptedOpenAI
+) -> None:
+    logins = [f"person{n}@example.com" for n in range(6)]
+    async with link_rig(make_settings, database_url, logins=logins,
+                        link_emails_per_account=2, link_emails_per_hour=4) as rig:
+        for n in range(2):
+            sent = await rig.email_sent(rig.browser(), await rig.link_url("alice"), logins[n])
+            assert sent.status == 200
+        over = await rig.email_sent(rig.browser(), await rig.link_url("alice"), logins[2])
+        assert over.status == 429 and "this account" in over.text and "later" in over.text
+        for n in (2, 3):
+            sent = await rig.email_sent(rig.browser(), await rig.link_url("bob"), logins[n])
+            assert sent.status == 200
+        busy = await rig.email_sent(rig.browser(), await rig.link_url("carol"), logins[4])
+        assert busy.status == 429 and "many login emails" in busy.text
+        assert len(rig.auth.outbox) == 4
+
+
+async def test_an_address_without_a_login_gets_no_user_and_the_same_page(
+    rig: LinkRig,
+) -> None:
+    known = await rig.email_sent(rig.browser(), await rig.link_url("alice"), EMAIL)
+    unknown = await rig.email_sent(rig.browser(), await rig.link_url("bob"),
+                                   "nobody@example.com")
+    assert known.status == unknown.status == 200
+    assert unknown.text.replace("n***@", "a***@") == known.text  # says nothing about logins
+    assert "If <strong>a***@example.com</strong> has a login" in known.text
+    assert rig.auth.user_by_email("nobody@example.com") is None
+    assert rig.auth.mails_to("nobody@example.com") == []
+    assert [c.body["create_user"] for c in rig.auth.calls("POST /otp")] == [False, False]
+
+
+async def test_the_operator_can_let_linking_create_logins(
+    make_settings: MakeSettings, database_url: str, openai_server: ScriptedOpenAI
+) -> None:
+    async with link_rig(make_settings, database_url, logins=(),
+                        link_create_users=True) as rig:
+        shown = await rig.code_page(rig.browser(), await rig.link_url("alice"), EMAIL)
+        assert (await rig.command("alice", "link", shown.code)).text.startswith("Linked")
+        sent = rig.auth.calls("POST /otp")[0]
+        assert sent.body["create_user"] is True
+        assert rig.auth.user_by_email(EMAIL) is not None
+
+
+@pytest.fixture
+def text_logs() -> Iterator[io.StringIO]:
+    """Logging as ``membot`` sets it up at INFO with ``LOG_FORMAT=text``, into a buffer."""
+    root = logging.getLogger()
+    level = root.level
+    stream = io.StringIO()
+    handler = configure_logging(logging.INFO, "text", stream)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def test_request_values_cannot_forge_a_log_line(
+    rig: LinkRig, text_logs: io.StringIO
+) -> None:
+    forged = "otp_expired\n2026-01-01 00:00:00,000 ERROR bot.linking: linked admin\r\x1b[2J"
+    page = await rig.browser().get(
+        f"/link/confirm/x?error=access_denied&error_code={quote(forged)}")
+    assert page.status == 410
+    lines = text_logs.getvalue().splitlines()
+    assert lines and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ", line)
+                         and "linked admin" not in line.split(": ", 1)[0] for line in lines)
+    [came_back] = [line for line in lines if "login link came back" in line]
+    assert "\x1b" not in came_back and "\r" not in came_back
+
+
+async def test_the_server_accepts_only_browser_cookies_it_issued(rig: LinkRig) -> None:
+    url = await rig.link_url("alice")
+    browser = rig.browser()
+    chosen = "A" * 43  # a value the client picked, of a plausible length
+    browser.session.cookie_jar.update_cookies({"membot_browser": chosen}, URL(rig.base + "/link"))
+    page = await browser.get(url)
+    issued = page.headers.get("Set-Cookie", "")
+    assert "membot_browser=" in issued and chosen not in issued  # a cookie of its own instead
+    sent = await browser.post(page.action, {"csrf": page.csrf, "email": EMAIL})
+    assert sent.status == 200
+
+    tampered = rig.browser()
+    first = await tampered.get(url)
+    [cookie] = [c for c in tampered.session.cookie_jar if c.key == "membot_browser"]
+    forged = cookie.value[:-1] + ("A" if cookie.value[-1] != "A" else "B")
+    tampered.session.cookie_jar.update_cookies({"membot_browser": forged},
+                                               URL(rig.base + "/link"))
+    refused = await tampered.post(first.action, {"csrf": first.csrf, "email": EMAIL})
+    assert refused.status == 403
+    assert len(rig.auth.mails_to(EMAIL)) == 1

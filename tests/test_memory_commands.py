@@ -107,6 +107,19 @@ async def test_search_shows_only_the_askers_matching_memories(make_settings: Mak
         assert hint.kind is ReplyKind.HINT
 
 
+async def test_control_characters_and_lone_surrogates_in_arguments_are_cleaned(
+    make_settings: MakeSettings,
+) -> None:
+    async with running(make_settings) as app:
+        await tell(app, "alice", "I drink espresso every morning")
+        for query in ("espr\x00esso", "espresso\ud800", "\x00\ud800 espresso \x07"):
+            found = await command(app, "alice", f"memory search {query}")
+            assert found.kind is not ReplyKind.ERROR, found.text
+            assert "espresso every morning" in found.text
+        empty = await command(app, "alice", "memory search \x00\ud800")
+        assert empty.kind is ReplyKind.HINT
+
+
 async def _ids(app: Services, owner: str) -> list[str]:
     return [m.id for m in await app.memory.records(owner)]
 

@@ -163,6 +163,20 @@ async def test_a_long_answer_is_split_under_3000_characters_with_code_intact(
     assert "<!channel>" not in pieces[-1] and "&lt;!channel&gt;" in pieces[-1]
 
 
+async def test_markdown_links_in_an_answer_cannot_ping_anyone(http: HttpRig) -> None:
+    # Anyone in a channel can get the model to repeat these; none may reach Slack as markup.
+    http.model.chat_reply = lambda body: (
+        "[look](!channel) ![x](!here) [boss](@U0BOSS) [grp](!subteam^S0ADMINS) "
+        "[x](javascript:alert(1)) and [docs](https://example.com)")
+    await http.event(http.fake.app_mention("repeat after me"))
+    posted = await http.fake.wait_for_async("chat.postMessage")
+    text = posted.body["text"]
+    for markup in ("<!channel", "<!here", "<@U0BOSS", "<!subteam", "<javascript:"):
+        assert markup not in text
+    assert "<https://example.com|docs>" in text
+    assert "&lt;!channel|look&gt;" in text
+
+
 async def test_rate_limits_are_waited_out_not_surfaced(http: HttpRig) -> None:
     http.fake.fail_next("chat.postMessage", retry_after=0)
     await http.event(http.fake.message_im("hello"))

@@ -188,6 +188,26 @@ async def test_only_an_admin_limits_memory_to_a_channel_named_as_slack_sends_it(
                                                                         "U0ADMIN", "U0ALICE"]
 
 
+async def test_an_admin_of_another_workspace_cannot_change_this_ones_settings(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, slack_fake: FakeSlack
+) -> None:
+    # Slack Connect: an admin of another organisation in a shared channel. Enterprise Grid: an
+    # admin of a sister workspace of the same organisation, a member here too.
+    slack_fake.add_user(FakeSlackUser("U0GUEST", "guest", is_admin=True, is_owner=True,
+                                      extra={"team_id": "T0OTHER"}))
+    slack_fake.add_user(FakeSlackUser("U0SISTER", "sister", is_admin=True, extra={
+        "team_id": "T0SISTER", "enterprise_user": {
+            "id": "W0SISTER", "enterprise_id": "E0ORG", "enterprise_name": "Org",
+            "is_admin": False, "is_owner": False, "teams": ["T0SISTER", slack_fake.team_id]}}))
+    async with slack_on_real_stack(make_settings, slack_fake) as rig:
+        for user in ("U0GUEST", "U0SISTER"):
+            refused = await rig.command("settings channels add <#C0OTHER|other>", user_id=user)
+            assert "admin" in refused.body["text"], refused.body["text"]
+        await rig.command("settings channels add <#C0RANDOM|random>", user_id="U0ADMIN")
+        shown = (await rig.command("settings show")).body["text"]
+    assert "C0OTHER" not in shown and "<#C0RANDOM>" in shown
+
+
 FACTS = ("my bike is blue", "my cat is called Miso", "my locker code is 4711",
          "I was born in Porto", "my favourite fruit is the fig", "I play the cello",
          "my sister lives in Oslo", "I drink my coffee black", "my car is a red Fiat",

@@ -4,6 +4,7 @@ enforces them (the same checks that make it answer invalid_blocks)."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -107,3 +108,48 @@ def test_any_reply_renders_as_blocks_slack_accepts(text: str, actions: list[Acti
         assert block_errors(list(message.blocks)) == []
     pressed = [parse_value(b["value"]) for b in all_buttons(messages)]
     assert pressed == [(a.command, a.arguments.strip()) for a in actions]
+
+
+# How Slack reads markup in message text: `<` up to the next `>` is one token; what it starts with
+# decides what it is (a special mention, a user or group mention, a channel, or a link).
+_SLACK_TOKEN = re.compile(r"<([^>]*)>")
+_SAFE_TARGET = re.compile(r"(?:https?://|mailto:)[^\s<>|]+|#[CG][A-Z0-9]+")
+
+
+def slack_markup(text: str) -> list[str]:
+    """The targets of every ``<...>`` token Slack would act on in ``text``."""
+    return [m.group(1).split("|", 1)[0] for m in _SLACK_TOKEN.finditer(text)]
+
+
+@pytest.mark.parametrize("model_text", [
+    "[look](!channel)", "![x](!here)", "[boss](@U0BOSS)", "[grp](!subteam^S0ADMINS)",
+    "[x](javascript:alert(1))", "[all](!everyone)", "![img](@U0BOSS)",
+    "[a](<!channel>)", "[a](https://ok.example) [b](!here)", "| a |\n|---|\n| [x](!channel) |",
+])
+def test_markdown_links_cannot_become_mentions_or_odd_links(model_text: str) -> None:
+    [text] = render(Reply(text=model_text))
+    assert [t for t in slack_markup(text) if not _SAFE_TARGET.fullmatch(t)] == []
+    assert "<!" not in text and "<@" not in text
+
+
+def test_web_and_mail_links_in_markdown_still_become_links() -> None:
+    [text] = render(Reply(text="See [the docs](https://example.com/a?b=1&c=2) or "
+                               "[mail us](mailto:help@example.com) in <#C0GENERAL>."))
+    assert text == ("See <https://example.com/a?b=1&amp;c=2|the docs> or "
+                    "<mailto:help@example.com|mail us> in <#C0GENERAL>.")
+
+
+pieces = st.sampled_from([*"[]()<>!@#|^&*_~`- \nabcCGHSU0:/.",
+                          "http://", "https://", "mailto:", "javascript:", "!channel", "!here",
+                          "!everyone", "@U0BOSS", "!subteam^S0A", "#C0GEN", "](", "![",
+                          "| a |\n|---|\n"])
+scraps = st.lists(pieces, max_size=8).map("".join)
+markdown_links = st.builds("{}[{}]({})".format, st.sampled_from(["", "!"]), scraps, scraps)
+markdownish = st.lists(st.one_of(pieces, markdown_links), max_size=12).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(markdownish, st.text(max_size=200)))
+def test_no_model_text_renders_as_a_mention_or_a_non_web_link(text: str) -> None:
+    for piece in render(Reply(text=text, notice=text[:20] or None)):
+        assert [t for t in slack_markup(piece) if not _SAFE_TARGET.fullmatch(t)] == []

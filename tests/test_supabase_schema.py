@@ -88,7 +88,7 @@ def _columns(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object,
     return conn.execute(
         "select table_name, column_name, data_type, is_nullable, column_default"
         " from information_schema.columns where table_schema = 'public'"
-        " and table_name in ('site_keys', 'link_requests', 'link_email_sends', 'account_links',"
+        " and table_name in ('site_keys', 'link_requests', 'link_email_claims', 'account_links',"
         " 'memory_owners', 'owner_purges', 'owner_settings', 'workspace_settings', 'mem0_history',"
         " 'mem0_messages') order by table_name, column_name"
     ).fetchall()

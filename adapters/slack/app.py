@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -96,12 +96,16 @@ def build_app(
     app.event("app_mention")(answer)
     app.event("message")(answer)
 
-    async def run(event: ChatEvent, name: str, arguments: str, respond: AsyncRespond, *,
-                  replacing: bool) -> None:
+    async def run(event: ChatEvent, name: str, arguments: str, respond: AsyncRespond,
+                  context: AsyncBoltContext, *, replacing: bool) -> None:
         """Run a command for ``event``'s author and answer privately through ``respond``;
         ``replacing``: the answer replaces the message whose button was pressed."""
         if commands.needs_admin(name):
-            event = replace(event, author_is_admin=await is_admin(client, event.author_id))
+            # The workspace the bot is installed in, as auth.test told bolt: not the payload's
+            # team, which in a shared channel can be the person's own.
+            installed = context.authorize_result.team_id if context.authorize_result else None
+            admin = await is_admin(client, event.author_id, installed)
+            event = replace(event, author_is_admin=admin)
         reply = await commands.run(event, name, arguments)
         if reply.files:
             asked = f"{slash_command} {name} {arguments}".strip()
@@ -111,26 +115,31 @@ def build_app(
             await _respond(respond, message, replace_original=replacing and n == 0,
                            continuing=replacing and n > 0)
 
-    async def run_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+    async def run_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any],
+                          context: AsyncBoltContext) -> None:
         await ack()  # first: Slack gives a command 3 seconds
         name, _, arguments = str(command.get("text") or "help").strip().partition(" ")
-        await run(command_event(command), name or "help", arguments, respond, replacing=False)
+        await run(command_event(command), name or "help", arguments, respond, context,
+                  replacing=False)
 
     async def press(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any],
-                    action: dict[str, Any]) -> None:
+                    action: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()  # first: Slack gives an interaction 3 seconds
         name, arguments = parse_value(str(action.get("value") or ""))
         await run(action_event(body, action, slash_command), name or "help", arguments,
-                  respond, replacing=True)
+                  respond, context, replacing=True)
 
     app.command(slash_command)(run_command)
     app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(press)
     return app
 
 
-async def is_admin(client: AsyncWebClient, user: str) -> bool:
-    """Whether ``user`` is a workspace admin or owner (``users.info``). A failed lookup is
-    logged and answers False: settings stay closed rather than open."""
+async def is_admin(client: AsyncWebClient, user: str, workspace: str | None) -> bool:
+    """Whether ``user`` is an admin or owner of ``workspace`` (``users.info``). The flags count
+    only when the person's own team is ``workspace``: an admin of another organisation in a
+    Slack Connect channel, or of another workspace of the same Enterprise Grid organisation, is
+    no admin here. A failed lookup, or no ``workspace``, is logged and answers False: settings
+    stay closed rather than open."""
     try:
         info = await client.users_info(user=user)
     except SlackApiError as exc:
@@ -140,7 +149,11 @@ async def is_admin(client: AsyncWebClient, user: str) -> bool:
         log.warning("users.info failed (%s); treated as no admin", exc.__class__.__name__)
         return False
     person: Mapping[str, Any] = info.get("user") or {}
-    return any(bool(person.get(flag)) for flag in ("is_admin", "is_owner", "is_primary_owner"))
+    flagged = any(bool(person.get(flag)) for flag in ("is_admin", "is_owner", "is_primary_owner"))
+    if flagged and (not workspace or person.get("team_id") != workspace):
+        log.info("an admin of another workspace is treated as no admin of this one")
+        return False
+    return flagged
 
 
 def reaction_adder(client: AsyncWebClient) -> Callable[[MessageRef, str], Awaitable[None]]:

@@ -30,8 +30,14 @@ VALUE_LIMIT = 2000
 ACTION_PREFIX = "membot_action_"  # every membot button's action_id starts so; the app routes on it
 
 _CONVERTER = SlackMarkdownConverter()
-# A channel link (<#C123> or <#C123|name>) pings nobody, so it is the one markup let through.
+# A channel link (<#C123> or <#C123|name>) pings nobody, so it is the one markup the model's text
+# may carry through (the settings name channels so).
 _ESCAPED_CHANNEL = re.compile(r"&lt;#([CG][A-Z0-9]+)(\|[^&<>|]*)?&gt;")
+# What may leave as Slack markup after conversion: web and mail links (from Markdown links and
+# images) and channel links. Anything else in angle brackets (<!channel>, <@U…>,
+# <!subteam^…>, <javascript:…>) would be a mention or an odd link, so it is escaped.
+_SAFE_MARKUP = re.compile(
+    r"<(?:(?:https?://|mailto:)[^\s<>|]+|#[CG][A-Z0-9]+)(?:\|[^<>]*)?>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +57,35 @@ def _escape(text: str) -> str:
     return _ESCAPED_CHANNEL.sub(r"<#\1\2>", escaped)
 
 
+def _only_safe_markup(mrkdwn: str) -> str:
+    """``mrkdwn`` with every ``<`` and ``>`` escaped except those of web, mail and channel links.
+
+    The Markdown converter writes link and image targets as raw markup (``[look](!channel)``
+    becomes ``<!channel|look>``), so escaping before converting is not enough on its own.
+    """
+    kept: list[str] = []
+    start = 0
+    for link in _SAFE_MARKUP.finditer(mrkdwn):
+        kept += [_angles(mrkdwn[start:link.start()]), link.group()]
+        start = link.end()
+    kept.append(_angles(mrkdwn[start:]))
+    return "".join(kept)
+
+
+def _angles(text: str) -> str:
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
 def render(reply: Reply) -> list[str]:
-    """A reply's text as Slack mrkdwn, in pieces under ``MESSAGE_LIMIT``."""
+    """A reply's text as Slack mrkdwn, in pieces under ``MESSAGE_LIMIT``.
+
+    Guarantee: the only Slack markup in the result is ``<http(s)://…>``, ``<mailto:…>`` and
+    channel links ``<#C…>``; no text can mention a person, a group, the channel or everyone.
+    """
     text = _CONVERTER.convert(_escape(reply.text))
     if reply.notice:
         text = f"_{_escape(reply.notice)}_\n{text}"
-    return split_message(text, MESSAGE_LIMIT)
+    return split_message(_only_safe_markup(text), MESSAGE_LIMIT)
 
 
 def render_messages(reply: Reply, *, blocks: bool = False) -> list[Message]:

@@ -1,14 +1,15 @@
 """The account-linking pages: plain HTML forms that work without JavaScript.
 
 ``GET`` pages only read. Every ``POST`` needs the browser cookie this server set and the form's
-CSRF token made from it; the cookie is also what binds a link request to one browser. Pages are
+CSRF token made from it; the cookie is also what binds a link request to one browser. The
+cookie's value is the server's own (random, signed with the site key): one the client made up
+counts as no cookie. Pages are
 never cached, never sent in a Referer (their URLs carry the one-time token) and never framed.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from bot.linking.flow import Linking, LinkProblem, platform_label
+from bot.linking.flow import Linking
+from bot.linking.steps import LinkProblem, platform_label
 
 __all__ = ["add_link_routes"]
 
@@ -56,12 +58,16 @@ class _Pages:
         title = titles.get(problem.problem.value, "This link can't be used")
         return self._render("problem.html", problem.status, title=title, message=problem.message)
 
-    def _browser(self, request: web.Request) -> tuple[str, bool]:
-        """The browser's cookie, and whether it is new (to be set on the response)."""
-        value = request.cookies.get(BROWSER_COOKIE, "")
-        if 20 <= len(value) <= 100:
-            return value, False
-        return secrets.token_urlsafe(32), True
+    async def _known_browser(self, request: web.Request) -> str:
+        """The browser's cookie if this server issued it, else "" (no cookie)."""
+        return await self._linking.known_browser(request.cookies.get(BROWSER_COOKIE, "")) or ""
+
+    async def _browser(self, request: web.Request) -> tuple[str, bool]:
+        """The browser's cookie, and whether it is new (to be set on the response): a cookie
+        this server did not issue is replaced by one it does."""
+        if known := await self._known_browser(request):
+            return known, False
+        return await self._linking.new_browser(), True
 
     def _set_browser(self, response: web.Response, browser: str) -> None:
         response.set_cookie(BROWSER_COOKIE, browser, path="/link", max_age=86400,
@@ -71,13 +77,13 @@ class _Pages:
         """The cookie and the fields of a POST whose CSRF token matches it; else LinkProblem."""
         form = await request.post()
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
-        browser = request.cookies.get(BROWSER_COOKIE, "")
+        browser = await self._known_browser(request)
         await self._linking.check_csrf(browser, fields.get("csrf", ""))
         return browser, fields
 
     async def link_page(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
-        browser, new = self._browser(request)
+        browser, new = await self._browser(request)
         try:
             page = await self._linking.page(token)
         except LinkProblem as problem:
@@ -104,21 +110,24 @@ class _Pages:
             )
         except LinkProblem as problem:
             return self._problem(problem)
-        return self._render("sent.html", title="Check your email", email_hint=sent.email_hint)
+        return self._render("sent.html", title="Check your email", email_hint=sent.email_hint,
+                            if_known=sent.if_known)
 
     async def confirm_page(self, request: web.Request) -> web.Response:
         request_id = request.match_info["request_id"]
         if "error" in request.query or "error_code" in request.query:
-            log.info("a login link came back with %s", request.query.get("error_code", "error"))
+            # The value is the requester's to choose: quoted, and no longer than a real code.
+            log.info("a login link came back with %r",
+                     request.query.get("error_code", "error")[:40])
             return self._render(
                 "problem.html", 410, title="This login link didn't work",
                 message="The login link in that email has expired or was already used. Go back "
                 "to the page membot linked you to and send a new email.",
             )
+        browser = await self._known_browser(request)
         try:
-            page = await self._linking.confirm_page(
-                request_id, request.cookies.get(BROWSER_COOKIE, ""), request.query.get("code", "")
-            )
+            page = await self._linking.confirm_page(request_id, browser,
+                                                    request.query.get("code", ""))
         except LinkProblem as problem:
             return self._problem(problem)
         return self._render(
@@ -128,7 +137,7 @@ class _Pages:
             account_name=page.account_name,
             code=page.code,
             action=f"/link/confirm/{page.request_id}",
-            csrf=await self._linking.csrf_token(request.cookies.get(BROWSER_COOKIE, "")),
+            csrf=await self._linking.csrf_token(browser),
         )
 
     async def confirm(self, request: web.Request) -> web.Response:

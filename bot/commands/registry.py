@@ -13,11 +13,14 @@ from dataclasses import dataclass, replace
 
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.ports import Handler, LinkCommands
+from bot.text import clean_message
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Command", "Commands", "default_commands", "guarded", "usage_line"]
 
+
+ARGUMENT_LIMIT = 4000  # characters of a command's arguments handlers see; the rest is cut
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,7 +67,12 @@ class Commands:
     async def run(self, event: ChatEvent, name: str, arguments: str = "") -> Reply:
         """Run command ``name`` (for a group, the subcommand named by the first word of
         ``arguments``) for the author of ``event``. An unknown or missing name gets a hint that
-        lists what there is; it never raises for bad input."""
+        lists what there is; it never raises for bad input.
+
+        ``name`` and ``arguments`` are cleaned as chat messages are (control characters and
+        lone surrogates removed, cut to ``ARGUMENT_LIMIT``) before any handler sees them."""
+        name = clean_message(name, ARGUMENT_LIMIT).text
+        arguments = clean_message(arguments, ARGUMENT_LIMIT).text
         command = self._by_name.get(name.strip().lower())
         if command is None:
             known = ", ".join(self._by_name)

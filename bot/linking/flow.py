@@ -6,7 +6,10 @@ The flow, and what each step guards against:
 1. ``/link`` in chat answers privately with a one-time URL: 32 random bytes, of which only a
    hash is stored, good for ``LINK_TTL``; at most a few per account an hour.
 2. Opening the URL changes nothing (chat and mail scanners prefetch links). The page asks for an
-   email; that POST carries a CSRF token and binds the request to the browser's cookie.
+   email; that POST carries a CSRF token and binds the request to the browser's cookie (a value
+   the server issued and signed) and to the one address it mails. Login emails are capped per
+   address, per chat account and per bot; an address without a login gets none unless the
+   operator lets linking create users.
 3. Supabase emails a magic link (PKCE; the verifier stays here, with the request). It comes back
    to the confirm page, whose Confirm POST exchanges the code for the user's id and shows a short
    code. Only one confirmation of a request can win.
@@ -21,42 +24,42 @@ do next.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import logging
 import math
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from bot.errors import (
     AuthCodeInvalid,
     AuthError,
-    AuthRateLimited,
-    AuthRejected,
+    AuthNoSuchUser,
     AuthUnavailable,
 )
 from bot.events import Account, ChatEvent, Reply, ReplyKind
-from bot.linking.store import AlreadyLinked, CodeOutcome, LinkRequest, LinkStore
+from bot.linking.emails import LoginEmails, Refusal
+from bot.linking.steps import (
+    CodePage,
+    ConfirmPage,
+    EmailSent,
+    LinkPage,
+    LinkPolicy,
+    LinkProblem,
+    Problem,
+    command_hint,
+    kept_choices,
+    mask_email,
+    not_sent,
+    platform_label,
+    refused,
+)
+from bot.linking.store import AlreadyLinked, LinkRequest, LinkStore
 from bot.ports import AuthProvider
-from bot.usage import typed
 
-__all__ = [
-    "CodePage",
-    "ConfirmPage",
-    "EmailSent",
-    "LinkPage",
-    "LinkPolicy",
-    "LinkProblem",
-    "Linking",
-    "Problem",
-    "command_hint",
-    "mask_email",
-    "platform_label",
-]
+__all__ = ["Linking"]
 
 log = logging.getLogger(__name__)
 
@@ -64,110 +67,8 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LinkPolicy:
-    """Where links point and how much they allow."""
-
-    public_url: str
-    ttl: timedelta = timedelta(minutes=10)
-    requests_per_hour: int = 5
-    emails_per_hour: int = 3
-    max_wrong_codes: int = 5
-
-
-class Problem(enum.Enum):
-    """Why a link page cannot go on."""
-
-    UNKNOWN = "unknown"
-    EXPIRED = "expired"
-    USED = "used"
-    OTHER_BROWSER = "other_browser"
-    BAD_EMAIL = "bad_email"
-    EMAIL_LIMIT = "email_limit"
-    AUTH_DOWN = "auth_down"
-    LOGIN_FAILED = "login_failed"
-    BAD_FORM = "bad_form"
-
-
-class LinkProblem(Exception):
-    """A step of the flow cannot go on; ``message`` says what happened and what to do, for the
-    person, and ``status`` is the HTTP status that fits."""
-
-    def __init__(self, problem: Problem, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.problem = problem
-        self.message = message
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LinkPage:
-    """The first page: which account is being linked; an email sent already, if any."""
-
-    request_id: str
-    platform: str
-    account_name: str
-    email_hint: str | None
-    minutes_left: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EmailSent:
-    email_hint: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConfirmPage:
-    request_id: str
-    platform: str
-    account_name: str
-    code: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CodePage:
-    """The code to send in chat, and the exact command that sends it."""
-
-    code: str
-    platform: str
-    account_name: str
-    command: str
-    minutes_left: int
-
-
-_PLATFORMS = {"discord": "Discord", "slack": "Slack", "console": "terminal"}
-
-
-def platform_label(platform: str) -> str:
-    return _PLATFORMS.get(platform, platform.capitalize())
-
-
-def command_hint(platform: str, name: str, arguments: str = "") -> str:
-    """How a person types command ``name`` (whose one option is the code) on ``platform``."""
-    return typed(platform, name, option="code", value=arguments)
-
-
-def mask_email(email: str) -> str:
-    """``alice@example.com`` → ``a***@example.com``: enough to recognise, not to harvest."""
-    local, _, domain = email.strip().partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
-
-
 def _hash(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
-
-
-def _choices(account: Account, outcome: CodeOutcome) -> str:
-    """What the linked memory keeps of the stricter choices, in a sentence (or nothing)."""
-    kept = []
-    if outcome.paused:
-        kept.append(f"memory stays paused ({typed(account.platform, 'memory', 'resume')} "
-                    "turns it back on)")
-    if not outcome.receipts:
-        kept.append("the 🧠 receipts stay off")
-    if not kept:
-        return ""
-    return " Linking keeps the stricter settings: " + " and ".join(kept) + "."
 
 
 def _normalise_code(text: str) -> str:
@@ -183,10 +84,12 @@ class Linking:
     chat account; an account is linked to at most one user, and re-linking needs ``unlink``.
     """
 
-    def __init__(self, store: LinkStore, auth: AuthProvider | None, policy: LinkPolicy) -> None:
+    def __init__(self, store: LinkStore, auth: AuthProvider | None, policy: LinkPolicy,
+                 emails: LoginEmails) -> None:
         self._store = store
         self._auth = auth
         self._policy = policy
+        self._emails = emails
 
     @property
     def configured(self) -> bool:
@@ -261,9 +164,10 @@ class Linking:
                 if outcome.moved
                 else ""
             )
+            kept = kept_choices(account.platform, outcome.paused, outcome.receipts)
             return Reply(
                 text=f"Linked: this {platform_label(account.platform)} account now shares its "
-                f"memory with {outcome.link.email_hint}.{moved}{_choices(account, outcome)}",
+                f"memory with {outcome.link.email_hint}.{moved}{kept}",
             )
         if not outcome.pending:
             return Reply(
@@ -302,6 +206,25 @@ class Linking:
 
     async def _code_hash(self, code: str) -> bytes:
         return hmac.digest(await self._store.site_key(), f"code:{code}".encode(), "sha256")
+
+    async def new_browser(self) -> str:
+        """A browser cookie value of this server's own: 32 random bytes and their signature
+        with the site key, so that :meth:`known_browser` can tell it from a made-up one."""
+        nonce = secrets.token_urlsafe(32)
+        return f"{nonce}.{await self._browser_signature(nonce)}"
+
+    async def known_browser(self, cookie: str) -> str | None:
+        """``cookie`` if this server issued it (see :meth:`new_browser`); None for a value the
+        client made up or changed, which the pages treat as no cookie at all."""
+        nonce, _, signature = cookie.partition(".")
+        if not nonce or not signature or len(cookie) > 200:
+            return None
+        expected = await self._browser_signature(nonce)
+        return cookie if hmac.compare_digest(expected, signature) else None
+
+    async def _browser_signature(self, nonce: str) -> str:
+        key = await self._store.site_key()
+        return hmac.digest(key, f"browser:{nonce}".encode(), "sha256").hex()
 
     async def csrf_token(self, browser: str) -> str:
         """The form token for this browser's cookie (a signed double-submit token)."""
@@ -357,7 +280,12 @@ class Linking:
 
     async def send_email(self, token: str, browser: str, email: str) -> EmailSent:
         """``POST /link/<token>``: bind the request to this browser and have Supabase email a
-        login link that comes back to the confirm page."""
+        login link that comes back to the confirm page.
+
+        A request mails one address only (the first one; it may be sent to again), and the
+        hourly limits per address, per chat account and per bot hold however many POSTs race.
+        Without ``create_users`` an address with no login gets no email and no user, and the
+        same page as one that has a login."""
         if self._auth is None:
             raise LinkProblem(Problem.AUTH_DOWN, "Account linking is not configured here.", 503)
         request = await self._open_request(await self._store.request_by_token(_hash(token)))
@@ -368,33 +296,30 @@ class Linking:
                               "Check it and try again.")
         key = await self._store.site_key()
         email_hash = hmac.digest(key, f"email:{email.lower()}".encode(), "sha256")
-        if await self._store.emails_since(email_hash, timedelta(hours=1)) >= (
-            self._policy.emails_per_hour
-        ):
-            log.warning("login emails over the hourly limit for one address")
-            raise LinkProblem(Problem.EMAIL_LIMIT, "Several login emails went to this address "
-                              "in the last hour. Use the newest one, or try again later.", 429)
         browser_hash = _hash(browser)
         if not await self._store.bind_browser(request.id, browser_hash):
             raise await self._closed(request.id)
+        claim = await self._emails.claim(request_id=request.id, account_key=request.account.key,
+                                         email_hash=email_hash, limits=self._policy.emails)
+        if isinstance(claim, Refusal):
+            raise refused(claim, request.account.platform)
         redirect = self._url(f"/link/confirm/{quote(request.id)}")
-        try:
-            verifier = await self._auth.send_login_email(email, redirect)
-        except AuthRateLimited as exc:
-            raise LinkProblem(Problem.EMAIL_LIMIT, "A login email was just sent to this address. "
-                              "Wait a minute, then try again.", 429) from exc
-        except AuthRejected as exc:
-            raise LinkProblem(Problem.BAD_EMAIL, "The login service did not accept that "
-                              "address. Check it and try again.") from exc
-        except AuthError as exc:
-            log.error("sending a login email failed: %s", exc)
-            raise LinkProblem(Problem.AUTH_DOWN, "The login service can't be reached right now. "
-                              "Please try again in a few minutes.", 503) from exc
         hint = mask_email(email)
-        if not await self._store.record_email(request.id, browser_hash, email_hash=email_hash,
-                                              email_hint=hint, code_verifier=verifier):
+        create = self._policy.create_users
+        try:
+            verifier = await self._auth.send_login_email(email, redirect, create_user=create)
+        except AuthNoSuchUser:
+            # The claim stays: the request is bound to this address like any other.
+            log.info("a login email was asked for an address with no login; none sent "
+                     "(LINK_CREATE_USERS is off)")
+            return EmailSent(email_hint=hint, if_known=True)
+        except AuthError as exc:
+            await self._emails.release(claim)  # nothing was sent
+            raise not_sent(exc) from exc
+        if not await self._store.record_email(request.id, browser_hash, email_hint=hint,
+                                              code_verifier=verifier):
             raise await self._closed(request.id)
-        return EmailSent(email_hint=hint)
+        return EmailSent(email_hint=hint, if_known=not create)
 
     async def _closed(self, request_id: str) -> LinkProblem:
         """The problem with a request that changed under us."""

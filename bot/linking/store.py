@@ -212,15 +212,6 @@ class LinkStore:
         )
         return _request(row) if row else None
 
-    async def emails_since(self, email_hash: bytes, window: timedelta) -> int:
-        count = await self._pool.fetchval(
-            "select count(*) from link_email_sends where email_hash = $1"
-            " and sent_at > now() - $2::interval",
-            email_hash,
-            window,
-        )
-        return int(count)
-
     async def bind_browser(self, request_id: str, browser_hash: bytes) -> bool:
         """Bind an open request to the first browser that sends an email from it; True if the
         request is open and bound to this browser (now or before)."""
@@ -238,30 +229,23 @@ class LinkStore:
         request_id: str,
         browser_hash: bytes,
         *,
-        email_hash: bytes,
         email_hint: str,
         code_verifier: str,
     ) -> bool:
         """Keep the PKCE verifier of the email just sent; False if the request closed or moved
-        to another browser meanwhile."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "insert into link_email_sends (email_hash) values ($1)", email_hash
-            )
-            await conn.execute(
-                "delete from link_email_sends where sent_at < now() - interval '1 day'"
-            )
-            done = await conn.fetchval(
-                "update link_requests set email_hint = $3, code_verifier = $4,"
-                " email_sent_at = now() where id = $1 and browser_hash = $2"
-                " and used_at is null and confirmed_at is null and expires_at > now()"
-                " returning true",
-                uuid.UUID(request_id),
-                browser_hash,
-                email_hint,
-                code_verifier,
-            )
-            return bool(done)
+        to another browser meanwhile. (The email itself was claimed, and counted against the
+        limits, by ``bot.linking.emails.LoginEmails`` before it was sent.)"""
+        done = await self._pool.fetchval(
+            "update link_requests set email_hint = $3, code_verifier = $4,"
+            " email_sent_at = now() where id = $1 and browser_hash = $2"
+            " and used_at is null and confirmed_at is null and expires_at > now()"
+            " returning true",
+            uuid.UUID(request_id),
+            browser_hash,
+            email_hint,
+            code_verifier,
+        )
+        return bool(done)
 
     async def confirm(
         self,

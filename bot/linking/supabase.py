@@ -13,7 +13,13 @@ import httpx
 from supabase_auth import AsyncGoTrueClient, AsyncMemoryStorage
 from supabase_auth.errors import AuthApiError, AuthError, AuthRetryableError
 
-from bot.errors import AuthCodeInvalid, AuthRateLimited, AuthRejected, AuthUnavailable
+from bot.errors import (
+    AuthCodeInvalid,
+    AuthNoSuchUser,
+    AuthRateLimited,
+    AuthRejected,
+    AuthUnavailable,
+)
 from bot.ports import AuthUser
 
 __all__ = ["SupabaseAuth"]
@@ -45,16 +51,21 @@ class SupabaseAuth:
             http_client=self._http,
         )
 
-    async def send_login_email(self, email: str, redirect_to: str) -> str:
+    async def send_login_email(self, email: str, redirect_to: str, *,
+                               create_user: bool = False) -> str:
         storage = AsyncMemoryStorage()
         client = self._flow_client(storage)
         try:
             await client.sign_in_with_otp(
-                {"email": email, "options": {"email_redirect_to": redirect_to}}
+                {"email": email, "options": {"email_redirect_to": redirect_to,
+                                             "should_create_user": create_user}}
             )
         except AuthApiError as exc:
             if exc.status == 429:
                 raise AuthRateLimited(str(exc.code or "rate limited")) from exc
+            if exc.code == "otp_disabled" and not create_user:
+                # Supabase Auth's answer for an unknown address when sign-ups are not allowed.
+                raise AuthNoSuchUser("otp_disabled") from exc
             if 400 <= exc.status < 500 and exc.status not in (401, 403):
                 raise AuthRejected(str(exc.code or exc.status)) from exc
             raise AuthUnavailable(f"Supabase Auth answered {exc.status} ({exc.code})") from exc
