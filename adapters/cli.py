@@ -21,6 +21,7 @@ from bot.config import Settings, load_settings
 from bot.database import Database
 from bot.errors import ConfigError, MembotError, StartupError
 from bot.logs import configure_logging
+from bot.wording import plural
 
 __all__ = ["main"]
 
@@ -239,11 +240,11 @@ async def _queue(settings: Settings, retry_failed: bool) -> None:
     try:
         await queue.open()
         if retry_failed:
-            print(f"membot: {await queue.retry_failed()} failed messages queued again.")
+            again = plural(await queue.retry_failed(), "failed message")
+            print(f"membot: {again} queued again.")
         counts = await queue.counts()
         jobs = ", ".join(f"{n} {status}" for status, n in sorted(counts.jobs.items())) or "none"
-        waiting = "message" if counts.messages == 1 else "messages"
-        print(f"membot: {counts.messages} {waiting} waiting to be learned, "
+        print(f"membot: {plural(counts.messages, 'message')} waiting to be learned, "
               f"{counts.failed_messages} failed; jobs: {jobs}.")
     finally:
         await queue.close()

@@ -14,6 +14,7 @@ from bot.errors import MemoryUnavailable
 from bot.inbox import InboxItem
 from bot.ports import MemoryStore, Owners, Receipts
 from bot.queue import LearnJob
+from bot.wording import plural
 
 __all__ = ["Batching", "Inbox", "Learner"]
 
@@ -164,8 +165,8 @@ class Learner:
                           "failed", len(items), exc.__class__.__name__)
             raise
         self.learned += len(items)
-        log.info("learned %d memories from %d messages (attempt %d)", len(added), len(items),
-                 job.attempt)
+        log.info("learned %s from %s (attempt %d)", plural(len(added), "memory"),
+                 plural(len(items), "message"), job.attempt)
         if owner == items[0].account:
             now = await self._owners.owner_of(owner)
             if now != owner:

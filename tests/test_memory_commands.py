@@ -476,3 +476,23 @@ async def test_here_in_a_direct_message_limits_nothing(make_settings: MakeSettin
                               admin=True)
         assert reply.kind is ReplyKind.HINT and "never limited" in reply.text
         assert (await app.controls.place("slack", "T1")).channels == ()
+
+
+async def test_counts_read_as_english_with_one_of_anything(make_settings: MakeSettings) -> None:
+    async with services(make_settings(in_process_worker=False)) as app:
+        await answer(app.core, to_event("alice", "I grow tomatoes on my balcony", session="s"))
+        waiting = await command(app, "alice", "memory list")
+        assert "still learning from your last message:" in waiting.text
+        assert "1 message" not in waiting.text
+    async with running(make_settings) as app:
+        await app.jobs.wait_idle()
+        listed = await command(app, "alice", "memory list")
+        assert "What I remember about you: 1 memory, newest first." in listed.text
+        beyond = await command(app, "alice", "memory list 3")
+        assert beyond.text.startswith("There is only one page: :memory list 1")
+        wrong = await command(app, "alice", "memory list abc")
+        assert wrong.text == "The page is a number: :memory list 1."
+        exported = await command(app, "alice", "memory export")
+        assert "1 memory and 2 recent messages" in exported.text
+        gone = await command(app, "alice", "memory forget-all confirm")
+        assert "I forgot 1 memory and 2 recent messages." in gone.text
