@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import uuid
@@ -53,6 +54,23 @@ def render(reply: Reply) -> str:
     return "\n".join(lines)
 
 
+def _write_private(path: Path, content: bytes) -> Path:
+    """Write ``content`` to a new file readable and writable by its owner only (0600: an export
+    holds a person's memories), at ``path`` or, when that exists, ``stem-2.ext``, ``stem-3.ext``
+    and so on. Never overwrites a file. Returns the path written."""
+    stem, n, candidate = path.stem, 1, path
+    while True:
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            n += 1
+            candidate = path.with_name(f"{stem}-{n}{path.suffix}")
+            continue
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        return candidate
+
+
 class ConsoleAdapter:
     """Reads lines from ``stdin``, hands each to ``handle`` (or, for ``:name arguments``, to the
     command layer), and prints the reply to ``stdout``. Files a reply carries (an export) are
@@ -93,13 +111,8 @@ class ConsoleAdapter:
 
     def _save(self, reply: Reply) -> None:
         for file in reply.files:
-            path = self._files_dir / file.filename
-            stem, n = path.stem, 1
-            while path.exists():
-                n += 1
-                path = path.with_name(f"{stem}-{n}{path.suffix}")
-            path.write_bytes(file.content)
-            self._say(f"  saved {path}")
+            path = _write_private(self._files_dir / file.filename, file.content)
+            self._say(f"  saved {path} (readable by you only)")
 
     def _say(self, text: str) -> None:
         self._stdout.write(text + "\n")

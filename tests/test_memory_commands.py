@@ -174,6 +174,11 @@ def _files_holding(folder: Path, needle: str) -> int:
                if path.is_file() and needle.encode() in path.read_bytes())
 
 
+def _modes(folder: Path) -> dict[str, str]:
+    """The permission bits of the exports saved in ``folder``, by name."""
+    return {p.name: oct(p.stat().st_mode & 0o777) for p in folder.glob("membot-memories-*")}
+
+
 def _saved(folder: Path) -> dict[str, str]:
     """The exports saved in ``folder``, by extension."""
     return {p.suffix[1:]: p.read_text() for p in folder.glob("membot-memories-*")}
@@ -413,6 +418,9 @@ async def test_the_terminal_has_every_memory_command(
     assert text.rstrip().endswith("I don't remember anything about you yet.")
     saved = _saved(tmp_path)
     assert sorted(saved) == ["json", "md"]
+    # An export holds a person's memories: only they may read it, whatever the umask allows.
+    assert set(_modes(tmp_path).values()) == {"0o600"}, _modes(tmp_path)
+    assert "(readable by you only)" in text
     assert "I play chess on Sundays" in saved["md"]
 
 
