@@ -164,6 +164,7 @@ def _build_mem0(
     """Build mem0's ``Memory`` (slow: about half a second) and create its table."""
     mem0 = import_mem0(settings)
     key = clients.sync_client.api_key
+    embedding_key = clients.embedding_sync.api_key
     config = {
         "vector_store": {
             "provider": "pgvector",
@@ -186,8 +187,8 @@ def _build_mem0(
             "provider": "openai",
             "config": {
                 "model": settings.embedding_model,
-                "api_key": key,
-                "openai_base_url": clients.base_url,
+                "api_key": embedding_key,
+                "openai_base_url": clients.embedding_base_url,
                 "embedding_dims": settings.embedding_dims if settings.send_embedding_dims else None,
             },
         },
@@ -201,7 +202,7 @@ def _build_mem0(
     # One client of ours, with our timeout and retries, instead of the ones mem0 built from the
     # environment (mem0's LLM silently switches to OpenRouter when OPENROUTER_API_KEY is set).
     memory.llm.client = clients.sync_client
-    memory.embedding_model.client = clients.sync_client
+    memory.embedding_model.client = clients.embedding_sync
     memory.embedding_model = Mem0Embedder(memory.embedding_model, settings.embedding_query_prefix,
                                           settings.embedding_document_prefix)
     memory.vector_store.create_col()
