@@ -160,10 +160,12 @@ class Core:
             answer = await self._chat.complete(messages)
         except ModelUnavailable as exc:
             log.error("chat model unavailable for event %s: %s", event.event_id, exc)
-            return Reply(text=MODEL_DOWN, kind=ReplyKind.ERROR, notice=access.notice)
+            return Reply(text=MODEL_DOWN, kind=ReplyKind.ERROR, notice=access.notice,
+                         cause=str(exc))
         except ModelRejected as exc:
             log.error("chat model rejected event %s: %s", event.event_id, exc)
-            return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR, notice=access.notice)
+            return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR, notice=access.notice,
+                         cause=str(exc))
         finally:
             trace.model_seconds = time.perf_counter() - asked
         await self._record(event, owner or event.account.key, cleaned.text, answer, access)

@@ -172,9 +172,9 @@ class Learner:
             if now != owner:
                 moved = await self._move(owner, now)
                 log.info("moved %d memories written while their account was linked", moved)
-        source = next((i.source for i in reversed(items) if i.source is not None), None)
-        if added and source is not None:
-            await self._receipts.learned(source)
+        sources = [i.source for i in items if i.source is not None]
+        if added and sources:
+            await self._receipts.learned(sources[-1], sources)
 
 
 def _metadata(items: list[InboxItem], batch: str) -> dict[str, str]:

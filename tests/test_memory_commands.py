@@ -409,7 +409,7 @@ async def test_the_terminal_has_every_memory_command(
     assert "What I remember about you: 2 memories" in text
     assert "Forgotten: “I read Portuguese novels”." in text
     assert "Settings belong to a Discord server or a Slack workspace" in text
-    assert "🧠 (learned from: I play chess on Sundays)" in text
+    assert "🧠 learned from your message: “I play chess on Sundays”" in text
     assert "What I remember about “chess”" in text
     assert "Memory paused" in text and "Memory is back on" in text
     assert "No more 🧠 reactions" in text
