@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import procrastinate
+import procrastinate.worker
 from procrastinate.exceptions import AlreadyEnqueued
 
 from bot.config import Settings
@@ -97,6 +98,7 @@ class MemoryQueue:
             self._run
         )
         self.failed = 0  # job runs of this process that raised
+        self._workers: list[procrastinate.worker.Worker] = []  # running in this process
 
     async def open(self) -> None:
         await self._app.open_async()
@@ -227,21 +229,37 @@ class MemoryQueue:
         """Run jobs with ``handler`` until cancelled; on cancel, running jobs get
         ``SHUTDOWN_GRACE`` seconds, and whatever does not finish is run again elsewhere."""
         self._handler = handler
+        # procrastinate's own worker, built as ``run_worker_async`` builds it, kept so that
+        # ``other_workers`` can tell this process's heartbeat from the others'.
+        worker = procrastinate.worker.Worker(
+            app=self._app,
+            queues=[QUEUE], name=name, concurrency=concurrency, wait=True,
+            install_signal_handlers=False, listen_notify=True,
+            fetch_job_polling_interval=self._settings.worker_poll_interval,
+            update_heartbeat_interval=max(0.5, self._settings.worker_stalled_after / 4),
+            stalled_worker_timeout=self._settings.worker_stalled_after,
+            shutdown_graceful_timeout=self._settings.shutdown_grace,
+            delete_jobs="successful",
+        )
+        self._workers.append(worker)
         sweeping = asyncio.create_task(self._sweep_forever(), name="memory-queue-sweep")
         try:
-            await self._app.run_worker_async(
-                queues=[QUEUE], name=name, concurrency=concurrency, wait=True,
-                install_signal_handlers=False, listen_notify=True,
-                fetch_job_polling_interval=self._settings.worker_poll_interval,
-                update_heartbeat_interval=max(0.5, self._settings.worker_stalled_after / 4),
-                stalled_worker_timeout=self._settings.worker_stalled_after,
-                shutdown_graceful_timeout=self._settings.shutdown_grace,
-                delete_jobs="successful",
-            )
+            await worker.run()  # type: ignore[no-untyped-call]
         finally:
+            self._workers.remove(worker)
             sweeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeping
+
+    async def other_workers(self) -> int:
+        """Workers of other processes alive now (a heartbeat within ``WORKER_STALLED_AFTER``):
+        any of them will learn what is queued."""
+        ours = [w.worker_id for w in self._workers if w.worker_id is not None]
+        count = await self._pool.fetchval(
+            "select count(*) from procrastinate_workers where last_heartbeat > now() -"
+            " make_interval(secs => $1) and not (id = any($2::bigint[]))",
+            self._settings.worker_stalled_after, ours)
+        return int(count or 0)
 
     async def _sweep_forever(self) -> None:
         interval = max(1.0, self._settings.worker_stalled_after / 2)
