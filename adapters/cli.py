@@ -56,7 +56,7 @@ def _left_line(left: Leftover) -> str | None:
     waiting = plural(left.messages, "message")
     if left.other_workers:
         return (f"{waiting} still to learn: another membot process on this database (a "
-                f"membot worker, web or run) learns {them} now.")
+                f"membot worker, web or run) will learn {them}.")
     return (f"{waiting} still to learn: membot learns {them} the next time it runs here (or a "
             "membot worker does).")
 
@@ -142,10 +142,10 @@ async def _serve_web(settings: Settings, app: Services, slack: AsyncApp | None =
     web_app = build_web_app(linking=app.linking, slack=slack,
                             secure_cookies=settings.public_url.startswith("https://"),
                             readiness=app.readiness, metrics=app.metrics)
-    log.info("serving the web pages at http://%s:%d (public address %s)%s",
-             settings.web_host, settings.web_port, settings.public_url,
-             ", Slack events at /slack/events" if slack is not None else "")
-    await serve(web_app, settings.web_host, settings.web_port)
+    slack_note = ", Slack events at /slack/events" if slack is not None else ""
+    await serve(web_app, settings.web_host, settings.web_port,
+                announce=f"serving the web pages at http://{settings.web_host}:"
+                         f"{settings.web_port} (public address {settings.public_url}){slack_note}")
 
 
 async def _slack(settings: Settings) -> None:

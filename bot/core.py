@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.errors import ModelRejected, ModelUnavailable
+from bot.errors import MemoryUnavailable, ModelRejected, ModelUnavailable
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.ports import (
     NO_ACCESS,
@@ -225,6 +225,9 @@ class Core:
                 self._limits.memory_search_timeout,
                 event.event_id,
             )
+        except MemoryUnavailable as exc:  # a known fault, said in one line
+            log.error("memory search failed for event %s; answering without memories (%s)",
+                      event.event_id, str(exc).removeprefix("memory search failed: "))
         except Exception:
             log.exception("memory search failed for event %s; answering without memories",
                           event.event_id)

@@ -41,7 +41,7 @@ from bot.database import Database
 from bot.dates import dates_named
 from bot.errors import ConfigError, MemoryUnavailable
 from bot.mem0history import PostgresHistory, session_scope
-from bot.models import Mem0Embedder, ModelClients, OpenAIEmbedder
+from bot.models import Mem0Embedder, ModelClients, OpenAIEmbedder, describe_failure
 from bot.ports import MemoryHit, MemoryRecord
 from bot.ranking import add_lexemes, search_sql
 
@@ -342,7 +342,7 @@ class Mem0Memory:
             rows = await self._pool.fetch(self._search_sql, owner_id, vector, query,
                                           dates_named(query), limit)
         except Exception as exc:
-            raise MemoryUnavailable(f"memory search failed: {exc.__class__.__name__}") from exc
+            raise MemoryUnavailable(f"memory search failed: {describe_failure(exc)}") from exc
         return [
             MemoryHit(
                 id=row["id"],

@@ -209,11 +209,11 @@ class OpenAIChat:
                 "/chat/completions", body=body, cast_to=ChatCompletion
             )
         except _TRANSIENT as exc:
-            raise ModelUnavailable(f"{describe_failure(exc)} ({self._where})") from exc
+            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
         except openai.APIStatusError as exc:
             raise ModelRejected(f"HTTP {exc.status_code}: {exc.message}") from exc
         except openai.OpenAIError as exc:
-            raise ModelUnavailable(f"{describe_failure(exc)} ({self._where})") from exc
+            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
         choice = response.choices[0] if response.choices else None
         content = choice.message.content if choice else None
         if not content or not content.strip():

@@ -60,10 +60,11 @@ def test_the_model_going_away_mid_chat_is_one_line_with_its_real_cause(
     assert chat.returncode == 0, stderr
     said = [line for line in stdout.splitlines() if line.startswith("membot")]
     assert said == ["membot [error]> I can't reach my language model right now. Please try "
-                    f"again in a moment. (connection refused ({model.base_url}))"]
+                    f"again in a moment. (connection refused at {model.base_url})"]
     assert "Traceback" not in stdout + stderr and "Timeout" not in stdout
     assert stderr == ""
-    assert "connection refused" in log_path.read_text()
+    logged = log_path.read_text()
+    assert "answering without memories (connection refused)" in logged
     assert oct(log_path.stat().st_mode & 0o777) == "0o600"
 
 
@@ -109,7 +110,7 @@ def test_quit_beside_a_worker_is_prompt_and_says_who_learns_the_rest(
         assert chat.returncode == 0, chat.stderr
         assert chat.stdout.rstrip().endswith(
             "1 message still to learn: another membot process on this database (a membot "
-            "worker, web or run) learns it now.")
+            "worker, web or run) will learn it.")
         assert took < 90, took
         shown = ""
         while "0 messages waiting" not in shown:  # and the worker does learn it

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -21,6 +22,8 @@ from bot.metrics import Metrics
 from bot.ports import Readiness
 
 __all__ = ["build_web_app", "serve"]
+
+log = logging.getLogger(__name__)
 
 
 def build_web_app(
@@ -75,10 +78,11 @@ def build_web_app(
     return app
 
 
-async def serve(app: web.Application, host: str, port: int, *, setting: str = "PORT") -> None:
-    """Serve until cancelled, then stop accepting and close. Raises :class:`StartupError`, in
-    one sentence naming ``setting`` (the variable that chose ``port``), when the address is
-    taken or cannot be listened on."""
+async def serve(app: web.Application, host: str, port: int, *, setting: str = "PORT",
+                announce: str | None = None) -> None:
+    """Serve until cancelled, then stop accepting and close; ``announce`` is logged once the
+    port is listened on. Raises :class:`StartupError`, in one sentence naming ``setting`` (the
+    variable that chose ``port``), when the address is taken or cannot be listened on."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -94,6 +98,8 @@ async def serve(app: web.Application, host: str, port: int, *, setting: str = "P
             raise StartupError(
                 f"Cannot listen on {host}:{port} ({setting}, WEB_HOST): {exc.strerror or exc}."
             ) from None
+        if announce:
+            log.info("%s", announce)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
