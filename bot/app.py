@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.controls import ControlStore
 from bot.core import Core, TurnLimits
 from bot.database import Database
+from bot.erasure import Eraser
 from bot.inbox import MemoryInbox
 from bot.learner import Batching, Learner
 from bot.ledger import PostgresLedger
@@ -110,7 +111,8 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
         if settings.in_process_worker and start_worker:
             await writer.start_worker(settings.memory_write_threads)
         stack.push_async_callback(writer.stop, settings.shutdown_grace)
-        purger = Purger(links, memory, transcript, controls, writer)
+        eraser = Eraser(tombstones=controls, writes=writer, memory=memory, turns=transcript)
+        purger = Purger(links, eraser)
         sweeping = asyncio.create_task(purger.run(), name="purge-deleted-users")
         stack.push_async_callback(_cancel, sweeping)
         writer.watch()
@@ -126,7 +128,9 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
             limits=TurnLimits(
                 memory_top_k=settings.memory_top_k,
                 context_turns=settings.context_turns,
+                context_chars=settings.context_chars,
                 max_message_chars=settings.max_message_chars,
+                max_answer_chars=settings.max_answer_chars,
                 memory_search_timeout=settings.memory_search_timeout,
             ),
             observers=[metrics, await TurnLog.open(database.pool)],
@@ -136,7 +140,8 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
             core=core,
             commands=default_commands(linking, [
                 MemoryCommands(memory=memory, owners=links, controls=controls,
-                               transcript=transcript, writes=writer).command(),
+                               transcript=transcript, writes=writer,
+                               eraser=eraser).command(),
                 SettingsCommands(controls).command(),
             ]),
             database=database,

@@ -73,6 +73,9 @@ class Settings(BaseModel):
     memory_top_k: Annotated[int, _env("MEMORY_TOP_K"), Field(ge=0, le=100)] = 5
     context_turns: Annotated[int, _env("CONTEXT_TURNS"), Field(ge=0, le=100)] = 6
     max_message_chars: Annotated[int, _env("MAX_MESSAGE_CHARS"), Field(ge=100)] = 4000
+    max_answer_tokens: Annotated[int, _env("MAX_ANSWER_TOKENS"), Field(ge=16)] = 2000
+    max_answer_chars: Annotated[int, _env("MAX_ANSWER_CHARS"), Field(ge=100)] = 8000
+    context_chars: Annotated[int, _env("CONTEXT_CHARS"), Field(ge=0)] = 12000
     memory_search_timeout: Annotated[float, _env("MEMORY_SEARCH_TIMEOUT"), Field(gt=0)] = 2.0
 
     # Capacity.

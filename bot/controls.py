@@ -3,6 +3,7 @@ means for one turn."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,20 @@ import asyncpg
 from bot.events import ChatEvent
 from bot.ports import Access
 
-__all__ = ["PAUSED_NOTICE", "ControlStore", "Person", "Place", "decide"]
+__all__ = [
+    "OWNER_LOCK",
+    "PAUSED_NOTICE",
+    "UNCHECKED_KEYS",
+    "ControlStore",
+    "Person",
+    "Place",
+    "decide",
+    "unchecked_place",
+]
+
+# The first key of an owner's erase lock, ``pg_advisory_xact_lock(OWNER_LOCK, hashtext(owner))``:
+# held exclusively while the tombstone is set, shared while turns and writes are recorded.
+OWNER_LOCK = 7_291_003
 
 PAUSED_NOTICE = (
     "Memory is paused for you: I'm not using or learning anything about you until you resume it."
@@ -50,9 +64,7 @@ def decide(event: ChatEvent, person: Person, place: Place | None, *,
                       notice=PAUSED_NOTICE if first_pause_notice else None)
     if place is None:
         return Access(recall=True, learn=True, receipts=person.receipts)
-    in_channel = event.is_direct or not place.channels or any(
-        where in place.channels for where in (event.channel_id, event.thread_id) if where
-    )
+    in_channel = _in_channel(place, event.is_direct, event.channel_id, event.thread_id)
     if not place.memory or not in_channel:
         return Access(recall=False, learn=False, receipts=False)
     return Access(
@@ -60,6 +72,24 @@ def decide(event: ChatEvent, person: Person, place: Place | None, *,
         learn=True,
         receipts=person.receipts and place.receipts,
     )
+
+
+def _in_channel(place: Place, direct: bool, channel: str | None, thread: str | None) -> bool:
+    return direct or not place.channels or any(
+        where in place.channels for where in (channel, thread) if where
+    )
+
+
+# Metadata of a message queued while the settings could not be read: the mark, and where it was
+# said, so the learning step can check the settings then (``ControlStore.allows_later``).
+UNCHECKED_KEYS = ("access", "workspace_id", "channel_id", "thread_id", "direct")
+
+
+def unchecked_place(event: ChatEvent) -> dict[str, str]:
+    """The metadata that marks ``event``'s message as queued with its settings unchecked."""
+    return {"access": "unchecked", "workspace_id": event.workspace_id or "",
+            "channel_id": event.channel_id or "", "thread_id": event.thread_id or "",
+            "direct": "yes" if event.is_direct else ""}
 
 
 _PLACE_COLUMNS = {f.name for f in fields(Place)}
@@ -105,6 +135,29 @@ class ControlStore:
         )
         return _person(row) if row is not None else Person()
 
+    async def allows_later(self, owner_id: str, metadata: Mapping[str, str],
+                           said_at: datetime) -> bool:
+        """Whether a message queued with its settings unchecked (``unchecked_place``) may be
+        learned now: the owner has not paused memory, the place (if it has settings) has memory
+        on in that channel, and neither changed since the message was said; what they were
+        then is not known, so a change means no."""
+        row = await self._pool.fetchrow(
+            "select o.paused, o.updated_at as person_at, w.memory, w.channels,"
+            " w.updated_at as place_at from (select 1) one"
+            " left join owner_settings o on o.owner_id = $1"
+            " left join workspace_settings w on w.platform = $2 and w.workspace_id = $3",
+            owner_id, metadata.get("platform", ""), metadata.get("workspace_id", ""),
+        )
+        assert row is not None  # the select always yields its one row
+        if row["paused"] or (row["person_at"] is not None and row["person_at"] > said_at):
+            return False
+        if row["memory"] is None:
+            return True
+        place = Place(memory=row["memory"], channels=tuple(row["channels"]))
+        return (row["place_at"] <= said_at and place.memory and _in_channel(
+            place, bool(metadata.get("direct")), metadata.get("channel_id") or None,
+            metadata.get("thread_id") or None))
+
     async def set_paused(self, owner_id: str, paused: bool) -> bool:
         """Pause or resume; returns False when it already was so."""
         was: bool | None = await self._pool.fetchval(
@@ -126,15 +179,28 @@ class ControlStore:
             on,
         )
 
-    async def mark_forgotten(self, owner_id: str) -> datetime:
-        """Record that the owner asked to forget everything, now (the database's clock), before
-        anything is deleted: writes of older messages check it before and after they run."""
-        at: datetime = await self._pool.fetchval(
-            "insert into owner_settings (owner_id, forgotten_at) values ($1, now())"
-            " on conflict (owner_id) do update set forgotten_at = now(), updated_at = now()"
-            " returning forgotten_at",
-            owner_id,
-        )
+    async def mark_forgotten(self, owner_id: str, *, reset: bool = False) -> datetime:
+        """Record that everything of the owner is to be forgotten, now (the database's clock),
+        before anything is deleted: the tombstone every write and every recorded turn checks
+        after storing. ``reset`` also puts the owner's choices back to the defaults (their
+        Supabase user was deleted) while keeping the time.
+
+        Takes the owner's erase lock (:data:`OWNER_LOCK`) for its transaction: a recording of
+        turns that holds the shared lock finishes first (and its rows are then deleted), and
+        one that starts later sees the tombstone."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("select pg_advisory_xact_lock($1, hashtext($2))", OWNER_LOCK,
+                               owner_id)
+            at: datetime = await conn.fetchval(
+                "insert into owner_settings (owner_id, forgotten_at) values ($1, now())"
+                " on conflict (owner_id) do update set forgotten_at = now(), updated_at = now(),"
+                " paused = owner_settings.paused and not $2,"
+                " pause_noticed = owner_settings.pause_noticed and not $2,"
+                " receipts = owner_settings.receipts or $2"
+                " returning forgotten_at",
+                owner_id,
+                reset,
+            )
         return at
 
     async def place(self, platform: str, workspace_id: str) -> Place:
@@ -171,10 +237,6 @@ class ControlStore:
             *changes.values(),
         )
         return await self.place(platform, workspace_id)
-
-    async def forget_owner(self, owner_id: str) -> None:
-        """Drop an owner's settings (their Supabase user was deleted)."""
-        await self._pool.execute("delete from owner_settings where owner_id = $1", owner_id)
 
 
 def _person(row: asyncpg.Record) -> Person:

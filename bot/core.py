@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.controls import unchecked_place
 from bot.errors import MemoryUnavailable, ModelRejected, ModelUnavailable
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.ports import (
-    NO_ACCESS,
+    UNCHECKED,
     Access,
     ChatModel,
     EventLedger,
@@ -28,7 +29,7 @@ from bot.ports import (
     TurnObserver,
     TurnReport,
 )
-from bot.prompt import build_prompt
+from bot.prompt import build_prompt, fit_turns
 from bot.smalltalk import worth_learning
 from bot.text import clean_message
 
@@ -43,11 +44,14 @@ MODEL_REFUSED = "My language model refused that request, so I can't answer it."
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TurnLimits:
-    """How much one turn reads and accepts."""
+    """How much one turn reads and accepts: ``context_chars`` bounds the recent turns sent to
+    the model, ``max_answer_chars`` the answer sent and recorded."""
 
     memory_top_k: int = 5
     context_turns: int = 6
+    context_chars: int = 12000
     max_message_chars: int = 4000
+    max_answer_chars: int = 8000
     memory_search_timeout: float = 2.0
 
 
@@ -76,7 +80,9 @@ class Core:
     allow it (paused memory, memory off or limited to some channels, memories kept out of
     public answers); nothing is learned where that is not allowed; the reply never waits
     for a memory write; a failing or slow memory store costs the memories of that turn, not the
-    answer; model failures become one short sentence to the person. ``handle`` never raises
+    answer; model failures become one short sentence to the person; an answer is at most
+    ``max_answer_chars`` long and the recent turns in a prompt at most ``context_chars``, so no
+    answer, however long, can lock a conversation. ``handle`` never raises
     for a fault of the model, the memory store, the transcript, the ledger or the job queue.
     Each ``observers`` entry hears of every event and of how its turn ended, with timings.
     """
@@ -141,7 +147,7 @@ class Core:
         if not cleaned.text:
             return Reply(text=EMPTY_HINT, kind=ReplyKind.HINT)
         owner = trace.owner = await self._owner(event)
-        access = await self._access(owner, event) if owner else NO_ACCESS
+        access = await self._access(owner, event) if owner else UNCHECKED
         memories, recent = await asyncio.gather(
             self._recall(owner, cleaned.text, event, trace) if owner and access.recall
             else self._nothing(),
@@ -151,7 +157,7 @@ class Core:
             message=cleaned.text,
             author_name=event.author_name,
             memories=memories,
-            recent=recent,
+            recent=fit_turns(recent, self._limits.context_chars),
             now=self._clock(),
         )
         trace.memories = len(memories)
@@ -168,11 +174,17 @@ class Core:
                          cause=str(exc))
         finally:
             trace.model_seconds = time.perf_counter() - asked
+        answer_limit = self._limits.max_answer_chars
+        answer_cut = len(answer) > answer_limit
+        if answer_cut:
+            answer = answer[: answer_limit - 1].rstrip() + "…"
         await self._record(event, owner or event.account.key, cleaned.text, answer, access)
         notices = [access.notice] if access.notice else []
         if cleaned.cut:
             limit = self._limits.max_message_chars
             notices.append(f"Your message was long, so I read only its first {limit} characters.")
+        if answer_cut:
+            notices.append(f"My answer ran long, so I stopped it at {answer_limit} characters.")
         return Reply(text=answer, notice=" ".join(notices) or None)
 
     async def _claim(self, event: ChatEvent) -> bool:
@@ -196,14 +208,17 @@ class Core:
             return None
 
     async def _access(self, owner: str, event: ChatEvent) -> Access:
-        """What the person and their server allow this turn. If that cannot be read, nothing:
-        a pause or an admin's "off" must never be overridden by an outage."""
+        """What the person and their server allow this turn. If that cannot be read, no
+        memories in the answer, and the message is queued unchecked: it is learned later only
+        if the settings, read then, allow it (a pause or an admin's "off" is never overridden
+        by an outage, and what was said during one is not lost)."""
         try:
             return await self._controls.access(owner, event)
         except Exception:
             log.exception("reading the memory settings for event %s failed; answering without "
-                          "memories and learning nothing", event.event_id)
-            return NO_ACCESS
+                          "memories, learning later only what the settings allow then",
+                          event.event_id)
+            return UNCHECKED
 
     @staticmethod
     async def _nothing() -> list[MemoryHit]:
@@ -261,7 +276,8 @@ class Core:
                 event_id=event.event_id,
                 text=text,
                 at=event.at,
-                metadata={"platform": event.platform, "conversation_id": event.conversation_id},
+                metadata={"platform": event.platform, "conversation_id": event.conversation_id,
+                          **({} if access.checked else unchecked_place(event))},
                 source=event.source if access.receipts else None,
             )
         await self._exchanges.record(event.conversation_id, owner, exchange, write)

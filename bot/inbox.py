@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from bot.controls import OWNER_LOCK
 from bot.events import MessageRef
 from bot.ports import MemoryWrite, Turn
 
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 HELD_LIMIT = 10_000  # exchanges kept in memory while the database is away
 
 # An inbox row as :func:`_item` reads it; ``age`` by the database's clock.
+# True unless the owner forgot everything at or after the message was said.
+_NOT_FORGOTTEN = ("not exists (select from owner_settings where owner_id = {owner}"
+                  " and forgotten_at >= {said})")
+
 _SELECT = ("select id, owner_id, account, event_id, text, said_at, metadata, source,"
            " extract(epoch from now() - created_at)::float8 as age from memory_inbox")
 
@@ -99,14 +104,22 @@ class MemoryInbox:
 
     async def _store(self, item: _Held) -> int:
         """Write one exchange; returns how many messages its owner now has waiting (0 when it
-        queues no write)."""
+        queues no write). Nothing is written for a message said before the owner's last
+        forget (their tombstone): the shared erase lock makes a forget that is being recorded
+        wait for this transaction, whose rows it then deletes, or be seen by it."""
+        said = item.turns[0].at if item.turns else item.write.at if item.write else None
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("select pg_advisory_xact_lock_shared($1, hashtext($2))",
+                               OWNER_LOCK, item.owner_id)
             if self._keep and item.turns:
-                await conn.executemany(
+                await conn.execute(
                     "insert into conversation_turns (conversation_id, owner_id, role, content,"
-                    " at) values ($1, $2, $3, $4, $5)",
-                    [(item.conversation_id, item.owner_id, t.role, t.text, t.at)
-                     for t in item.turns],
+                    " at) select $1, $2, t.role, t.content, t.at"
+                    " from unnest($3::text[], $4::text[], $5::timestamptz[])"
+                    " with ordinality as t(role, content, at, n)"
+                    f" where {_NOT_FORGOTTEN.format(owner='$2', said='$6')} order by t.n",
+                    item.conversation_id, item.owner_id, [t.role for t in item.turns],
+                    [t.text for t in item.turns], [t.at for t in item.turns], said,
                 )
                 await conn.execute(
                     "delete from conversation_turns where conversation_id = $1 and id <= ("
@@ -124,7 +137,8 @@ class MemoryInbox:
             # the added count of what was inserted (0 for a redelivered event).
             waiting: int = await conn.fetchval(
                 "with added as (insert into memory_inbox (owner_id, account, event_id, text,"
-                " said_at, metadata, source) values ($1, $2, $3, $4, $5, $6, $7)"
+                " said_at, metadata, source) select $1, $2, $3, $4, $5, $6, $7"
+                f" where {_NOT_FORGOTTEN.format(owner='$1', said='$5')}"
                 " on conflict (event_id) do nothing returning 1)"
                 " select (select count(*) from added) + (select count(*) from memory_inbox"
                 " where owner_id = $1 and failed_at is null)",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from typing import Protocol
 
-from bot.controls import Person
+from bot.controls import UNCHECKED_KEYS, Person
 from bot.errors import MemoryUnavailable
 from bot.inbox import InboxItem
 from bot.ports import MemoryStore, Owners, Receipts
@@ -25,6 +25,8 @@ class People(Protocol):
     """An owner's own choices (``bot.controls.ControlStore``)."""
 
     async def person(self, owner_id: str) -> Person: ...
+    async def allows_later(self, owner_id: str, metadata: Mapping[str, str],
+                           said_at: datetime) -> bool: ...
 
 
 class Inbox(Protocol):
@@ -62,7 +64,11 @@ class Learner:
     - Nothing is stored for a message sent before the owner's last "forget everything", even
       when the forget happened while the job was running: checked before and after storing.
     - Nothing is stored while the owner has memory paused; messages queued before the pause are
-      dropped.
+      dropped. A message queued while the settings could not be read (a database outage) is
+      learned only if the owner's and the place's settings, read now, allow it and have not
+      changed since it was said.
+    - An account linked while its messages were learned: before what they left is moved to the
+      new owner, that owner's pause and forget are checked against when the messages were said.
     - A failure that a retry may fix (model 429/5xx, timeouts, the database) is raised for the
       queue to retry; on the last attempt, or for any other error, the messages are set aside
       as failed (kept, visible, out of later batches) and the error raised.
@@ -113,6 +119,13 @@ class Learner:
             await self._inbox.remove([i.id for i in dropped])
             log.info("dropped %d queued messages: forgotten since they were said", len(dropped))
         kept = [i for i in items if i not in dropped]
+        unchecked = [i for i in kept if i.metadata.get("access") == "unchecked"
+                     and not await self._people.allows_later(owner, i.metadata, i.said_at)]
+        if unchecked:
+            await self._inbox.remove([i.id for i in unchecked])
+            log.info("dropped %d messages queued during an outage: the settings, read now, "
+                     "do not allow learning them", len(unchecked))
+            kept = [i for i in kept if i not in unchecked]
         for _, group in groupby(kept, key=lambda i: i.metadata.get("conversation_id", "")):
             await self._learn(owner, list(group), job)
         if len(items) == self._batching.limit:
@@ -168,19 +181,34 @@ class Learner:
         log.info("learned %s from %s (attempt %d)", plural(len(added), "memory"),
                  plural(len(items), "message"), job.attempt)
         if owner == items[0].account:
-            now = await self._owners.owner_of(owner)
-            if now != owner:
-                moved = await self._move(owner, now)
-                log.info("moved %d memories written while their account was linked", moved)
+            added = await self._hand_over(owner, added, items)
         sources = [i.source for i in items if i.source is not None]
         if added and sources:
             await self._receipts.learned(sources[-1], sources)
 
 
+    async def _hand_over(self, owner: str, added: list[str], items: list[InboxItem]
+                         ) -> list[str]:
+        """The account was linked while its messages were being learned: give what they left
+        to the owner it has now, unless that owner paused memory or forgot everything since
+        the messages were said (then it is deleted). Returns the memories still kept."""
+        now = await self._owners.owner_of(owner)
+        if now == owner:
+            return added
+        person = await self._people.person(now)
+        if added and (person.paused or _forgotten_since(person.forgotten_at, items[-1].said_at)):
+            gone = await self._memory.forget(owner, added)
+            log.info("dropped %d memories written while their account was linked: its new "
+                     "owner paused or forgot everything since", gone)
+            added = []
+        moved = await self._move(owner, now)
+        log.info("moved %d memories written while their account was linked", moved)
+        return added
+
+
 def _metadata(items: list[InboxItem], batch: str) -> dict[str, str]:
-    last = items[-1]
-    return {**last.metadata, "batch": batch,
-            "event_ids": " ".join(i.event_id for i in items)}
+    last = {k: v for k, v in items[-1].metadata.items() if k not in UNCHECKED_KEYS}
+    return {**last, "batch": batch, "event_ids": " ".join(i.event_id for i in items)}
 
 
 def _forgotten_since(forgotten_at: datetime | None, said_at: datetime) -> bool:

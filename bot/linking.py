@@ -40,7 +40,7 @@ from bot.errors import (
     AuthUnavailable,
 )
 from bot.events import Account, ChatEvent, Reply, ReplyKind
-from bot.linkstore import AlreadyLinked, LinkRequest, LinkStore
+from bot.linkstore import AlreadyLinked, CodeOutcome, LinkRequest, LinkStore
 from bot.ports import AuthProvider
 from bot.syntax import typed
 
@@ -157,6 +157,19 @@ def _hash(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
 
+def _choices(account: Account, outcome: CodeOutcome) -> str:
+    """What the linked memory keeps of the stricter choices, in a sentence (or nothing)."""
+    kept = []
+    if outcome.paused:
+        kept.append(f"memory stays paused ({typed(account.platform, 'memory', 'resume')} "
+                    "turns it back on)")
+    if not outcome.receipts:
+        kept.append("the 🧠 receipts stay off")
+    if not kept:
+        return ""
+    return " Linking keeps the stricter settings: " + " and ".join(kept) + "."
+
+
 def _normalise_code(text: str) -> str:
     return re.sub(r"[^A-Z0-9]", "", text.upper())
 
@@ -250,7 +263,7 @@ class Linking:
             )
             return Reply(
                 text=f"Linked: this {platform_label(account.platform)} account now shares its "
-                f"memory with {outcome.link.email_hint}.{moved}",
+                f"memory with {outcome.link.email_hint}.{moved}{_choices(account, outcome)}",
             )
         if not outcome.pending:
             return Reply(

@@ -55,12 +55,15 @@ class LinkRequest:
 class CodeOutcome:
     """What a confirmation code sent in chat did: ``link`` is set when it made the link;
     otherwise ``pending`` says whether a confirmed request was waiting for a code at all, and
-    ``tries_left`` how many wrong codes it still takes (0: it is cancelled now)."""
+    ``tries_left`` how many wrong codes it still takes (0: it is cancelled now). ``paused`` and
+    ``receipts`` are the linked owner's choices after the link (see ``redeem_code``)."""
 
     link: AccountLink | None = None
     moved: int = 0
     pending: bool = False
     tries_left: int = 0
+    paused: bool = False
+    receipts: bool = True
 
 
 class AlreadyLinked(Exception):
@@ -76,6 +79,25 @@ _REQUEST_COLUMNS = (
     " expires_at <= now() as expired, browser_hash, email_hint, code_verifier,"
     " confirmed_at is not null as confirmed, used_at is not null as used"
 )
+
+
+async def _merge_choices(conn: Connection, account_key: str, user_id: str) -> asyncpg.Record:
+    """Give ``user_id`` the stricter of its own choices and the account's (migration 004's
+    ``owner_settings``); the account's row stays for the day it is unlinked. Returns the
+    user's ``paused`` and ``receipts``."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "insert into owner_settings as o (owner_id, paused, receipts, forgotten_at)"
+        " select $2, coalesce(a.paused, false), coalesce(a.receipts, true), a.forgotten_at"
+        " from (select 1) one left join owner_settings a on a.owner_id = $1"
+        " on conflict (owner_id) do update set paused = o.paused or excluded.paused,"
+        " receipts = o.receipts and excluded.receipts,"
+        " forgotten_at = greatest(o.forgotten_at, excluded.forgotten_at), updated_at = now()"
+        " returning paused, receipts",
+        account_key,
+        user_id,
+    )
+    assert row is not None  # an upsert of one row always returns it
+    return row
 
 
 def _request(row: asyncpg.Record) -> LinkRequest:
@@ -297,6 +319,8 @@ class LinkStore:
         """Use the account's confirmed request whose code matches: one transaction consumes it,
         links the account, and moves the account's memories to the user. A wrong code counts
         against every confirmed request of the account; at ``max_wrong`` they are cancelled.
+        The user keeps the stricter of their own and the account's choices: paused if either
+        was, receipts only if both had them, the later "forget everything".
         Raises :class:`AlreadyLinked` (and changes nothing) when the account is linked."""
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
@@ -345,7 +369,9 @@ class LinkStore:
                 row["user_id"],
             )
             moved = await self._move(conn, account.key, row["user_id"])
-            return CodeOutcome(link=_link(linked), moved=moved, pending=True)
+            choices = await _merge_choices(conn, account.key, row["user_id"])
+            return CodeOutcome(link=_link(linked), moved=moved, pending=True,
+                               paused=choices["paused"], receipts=choices["receipts"])
 
     async def prune_requests(self) -> int:
         """Delete requests that ended more than a day ago."""

@@ -11,8 +11,10 @@ reaches them.
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from psycopg import Connection
@@ -38,10 +40,25 @@ def session_scope(owner_id: str) -> str:
 class PostgresHistory:
     """Mem0's history manager on Postgres. Thread-safe (each call takes a pooled connection
     and commits before returning), as mem0 calls it from its write threads. Only ``reset``
-    differs: it empties the tables rather than dropping them."""
+    differs: it empties the tables rather than dropping them.
+
+    History rows written inside :meth:`writing_for` carry the owner's id (``owner_id``,
+    migration 006), so forgetting an owner finds them even when Mem0 writes one after the
+    memory it describes was deleted."""
 
     def __init__(self, pool: ConnectionPool[Connection[Any]]) -> None:
         self._pool = pool
+        self._local = threading.local()
+
+    @contextmanager
+    def writing_for(self, owner_id: str) -> Iterator[None]:
+        """History written by this thread until the block ends is the owner's. Mem0 writes
+        history on the thread that called ``add``."""
+        self._local.owner = owner_id
+        try:
+            yield
+        finally:
+            self._local.owner = None
 
     def add_history(
         self,
@@ -65,16 +82,17 @@ class PostgresHistory:
     def batch_add_history(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
+        owner = getattr(self._local, "owner", None)
         with self._pool.connection() as conn, conn.cursor() as cur:
             cur.executemany(
-                f"insert into mem0_history ({_HISTORY_COLUMNS})"
-                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                f"insert into mem0_history ({_HISTORY_COLUMNS}, owner_id)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
                         str(uuid.uuid4()), r.get("memory_id"), r.get("old_memory"),
                         r.get("new_memory"), r.get("event"), r.get("created_at"),
                         r.get("updated_at"), int(r.get("is_deleted") or 0), r.get("actor_id"),
-                        r.get("role"),
+                        r.get("role"), owner,
                     )
                     for r in records
                 ],

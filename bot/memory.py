@@ -26,7 +26,6 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import asyncpg
@@ -40,6 +39,7 @@ from bot.config import Settings
 from bot.database import Database
 from bot.dates import dates_named
 from bot.errors import ConfigError, MemoryUnavailable
+from bot.extraction import CheckedExtraction, ExtractionUnparseable
 from bot.mem0history import PostgresHistory, session_scope
 from bot.models import Mem0Embedder, ModelClients, OpenAIEmbedder, describe_failure
 from bot.ports import MemoryHit, MemoryRecord
@@ -61,6 +61,7 @@ _TRANSIENT = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     OSError,
+    ExtractionUnparseable,
 )
 
 _SETUP_LOCK = 7_291_002  # pg_advisory_lock key for creating the memory table and its indexes
@@ -119,6 +120,7 @@ async def move_owner(
         session_scope(old),
         session_scope(new),
     )
+    await conn.execute("update mem0_history set owner_id = $2 where owner_id = $1", old, new)
     return int(moved.split()[-1]) - int(dropped.split()[-1])
 
 
@@ -202,6 +204,7 @@ def _build_mem0(
     # One client of ours, with our timeout and retries, instead of the ones mem0 built from the
     # environment (mem0's LLM silently switches to OpenRouter when OPENROUTER_API_KEY is set).
     memory.llm.client = clients.sync_client
+    memory.llm = CheckedExtraction(memory.llm)
     memory.embedding_model.client = clients.embedding_sync
     memory.embedding_model = Mem0Embedder(memory.embedding_model, settings.embedding_query_prefix,
                                           settings.embedding_document_prefix)
@@ -246,6 +249,16 @@ def _transient(exc: BaseException) -> bool:
     return False
 
 
+def _cause_name(exc: BaseException) -> str:
+    """The class name of what went wrong: the innermost cause Mem0 wrapped, if it wrapped."""
+    seen: set[int] = set()
+    current: BaseException = exc
+    while current.__cause__ is not None and id(current) not in seen:
+        seen.add(id(current))
+        current = current.__cause__
+    return current.__class__.__name__
+
+
 def _parse_time(raw: str | None) -> datetime | None:
     if not raw:
         return None
@@ -271,6 +284,7 @@ class Mem0Memory:
         write_pool: ConnectionPool[Connection[Any]],
     ) -> None:
         self._mem0 = mem0
+        self._history: PostgresHistory = mem0.db
         self._pool = database.pool
         self._table = table
         self._embedder = embedder
@@ -355,17 +369,16 @@ class Mem0Memory:
 
     async def learn(self, owner_id: str, messages: Sequence[str],
                     metadata: dict[str, str]) -> list[str]:
-        add = partial(
-            self._mem0.add,
-            [{"role": "user", "content": text} for text in messages],
-            user_id=owner_id,
-            metadata=metadata,
-        )
+        def add() -> Any:
+            with self._history.writing_for(owner_id):
+                return self._mem0.add([{"role": "user", "content": text} for text in messages],
+                                      user_id=owner_id, metadata=metadata)
+
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(self._writes, add)
         except Exception as exc:
-            raise MemoryUnavailable(f"memory write failed: {exc.__class__.__name__}",
+            raise MemoryUnavailable(f"memory write failed: {_cause_name(exc)}",
                                     transient=_transient(exc)) from exc
         added = [str(entry["id"]) for entry in result.get("results", []) if entry.get("id")]
         log.debug("learned %d memories from %d messages", len(added), len(messages))
@@ -418,17 +431,25 @@ class Mem0Memory:
         return [_record(row) for row in rows]
 
     async def forget(self, owner_id: str, memory_ids: Sequence[str]) -> int:
-        return await self._forget(owner_id, "id = any($2::uuid[])", list(memory_ids))
+        ids = list(memory_ids)
+        return await self._forget(owner_id, "id = any($2::uuid[])", ids, history=(
+            "owner_id = $1 and memory_id = any($2::text[])", ids))
 
     async def forget_owner(self, owner_id: str) -> int:
-        return await self._forget(owner_id, "true")
+        return await self._forget(owner_id, "true", history=("owner_id = $1", None))
 
-    async def _forget(self, owner_id: str, which: str, *args: object) -> int:
+    async def _forget(self, owner_id: str, which: str, *args: object,
+                      history: tuple[str, object]) -> int:
         """:meth:`_delete` in one transaction, with Mem0's copy of the owner's last raw
-        messages, which may repeat what was forgotten."""
+        messages, which may repeat what was forgotten, and the history rows ``history`` names
+        (SQL on ``mem0_history`` with ``$1`` the owner, and its ``$2``): those written for the
+        owner after their memory was already gone."""
+        where, value = history
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 gone = await self._delete(conn, owner_id, which, *args)
+                await conn.execute(f"delete from mem0_history where {where}", owner_id,
+                                   *(() if value is None else (value,)))
                 await conn.execute("delete from mem0_messages where session_scope = $1",
                                    session_scope(owner_id))
         except Exception as exc:

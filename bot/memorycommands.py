@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from bot.commands import Command, guarded
 from bot.controls import ControlStore
+from bot.erasure import Eraser
 from bot.events import Action, ChatEvent, Reply, ReplyKind
 from bot.export import export_files
 from bot.ports import MemoryRecord, MemoryStore, Owners, PendingWrites
@@ -62,9 +63,11 @@ class MemoryCommands:
         controls: ControlStore,
         transcript: PostgresTranscript,
         writes: PendingWrites,
+        eraser: Eraser,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._memory = memory
+        self._eraser = eraser
         self._writes = writes
         self._owners = owners
         self._controls = controls
@@ -185,13 +188,8 @@ class MemoryCommands:
                     Action(label="Cancel", command="memory", arguments="forget-all cancel"),
                 ),
             )
-        # First the mark, then the deletes: a write already running checks the mark after it
-        # stored, and removes what it stored.
-        await self._controls.mark_forgotten(owner)
-        await self._writes.forget_owner(owner)
-        memories = await self._memory.forget_owner(owner)
-        turns = await self._transcript.forget_owner(owner)
-        log.info("forget-all: %d memories and %d turns of one owner", memories, turns)
+        erased = await self._eraser.erase(owner)
+        memories, turns = erased.memories, erased.turns
         return Reply(text=(f"Done: I forgot {plural(memories, 'memory')}"
                            f" and {plural(turns, 'recent message')}. "
                            "Anything you tell me from now on is new to me."))

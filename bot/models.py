@@ -189,25 +189,40 @@ class OpenAIEmbedder:
 
 
 class OpenAIChat:
-    """The chat model (the ``ChatModel`` port) on the async client."""
+    """The chat model (the ``ChatModel`` port) on the async client.
+
+    Every request caps the answer at ``MAX_ANSWER_TOKENS``. It is sent as
+    ``max_completion_tokens`` (what OpenAI's current models take); a server that refuses that
+    parameter by name (HTTP 400) is asked again once with ``max_tokens``, which this client then
+    keeps using."""
 
     def __init__(self, clients: ModelClients, settings: Settings) -> None:
         self._client = clients.async_client
         self._model = settings.chat_model
         self._where = clients.base_url
+        self._max_tokens = settings.max_answer_tokens
+        self._token_param = "max_completion_tokens"
 
     async def complete(self, messages: Sequence[Message]) -> str:
         # A plain body through the SDK's documented ``post``: ``chat.completions.create``
         # re-validates every message against its TypedDicts, which cost 1.1 ms of CPU per call
         # and was the largest cost of a turn under load. Retries and errors are the same.
-        body = {
+        body: dict[str, object] = {
             "model": self._model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
+            self._token_param: self._max_tokens,
         }
         try:
-            response = await self._client.post(
-                "/chat/completions", body=body, cast_to=ChatCompletion
-            )
+            try:
+                response = await self._post(body)
+            except openai.BadRequestError as exc:
+                if not self._refused_token_param(exc):
+                    raise
+                refused, self._token_param = self._token_param, _OTHER_PARAM[self._token_param]
+                log.warning("the chat model API refused %s; capping answers with %s instead",
+                            refused, self._token_param)
+                body[self._token_param] = body.pop(refused)
+                response = await self._post(body)
         except _TRANSIENT as exc:
             raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
         except openai.APIStatusError as exc:
@@ -218,7 +233,21 @@ class OpenAIChat:
         content = choice.message.content if choice else None
         if not content or not content.strip():
             raise ModelRejected("the model returned an empty answer")
+        if choice is not None and choice.finish_reason == "length":
+            log.info("an answer reached MAX_ANSWER_TOKENS=%d and was cut", self._max_tokens)
+            return content.strip() + "…"
         return content.strip()
+
+    async def _post(self, body: dict[str, object]) -> ChatCompletion:
+        return await self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+
+    def _refused_token_param(self, exc: openai.BadRequestError) -> bool:
+        """Whether a 400 names the token-cap parameter this client sent."""
+        param = exc.body.get("param") if isinstance(exc.body, dict) else None
+        return param == self._token_param or self._token_param in str(exc.message)
+
+
+_OTHER_PARAM = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
 
 
 class Mem0Embedder:

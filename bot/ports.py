@@ -18,6 +18,7 @@ from bot.events import ChatEvent, MessageRef
 
 __all__ = [
     "NO_ACCESS",
+    "UNCHECKED",
     "Access",
     "AuthProvider",
     "AuthUser",
@@ -110,15 +111,20 @@ class Access:
     """What one turn may do with its author's memories, after their own choices and their
     server's or workspace's: use them in the answer (``recall``), learn from the message
     (``learn``), show the learned receipt (``receipts``). ``notice`` is a sentence to show with
-    the answer (memory is paused), given once."""
+    the answer (memory is paused), given once. ``checked`` is false when the settings could
+    not be read: the learning step checks them before it stores anything."""
 
     recall: bool
     learn: bool
     receipts: bool = True
     notice: str | None = None
+    checked: bool = True
 
 
 NO_ACCESS = Access(recall=False, learn=False, receipts=False)
+# The settings could not be read (the database is away): no memories in the answer, and the
+# message is learned later only if the settings allow it then (see ``bot.learner.Learner``).
+UNCHECKED = Access(recall=False, learn=True, receipts=False, checked=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

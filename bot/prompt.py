@@ -9,7 +9,7 @@ from datetime import datetime
 
 from bot.ports import MemoryHit, Message, Turn
 
-__all__ = ["build_prompt"]
+__all__ = ["build_prompt", "fit_turns"]
 
 _INSTRUCTIONS = """\
 You are membot, a friendly assistant in a chat app. You have a long-term memory of the person \
@@ -32,6 +32,24 @@ def _memory_line(hit: MemoryHit) -> str:
     line = json.dumps({"recorded": recorded, "note": hit.text}, ensure_ascii=False)
     # Angle brackets escaped, so no memory can close the block it is quoted in.
     return line.replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def fit_turns(turns: Sequence[Turn], budget: int) -> list[Turn]:
+    """The newest of ``turns`` whose texts add up to at most ``budget`` characters, in order;
+    the oldest one kept is cut (its start kept, "…" after it) when it alone would not fit. So
+    one huge turn can never make every later prompt too long for the model."""
+    kept: list[Turn] = []
+    left = budget
+    for turn in reversed(turns):
+        if left <= 0:
+            break
+        if len(turn.text) > left:
+            kept.append(Turn(role=turn.role, text=turn.text[: max(left - 1, 0)] + "…",
+                             at=turn.at))
+            break
+        kept.append(turn)
+        left -= len(turn.text)
+    return kept[::-1]
 
 
 def build_prompt(

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.controls import ControlStore
+from bot.erasure import Eraser
 from bot.linkstore import LinkStore
-from bot.ports import MemoryStore, PendingWrites
-from bot.transcript import PostgresTranscript
 
 __all__ = ["Purger"]
 
@@ -16,41 +14,37 @@ log = logging.getLogger(__name__)
 
 
 class Purger:
-    """Deletes the memories of owners queued for purging: Postgres queues a Supabase user's id
-    when the user is deleted (``on delete cascade`` from ``auth.users`` and a trigger). Every
-    process sweeps at start and then every ``every`` seconds; a purge is finished (its queue row
-    removed) only after the owner's queued writes, memories, Mem0's history of them and recorded
-    turns are gone (and their settings), so an interrupted purge runs again."""
+    """Erases the owners queued for purging: Postgres queues a Supabase user's id when the user
+    is deleted (``on delete cascade`` from ``auth.users`` and a trigger). Every process sweeps
+    at start and then every ``every`` seconds.
 
-    def __init__(
-        self,
-        store: LinkStore,
-        memory: MemoryStore,
-        transcript: PostgresTranscript,
-        controls: ControlStore,
-        writes: PendingWrites,
-        every: float = 60.0,
-    ) -> None:
+    Each purge goes through :class:`bot.erasure.Eraser` (the path "forget everything" takes),
+    which leaves a tombstone so that a write or a turn still running under the deleted id stores
+    nothing. A purge is finished (its queue row removed) only when no memory write of the owner
+    is running any more; until then every sweep erases again, so even a write whose worker died
+    between storing and checking is cleaned up."""
+
+    def __init__(self, store: LinkStore, eraser: Eraser, every: float = 60.0) -> None:
         self._store = store
-        self._writes = writes
-        self._controls = controls
-        self._memory = memory
-        self._transcript = transcript
+        self._eraser = eraser
         self._every = every
 
     async def sweep(self) -> int:
-        """Purge every queued owner; returns how many were purged."""
-        purged = 0
+        """Erase every queued owner; returns how many were erased."""
+        erased = 0
         for owner in await self._store.pending_purges():
-            await self._writes.forget_owner(owner)
-            memories = await self._memory.forget_owner(owner)
-            turns = await self._transcript.forget_owner(owner)
-            await self._controls.forget_owner(owner)
+            gone = await self._eraser.erase(owner, deleted_user=True)
+            erased += 1
+            if await self._eraser.busy(owner):
+                log.info("purged a deleted user's data (%d memories, %d turns); a memory write "
+                         "of theirs is still running, so the purge runs again next sweep",
+                         gone.memories, gone.turns)
+                continue
             await self._store.finish_purge(owner)
-            log.info("purged a deleted user's data: %d memories, %d turns", memories, turns)
-            purged += 1
+            log.info("purged a deleted user's data: %d memories, %d turns", gone.memories,
+                     gone.turns)
         await self._store.prune_requests()
-        return purged
+        return erased
 
     async def run(self) -> None:
         """Sweep until cancelled; a failed sweep is logged and retried next time."""

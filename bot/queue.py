@@ -160,6 +160,13 @@ class MemoryQueue:
             "delete from procrastinate_jobs where lock = $1 and status = 'failed'",
             _lock(owner_id))
 
+    async def running(self, owner_id: str) -> bool:
+        """Whether a job of the owner is running now, on any worker."""
+        found: bool = await self._pool.fetchval(
+            "select exists (select from procrastinate_jobs where lock = $1"
+            " and status = 'doing')", _lock(owner_id))
+        return found
+
     async def hurry(self) -> int:
         """Make every waiting job due now (a process that learns them is stopping: the pause it
         waited for will not be seen). Returns how many owners."""

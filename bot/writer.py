@@ -73,6 +73,10 @@ class MemoryWriter:
         await self.queue.forget(owner_id)
         return messages
 
+    async def busy(self, owner_id: str) -> bool:
+        """Whether a learning job of the owner is running now, on any worker."""
+        return await self.queue.running(owner_id)
+
     def watch(self, every: float = 5.0) -> None:
         """Keep :attr:`depth` up to date, counting every ``every`` seconds (for metrics, which
         must not query the database while they are scraped)."""

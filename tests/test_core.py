@@ -96,8 +96,11 @@ async def test_when_the_owner_cannot_be_told_no_ones_memories_are_read(rig: Rig)
     reply = await rig.answer(to_event("alice", "where do I sail?", session="s"))
     assert reply.kind is ReplyKind.ANSWER
     assert rig.memory.searches == []
-    # Whether they paused memory, or their server turned it off, cannot be told either.
-    assert rig.jobs.writes == []
+    # Whether they paused memory, or their server turned it off, cannot be told either: the
+    # message is queued under the account, unchecked, for the learning step to find its owner
+    # and check their settings once the database answers.
+    [write] = rig.jobs.writes
+    assert (write.owner_id, write.metadata["access"]) == ("console:alice", "unchecked")
 
 
 async def test_what_the_controls_forbid_is_neither_read_nor_learned(rig: Rig) -> None:
@@ -124,12 +127,17 @@ async def test_learning_without_recall_and_receipts_follow_the_controls(rig: Rig
     assert rig.jobs.writes[-1].source == event.source
 
 
-async def test_when_the_controls_cannot_be_read_memory_is_left_alone(rig: Rig) -> None:
+async def test_when_the_controls_cannot_be_read_no_memory_is_used_and_learning_waits_to_check(
+    rig: Rig
+) -> None:
     rig.memory.remember("console:alice", "Alice sails")
     rig.controls.failure = ConnectionError("database gone")
-    reply = await rig.answer(to_event("alice", "where do I sail?", session="s"))
+    reply = await rig.answer(to_event("alice", "I sail a small dinghy", session="s"))
     assert reply.kind is ReplyKind.ANSWER
-    assert rig.memory.searches == [] and rig.jobs.writes == []
+    assert rig.memory.searches == []
+    # Queued, marked for the learning step to check the settings once they can be read.
+    [write] = rig.jobs.writes
+    assert write.metadata["access"] == "unchecked" and write.source is None
 
 
 async def test_memories_are_quoted_as_data_that_cannot_close_their_block(rig: Rig) -> None:

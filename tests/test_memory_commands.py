@@ -21,6 +21,7 @@ from bot.controls import PAUSED_NOTICE
 from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
 from tests.conftest import answer
 from tests.fakes.openai_server import ScriptedOpenAI
+from tests.traces import everything_about
 
 MakeSettings = Callable[..., Settings]
 
@@ -134,46 +135,6 @@ async def test_forgetting_someone_elses_id_does_nothing_and_says_nothing(
         assert await _ids(app, "console:alice") == [secret.id]
 
 
-async def _everything_about(database_url: str, data_dir: Path, owner: str, needle: str
-                            ) -> dict[str, int]:
-    """How many rows or files, wherever mem0 or membot keeps user data, hold the owner's id or
-    ``needle`` (a text only they said)."""
-    conn = await asyncpg.connect(database_url)
-    like = f"%{needle}%"
-    try:
-        found = {
-            "memories": await conn.fetchval(
-                "select count(*) from memories where payload->>'user_id' = $1"
-                " or payload::text ilike $2", owner, like),
-            "mem0_history": await conn.fetchval(
-                "select count(*) from mem0_history where new_memory ilike $1"
-                " or old_memory ilike $1", like),
-            "mem0_messages": await conn.fetchval(
-                "select count(*) from mem0_messages where session_scope = $1"
-                " or content ilike $2", f"user_id={owner}", like),
-            "conversation_turns": await conn.fetchval(
-                "select count(*) from conversation_turns where owner_id = $1"
-                " or content ilike $2", owner, like),
-            "memory_inbox": await conn.fetchval(
-                "select count(*) from memory_inbox where owner_id = $1 or text ilike $2",
-                owner, like),
-            "procrastinate_jobs": await conn.fetchval(
-                "select count(*) from procrastinate_jobs where args->>'owner_id' = $1", owner),
-        }
-        if await conn.fetchval("select to_regclass('public.memories_entities') is not null"):
-            found["memories_entities"] = await conn.fetchval(
-                "select count(*) from memories_entities where payload->>'user_id' = $1", owner)
-    finally:
-        await conn.close()
-    found["files"] = _files_holding(data_dir, needle)
-    return found
-
-
-def _files_holding(folder: Path, needle: str) -> int:
-    return sum(1 for path in folder.rglob("*")
-               if path.is_file() and needle.encode() in path.read_bytes())
-
-
 def _modes(folder: Path) -> dict[str, str]:
     """The permission bits of the exports saved in ``folder``, by name."""
     return {p.name: oct(p.stat().st_mode & 0o777) for p in folder.glob("membot-memories-*")}
@@ -191,7 +152,7 @@ async def test_forget_all_asks_first_then_leaves_nothing_of_that_person_anywhere
     async with services(settings) as app:
         await tell(app, "alice", "I am allergic to penicillin", "My sister is called Ines")
         await tell(app, "bob", "I am allergic to peanuts")
-        before = await _everything_about(database_url, settings.data_dir, "console:alice",
+        before = await everything_about(database_url, settings.data_dir, "console:alice",
                                          "penicillin")
         assert before["memories"] > 0 and before["mem0_history"] > 0
         assert before["mem0_messages"] > 0 and before["conversation_turns"] > 0
@@ -207,10 +168,10 @@ async def test_forget_all_asks_first_then_leaves_nothing_of_that_person_anywhere
         done = await command(app, "alice", f"{go.command} {go.arguments}")
         assert "I forgot 2 memories and 4 recent messages" in done.text
 
-    after = await _everything_about(database_url, settings.data_dir, "console:alice",
+    after = await everything_about(database_url, settings.data_dir, "console:alice",
                                     "penicillin")
     assert set(after.values()) == {0}, after
-    bob = await _everything_about(database_url, settings.data_dir, "console:bob", "peanuts")
+    bob = await everything_about(database_url, settings.data_dir, "console:bob", "peanuts")
     assert bob["memories"] and bob["mem0_history"] and bob["mem0_messages"]
     assert bob["conversation_turns"]
 
@@ -234,7 +195,7 @@ async def test_a_write_held_back_and_released_after_forget_all_stores_nothing(
         await app.jobs.wait_idle()
         assert app.jobs.failed == 0
         for needle in ("Keepass", "locker", "vinyl"):
-            found = await _everything_about(database_url, settings.data_dir, "console:alice",
+            found = await everything_about(database_url, settings.data_dir, "console:alice",
                                             needle)
             assert set(found.values()) == {0}, (needle, found)
         # What is said after the forget is learned as usual.

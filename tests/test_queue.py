@@ -142,6 +142,35 @@ async def test_a_run_interrupted_after_storing_is_retried_and_stores_nothing_twi
     assert [m["text"] for m in memories] == ["Keeps bees (attempt 2)"]
 
 
+async def test_an_extraction_answer_that_does_not_parse_is_a_failure_not_an_empty_result(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    settings = make_settings(memory_write_attempts=2)
+    async with services(settings) as app:
+        openai_server.extraction_text = lambda body: "Sure! The user keeps bees, I think."
+        await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
+        await app.jobs.wait_idle()  # both attempts made
+        assert len(openai_server.calls("extraction")) == 2
+        counts = await app.jobs.counts()
+        assert counts.failed_messages == 1 and counts.jobs.get("failed") == 1
+        assert await memories_of(app, "console:alice") == []
+
+        # Prose around a fenced object is read, as Mem0 reads it; the failed one is retried.
+        openai_server.extraction_text = lambda body: (
+            'Here you go:\n```json\n{"memory": [{"text": "Keeps bees"}]}\n```')
+        assert await app.jobs.queue.retry_failed() == 1
+        await app.jobs.wait_idle()
+        assert [m["text"] for m in await memories_of(app, "console:alice")] == ["Keeps bees"]
+        assert (await app.jobs.counts()).failed_messages == 0
+
+        # "Nothing worth remembering" is a valid answer, and learns nothing without failing.
+        openai_server.extraction_text = lambda body: '{"memory": []}'
+        await answer(app.core, to_event("alice", "What time is it?", session="s"))
+        await app.jobs.wait_idle()
+        assert (await app.jobs.counts()).failed_messages == 0
+        openai_server.extraction_text = None
+
+
 async def test_a_write_that_keeps_failing_is_kept_visible_and_can_be_retried(
     make_settings: MakeSettings, openai_server: ScriptedOpenAI
 ) -> None:

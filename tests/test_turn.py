@@ -193,3 +193,58 @@ async def test_embedding_prefixes_go_before_queries_and_stored_memories_only(
     for text in texts:  # every stored memory was embedded as a document
         assert f"passage: {text}" in inputs
     assert all(text.startswith(("query: ", "passage: ")) for text in inputs)
+
+
+async def test_an_endless_answer_is_capped_in_tokens_asked_and_characters_sent_and_kept(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    openai_server.chat_reply = lambda body: "la " * 400_000  # 1.2 MB
+    try:
+        async with services(make_settings(max_answer_chars=3000, max_answer_tokens=700)) as app:
+            reply = await answer(app.core, to_event("alice", "Sing forever", session="s"))
+            assert openai_server.calls("chat")[-1].body["max_completion_tokens"] == 700
+            assert reply.kind is ReplyKind.ANSWER and len(reply.text) <= 3000
+            assert reply.notice is not None and "3000 characters" in reply.notice
+            recorded = await app.database.pool.fetch(
+                "select role, length(content) as size from conversation_turns"
+                " where owner_id = 'console:alice' order by id")
+            assert [(r["role"], r["size"] <= 3000) for r in recorded] == [
+                ("user", True), ("assistant", True)]
+    finally:
+        openai_server.chat_reply = None
+
+
+async def test_one_huge_turn_never_locks_the_conversation(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    # A model that answers with 150,000 characters once, behind a context window of 60,000.
+    huge = iter(["x" * 150_000])
+    openai_server.chat_reply = lambda body: next(huge, "fine")
+    openai_server.context_chars = 60_000
+    try:
+        async with services(make_settings(max_answer_chars=200_000)) as app:
+            first = await answer(app.core, to_event("alice", "Write a lot", session="s"))
+            assert len(first.text) == 150_000
+            for text in ("And now?", "Still there?"):
+                later = await answer(app.core, to_event("alice", text, session="s"))
+                assert later.kind is ReplyKind.ANSWER and later.text == "fine"
+    finally:
+        openai_server.chat_reply = None
+        openai_server.context_chars = None
+
+
+async def test_a_server_that_refuses_max_completion_tokens_is_asked_with_max_tokens(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    openai_server.refused_params = {"max_completion_tokens"}
+    try:
+        async with services(make_settings(max_answer_tokens=500)) as app:
+            for text in ("Hello there", "And again"):
+                reply = await answer(app.core, to_event("alice", text, session="s"))
+                assert reply.kind is ReplyKind.ANSWER
+            sent = [c.body for c in openai_server.calls("chat")]
+            assert [("max_tokens" in b, "max_completion_tokens" in b) for b in sent] == [
+                (False, True), (True, False), (True, False)]
+            assert sent[-1]["max_tokens"] == 500
+    finally:
+        openai_server.refused_params = set()

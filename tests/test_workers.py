@@ -122,6 +122,7 @@ async def test_the_bot_answers_through_a_database_outage_and_every_queued_write_
         memory_search_timeout=2.0, shutdown_grace=5.0, context_turns=30,
     )
     async with services(settings) as app:
+        await app.controls.set_paused("console:bob", True)
         openai_server.hold("extraction")  # writes queue up behind a slow model
         for n in range(3):
             await answer(app.core, to_event("alice", f"fact {n} said before the outage",
@@ -129,22 +130,37 @@ async def test_the_bot_answers_through_a_database_outage_and_every_queued_write_
         await asyncio.to_thread(pg_ctl, ["-w", "stop", "-m", "fast"], pgdata=server.pgdata,
                                 user=server.system_user)
         for n in range(3):
-            reply = await app.core.handle(to_event("alice", f"question {n} during the outage",
+            reply = await app.core.handle(to_event("alice", f"fact {n} said during the outage",
                                                    session="s"))
             assert reply is not None and reply.kind is ReplyKind.ANSWER
+        # Bob paused memory before the outage and resumes it after: what he said during it,
+        # while paused, must not be learned.
+        reply = await app.core.handle(to_event("bob", "bob's secret said during the outage",
+                                               session="b"))
+        assert reply is not None and reply.kind is ReplyKind.ANSWER
         await asyncio.to_thread(server.ensure_postgres_running)
+        for _ in range(100):
+            try:
+                await app.controls.set_paused("console:bob", False)
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
         openai_server.release("extraction")
         for n in range(3):
             await answer(app.core, to_event("alice", f"fact {n} said after the outage",
                                             session="s"))
         await app.jobs.wait_idle()
         texts = await stored(app, "console:alice")
+        bobs = await stored(app, "console:bob")
         said = await app.database.pool.fetch(
-            "select content from conversation_turns where role = 'user' order by id")
-    assert texts == sorted([f"fact {n} said before the outage" for n in range(3)]
-                           + [f"fact {n} said after the outage" for n in range(3)])
+            "select content from conversation_turns where role = 'user'"
+            " and owner_id = 'console:alice' order by id")
+    # What was said during the outage is learned once the settings can be read, and only where
+    # they allow it.
+    assert texts == sorted(f"fact {n} said {when} the outage" for n in range(3)
+                           for when in ("before", "during", "after"))
+    assert bobs == []
     # The exchanges answered while the database was away were kept and recorded in order.
-    assert [row["content"] for row in said] == (
-        [f"fact {n} said before the outage" for n in range(3)]
-        + [f"question {n} during the outage" for n in range(3)]
-        + [f"fact {n} said after the outage" for n in range(3)])
+    assert [row["content"] for row in said] == [
+        f"fact {n} said {when} the outage" for when in ("before", "during", "after")
+        for n in range(3)]

@@ -172,9 +172,9 @@ def _words(text: str) -> int:
 
 
 def _error(status: int, message: str, code: str | None = None,
-           headers: dict[str, str] | None = None) -> web.Response:
+           headers: dict[str, str] | None = None, param: str | None = None) -> web.Response:
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    error = {"message": message, "type": kind, "param": None, "code": code}
+    error = {"message": message, "type": kind, "param": param, "code": code}
     return web.json_response({"error": error}, status=status, headers=headers)
 
 
@@ -195,6 +195,14 @@ class ScriptedOpenAI(ThreadedServer):
         self.chat_reply = chat_reply
         # The memories an extraction call returns (default: one per new user line).
         self.extraction_reply = extraction_reply
+        # Or the extraction answer's raw text, valid JSON or not (overrides extraction_reply).
+        self.extraction_text: Callable[[dict[str, Any]], str] | None = None
+        # A context window, in characters of all a request's messages: longer requests get
+        # the 400 a real server gives. None: any length.
+        self.context_chars: int | None = None
+        # Body parameters refused with a 400 naming them, as OpenAI refuses max_tokens for its
+        # reasoning models.
+        self.refused_params: set[str] = set()
         self._records: list[Recorded] = []
         self._failures: dict[Kind, _Failure] = {}
         self._gates: dict[Kind, threading.Event] = {}
@@ -368,8 +376,17 @@ class ScriptedOpenAI(ThreadedServer):
             return failure
         if body.get("stream"):
             return _error(400, "This scripted server does not support streaming.")
+        for param in sorted(self.refused_params & set(body)):
+            return _error(400, f"Unsupported parameter: '{param}' is not supported with this "
+                          "model.", "unsupported_parameter", param=param)
+        size = sum(len(_text(m.get("content"))) for m in body.get("messages") or [])
+        if self.context_chars is not None and size > self.context_chars:
+            return _error(400, f"This model's maximum context length is {self.context_chars}"
+                          f" characters; the messages hold {size}.", "context_length_exceeded")
         if _chat_kind(body) == "extraction":
-            if self.extraction_reply is not None:
+            if self.extraction_text is not None:
+                content = self.extraction_text(body)
+            elif self.extraction_reply is not None:
                 texts = self.extraction_reply(body)
                 content = json.dumps({"memory": [{"text": t} for t in texts]})
             else:
