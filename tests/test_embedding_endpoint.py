@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from adapters.console import to_event
 from bot.app import services
 from bot.config import Settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StartupError
 from tests.conftest import TEST_DIMS, answer
 from tests.fakes.openai_server import ScriptedOpenAI
 
@@ -87,3 +87,17 @@ def test_the_embedding_endpoint_defaults_to_the_chat_one() -> None:
     assert clients.embedding_sync is clients.sync_client
     only_key = ModelClients(settings.model_copy(update={"embedding_api_key": SecretStr("e")}))
     assert only_key.embedding_base_url == "http://chat.local/v1" and only_key.embedding_separate
+
+
+async def test_start_up_names_a_dns_failure_as_such_not_as_a_timeout(
+    make_settings: MakeSettings,
+) -> None:
+    settings = make_settings(embedding_base_url="http://membot-no-such-host.invalid/v1",
+                             model_max_retries=0)
+    with pytest.raises(StartupError) as raised:
+        async with services(settings):
+            pass
+    said = str(raised.value)
+    assert said.startswith("Cannot reach the model API at http://membot-no-such-host.invalid/v1 "
+                           "(EMBEDDING_BASE_URL): the server's name was not found (DNS)")
+    assert "Timeout" not in said
