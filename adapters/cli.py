@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import os
 import signal
 import sys
+import textwrap
 from collections.abc import Coroutine, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.app import Services, services
 
@@ -20,26 +22,54 @@ if TYPE_CHECKING:
 from bot.config import Settings, load_settings
 from bot.database import Database
 from bot.errors import ConfigError, MembotError, StartupError
+from bot.learning.pipeline import Leftover
 from bot.logs import configure_logging
+from bot.wording import plural
 
 __all__ = ["main"]
 
 log = logging.getLogger("membot")
 
 
-def _configure_logging(settings: Settings, *, interactive: bool) -> None:
-    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
-    if interactive:
-        level = max(level, logging.WARNING)  # keep the conversation readable
-    configure_logging(level, settings.log_format, sys.stderr)
+def _level(settings: Settings) -> int:
+    return logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
 
 
-async def _chat(settings: Settings, user: str) -> None:
+def _chat_log(settings: Settings) -> tuple[Path, TextIO]:
+    """The file ``membot chat`` logs to, so that the conversation stays readable:
+    ``MEMBOT_DATA_DIR/logs/chat.log``, readable by its owner only, started afresh (the old one
+    kept as ``chat.log.1``) once it passes 5 MB."""
+    folder = settings.data_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "chat.log"
+    if path.exists() and path.stat().st_size > 5_000_000:
+        path.replace(path.with_name("chat.log.1"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    return path, os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+
+
+def _left_line(left: Leftover) -> str | None:
+    """What the person leaving ``membot chat`` is told about writes still queued, if any."""
+    if not left.messages:
+        return None
+    them = "it" if left.messages == 1 else "them"
+    waiting = plural(left.messages, "message")
+    if left.other_workers:
+        return (f"{waiting} still to learn: another membot process on this database (a "
+                f"membot worker, web or run) will learn {them}.")
+    return (f"{waiting} still to learn: membot learns {them} the next time it runs here (or a "
+            "membot worker does).")
+
+
+async def _chat(settings: Settings, user: str, log_note: str | None) -> None:
     from adapters.console import ConsoleAdapter
 
     async with services(settings) as app:
-        await ConsoleAdapter(app.core.handle, app.commands, user=user,
-                             receipts=app.receipts).run()
+        console = ConsoleAdapter(app.core.handle, app.commands, user=user,
+                                 receipts=app.receipts, log_note=log_note)
+        await console.run()
+        if line := _left_line(await app.jobs.stop(settings.shutdown_grace)):
+            console.say_aside(line)
 
 
 def _discord_token(settings: Settings) -> str:
@@ -112,10 +142,10 @@ async def _serve_web(settings: Settings, app: Services, slack: AsyncApp | None =
     web_app = build_web_app(linking=app.linking, slack=slack,
                             secure_cookies=settings.public_url.startswith("https://"),
                             readiness=app.readiness, metrics=app.metrics)
-    log.info("serving the web pages at http://%s:%d (public address %s)%s",
-             settings.web_host, settings.web_port, settings.public_url,
-             ", Slack events at /slack/events" if slack is not None else "")
-    await serve(web_app, settings.web_host, settings.web_port)
+    slack_note = ", Slack events at /slack/events" if slack is not None else ""
+    await serve(web_app, settings.web_host, settings.web_port,
+                announce=f"serving the web pages at http://{settings.web_host}:"
+                         f"{settings.web_port} (public address {settings.public_url}){slack_note}")
 
 
 async def _slack(settings: Settings) -> None:
@@ -210,7 +240,8 @@ async def _worker(settings: Settings) -> None:
             async with asyncio.TaskGroup() as group:
                 group.create_task(app.jobs.work(settings.memory_write_threads))
                 group.create_task(serve(web_app, settings.web_host,
-                                        settings.worker_metrics_port))
+                                        settings.worker_metrics_port,
+                                        setting="WORKER_METRICS_PORT"))
         except BaseExceptionGroup as group_error:
             raise _first_error(group_error) from None
 
@@ -236,11 +267,11 @@ async def _queue(settings: Settings, retry_failed: bool) -> None:
 
     async with learning_admin(settings) as learning:
         if retry_failed:
-            print(f"membot: {await learning.retry_failed()} failed messages queued again.")
+            again = plural(await learning.retry_failed(), "failed message")
+            print(f"membot: {again} queued again.")
         counts = await learning.counts()
         jobs = ", ".join(f"{n} {status}" for status, n in sorted(counts.jobs.items())) or "none"
-        waiting = "message" if counts.messages == 1 else "messages"
-        print(f"membot: {counts.messages} {waiting} waiting to be learned, "
+        print(f"membot: {plural(counts.messages, 'message')} waiting to be learned, "
               f"{counts.failed_messages} failed; jobs: {jobs}.")
 
 
@@ -265,43 +296,106 @@ async def _until_terminated(work: Coroutine[Any, Any, None]) -> None:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
+_SETTINGS_NOTE = ("Settings come from the environment, then from the --env-file; each is "
+                  "described under Configuration in the README.")
+_MODEL = "OPENAI_API_KEY, OPENAI_BASE_URL, CHAT_MODEL, EMBEDDING_* (the model API)"
+_STORE = "DATABASE_URL or MEMBOT_DATA_DIR (the database)"
+
+
+def _subcommand(commands: Any, name: str, summary: str, description: str,
+                reads: Sequence[str]) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` says what it does and which settings it reads."""
+    epilog = "\n".join(textwrap.fill(text, 79)
+                       for text in ("Reads: " + "; ".join(reads) + ".", _SETTINGS_NOTE))
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=textwrap.fill(description, 79), epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="membot", description="A chat bot that remembers each person."
-    )
+        prog="membot", description="A chat bot that remembers each person.",
+        epilog="'membot <command> --help' says what a command does and which settings it "
+               "reads. " + _SETTINGS_NOTE)
+    parser.add_argument("--version", action="version",
+                        version=f"membot {importlib.metadata.version('membot')}")
     parser.add_argument("--env-file", type=Path, default=Path(".env"),
                         help="settings file read after the environment (default: ./.env)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    chat = commands.add_parser("chat", help="talk to membot in this terminal")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    chat = _subcommand(
+        commands, "chat", "talk to membot in this terminal",
+        "Talk to membot in this terminal as one person: what you tell it is remembered across "
+        "restarts. Commands start with a colon (:help lists them); :quit or Ctrl-D leaves. "
+        "Faults are one line in the conversation; their details go to "
+        "MEMBOT_DATA_DIR/logs/chat.log (or, with --verbose, here).",
+        [_MODEL, _STORE, "SUPABASE_URL and SUPABASE_SECRET_KEY (for :link)", "LOG_LEVEL"])
     chat.add_argument("--user", default=os.environ.get("USER") or "me",
                       help="who you are to membot (default: your login name)")
-    commands.add_parser("discord", help="serve Discord (needs DISCORD_TOKEN)")
-    commands.add_parser("slack", help="serve Slack (needs SLACK_BOT_TOKEN and an app token or "
-                                      "signing secret)")
-    commands.add_parser("web", help="serve the web pages (account linking, /healthz) and Slack "
-                                    "events in HTTP mode")
-    commands.add_parser("run", help="serve every configured platform and the web pages in one "
-                                    "process")
-    commands.add_parser("worker", help="learn queued memory writes (run any number of these)")
-    queue = commands.add_parser("queue", help="show the memory-write queue")
+    chat.add_argument("--verbose", action="store_true",
+                      help="print the log here, at LOG_LEVEL, instead of to the log file")
+    _subcommand(commands, "discord", "serve Discord (needs DISCORD_TOKEN)",
+                "Answer on Discord: DMs, mentions and replies, and the slash commands.",
+                ["DISCORD_TOKEN", "DISCORD_SHARD_COUNT, DISCORD_SHARD_IDS",
+                 "DISCORD_DEV_GUILD, DISCORD_FOLLOW_THREADS", _MODEL, _STORE])
+    _subcommand(commands, "slack", "serve Slack (needs SLACK_BOT_TOKEN and an app token or "
+                                   "signing secret)",
+                "Answer on Slack: DMs, mentions and /membot, over Socket Mode (SLACK_APP_TOKEN) "
+                "or HTTP (SLACK_SIGNING_SECRET, events at /slack/events on WEB_HOST:PORT).",
+                ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN or SLACK_SIGNING_SECRET",
+                 "WEB_HOST, PORT (HTTP mode)", _MODEL, _STORE])
+    _subcommand(commands, "web", "serve the web pages (account linking, /healthz) and Slack "
+                                 "events in HTTP mode",
+                "Serve the account-linking pages, /healthz, /readyz and /metrics, and Slack's "
+                "events in HTTP mode, on WEB_HOST:PORT. Run any number behind a load balancer.",
+                ["WEB_HOST, PORT, PUBLIC_URL", "SUPABASE_URL, SUPABASE_SECRET_KEY",
+                 "SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET (HTTP mode)", "IN_PROCESS_WORKER",
+                 _MODEL, _STORE])
+    _subcommand(commands, "run", "serve every configured platform and the web pages in one "
+                                 "process",
+                "Serve Discord and Slack (whichever has a token), the web pages and a memory "
+                "worker in one process: the usual way on one machine.",
+                ["DISCORD_*", "SLACK_*", "WEB_HOST, PORT, PUBLIC_URL", "SUPABASE_*",
+                 _MODEL, _STORE])
+    _subcommand(commands, "worker", "learn queued memory writes (run any number of these)",
+                "Learn the memory writes queued in the database by the processes that answer. "
+                "Serves /healthz, /readyz and /metrics on WORKER_METRICS_PORT.",
+                ["WORKER_METRICS_PORT", "MEMORY_WRITE_THREADS, MEMORY_BATCH_*",
+                 "WORKER_POLL_INTERVAL, WORKER_STALLED_AFTER", _MODEL, _STORE])
+    queue = _subcommand(commands, "queue", "show the memory-write queue",
+                        "Show how many messages wait to be learned, how many failed, and the "
+                        "queue's jobs.", [_STORE])
     queue.add_argument("--retry-failed", action="store_true",
                        help="run the writes that failed for good again (after a fix)")
-    commands.add_parser("migrate", help="create or update membot's database tables")
+    _subcommand(commands, "migrate", "create or update membot's database tables",
+                "Create or update membot's tables and the job queue's, then exit. Every "
+                "process also does this at start.", [_STORE])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``membot`` console script."""
     args = _parser().parse_args(argv)
+    log_file: TextIO | None = None
+    log_path: Path | None = None
     try:
         settings = load_settings(os.environ, args.env_file)
-        _configure_logging(settings, interactive=args.command == "chat")
         if args.command == "chat":
             user = args.user.strip()
             if not user or any(ch.isspace() or ch == ":" for ch in user):
                 raise ConfigError("--user must be one word without spaces or colons.")
-            asyncio.run(_until_terminated(_chat(settings, user)))
-        elif args.command == "discord":
+            note = None
+            if args.verbose:
+                configure_logging(_level(settings), settings.log_format, sys.stderr)
+            else:
+                log_path, log_file = _chat_log(settings)
+                configure_logging(_level(settings), settings.log_format, log_file)
+                note = f"Details of any fault go to {log_path} (--verbose shows them here)."
+            logging.captureWarnings(True)
+            asyncio.run(_until_terminated(_chat(settings, user, note)))
+            return
+        configure_logging(_level(settings), settings.log_format, sys.stderr)
+        if args.command == "discord":
             asyncio.run(_until_terminated(_discord(settings)))
         elif args.command == "slack":
             asyncio.run(_until_terminated(_slack(settings)))
@@ -323,6 +417,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(3) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except Exception as exc:
+        if log_file is None:
+            raise
+        # In the terminal a fault is one line; its traceback goes where the log goes.
+        log.exception("membot chat stopped on an unexpected error")
+        print(f"membot: stopped on an unexpected error ({exc.__class__.__name__}); details in "
+              f"{log_path}.", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        if log_file is not None:
+            logging.shutdown()
+            log_file.close()
 
 
 if __name__ == "__main__":

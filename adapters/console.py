@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -15,6 +17,7 @@ from typing import TextIO
 from bot.commands.registry import Commands
 from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
 from bot.receipts import ReceiptRouter
+from bot.wording import plural
 
 __all__ = ["ConsoleAdapter", "to_event"]
 
@@ -23,6 +26,8 @@ GREETING = """\
 You are talking to membot as {user}. It remembers what you tell it, across restarts.
 Type a message and press Enter. Commands start with a colon (:help lists them); :quit or Ctrl-D
 leaves."""
+QUIT_HELP = "- :quit (or :exit, or Ctrl-D): leave; what you said is still learned"
+_CLEAR_LINE = "\r\x1b[K"  # back to the start of the line, and erase it
 
 
 def to_event(user: str, text: str, *, session: str) -> ChatEvent:
@@ -48,16 +53,38 @@ def render(reply: Reply) -> str:
     if reply.notice:
         lines.append(f"(note: {reply.notice})")
     prefix = "membot" if reply.kind is ReplyKind.ANSWER else f"membot [{reply.kind.value}]"
-    lines.append(f"{prefix}> {reply.text}")
+    cause = f" ({reply.cause})" if reply.cause else ""
+    lines.append(f"{prefix}> {reply.text}{cause}")
     lines += [f"  [{a.label}] :{a.command} {a.arguments}".rstrip() for a in reply.actions]
     return "\n".join(lines)
 
 
+def _write_private(path: Path, content: bytes) -> Path:
+    """Write ``content`` to a new file readable and writable by its owner only (0600: an export
+    holds a person's memories), at ``path`` or, when that exists, ``stem-2.ext``, ``stem-3.ext``
+    and so on. Never overwrites a file. Returns the path written."""
+    stem, n, candidate = path.stem, 1, path
+    while True:
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            n += 1
+            candidate = path.with_name(f"{stem}-{n}{path.suffix}")
+            continue
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        return candidate
+
+
 class ConsoleAdapter:
-    """Reads lines from ``stdin``, hands each to ``handle`` (or, for ``:name arguments``, to the
-    command layer), and prints the reply to ``stdout``. Files a reply carries (an export) are
-    written to ``files_dir``, never over an existing file; with ``receipts``, a line saying
-    what was learned from is printed when the memory writer asks for the 🧠 receipt.
+    """Reads lines from ``stdin``, hands each to ``handle`` (or, for ``:name arguments``, and
+    ``/name arguments`` when ``name`` is a command, to the command layer), and prints the reply
+    to ``stdout``. Files a reply carries (an export) are written to ``files_dir``, readable by
+    their owner only and never over an existing file; with ``receipts``, a line naming every
+    message of a batch learned from is printed when the memory writer asks for the 🧠
+    receipt. A line printed while the prompt waits (a receipt, :meth:`say_aside`) takes the
+    prompt's line and the prompt is shown again under it. ``log_note`` (where details of faults
+    go) is added to the greeting.
 
     Lines are read on a daemon thread, so the event loop (and the background memory writes)
     keep running while the person types, and Ctrl-C or SIGTERM never wait for a pending read.
@@ -73,6 +100,7 @@ class ConsoleAdapter:
         stdout: TextIO = sys.stdout,
         files_dir: Path | None = None,
         receipts: ReceiptRouter | None = None,
+        log_note: str | None = None,
     ) -> None:
         self._handle = handle
         self._commands = commands
@@ -83,23 +111,35 @@ class ConsoleAdapter:
         self._interactive = stdin.isatty()
         self._files_dir = files_dir or Path.cwd()
         self._said: OrderedDict[str, str] = OrderedDict()  # line id -> text, for receipts
+        self._log_note = log_note
+        self._prompting = False  # the prompt is shown and no line has come yet
         if receipts is not None:
-            receipts.register("console", self._receipt)
+            receipts.register_notice("console", self._receipt)
 
-    async def _receipt(self, source: MessageRef, emoji: str) -> None:
-        said = self._said.get(source.message)
-        if said is not None and source.channel == self._session:
-            self._say(f"{emoji} (learned from: {said})")
+    async def _receipt(self, batch: Sequence[MessageRef], emoji: str) -> None:
+        said = [f"“{self._said[ref.message]}”" for ref in batch
+                if ref.channel == self._session and ref.message in self._said]
+        if not said:
+            return
+        whose = "your message" if len(said) == 1 else plural(len(said), "of your message")
+        self.say_aside(f"{emoji} learned from {whose}: {', '.join(said)}")
+
+    def say_aside(self, text: str) -> None:
+        """Print ``text`` between turns: over the waiting prompt, which is shown again below."""
+        if not self._prompting:
+            self._say(text)
+            return
+        self._stdout.write(f"{_CLEAR_LINE}{text}\n{self._prompt}")
+        self._stdout.flush()
+
+    @property
+    def _prompt(self) -> str:
+        return f"{self._user}> "
 
     def _save(self, reply: Reply) -> None:
         for file in reply.files:
-            path = self._files_dir / file.filename
-            stem, n = path.stem, 1
-            while path.exists():
-                n += 1
-                path = path.with_name(f"{stem}-{n}{path.suffix}")
-            path.write_bytes(file.content)
-            self._say(f"  saved {path}")
+            path = _write_private(self._files_dir / file.filename, file.content)
+            self._say(f"  saved {path} (readable by you only)")
 
     def _say(self, text: str) -> None:
         self._stdout.write(text + "\n")
@@ -120,13 +160,19 @@ class ConsoleAdapter:
 
     async def _read(self, lines: asyncio.Queue[str | None]) -> str | None:
         if self._interactive:
-            self._stdout.write(f"{self._user}> ")
+            self._stdout.write(self._prompt)
             self._stdout.flush()
-        return await lines.get()
+            self._prompting = True
+        try:
+            return await lines.get()
+        finally:
+            self._prompting = False
 
     async def run(self) -> None:
-        """Converse until ``:quit`` or end of input."""
+        """Converse until ``:quit`` (``:exit``, ``:q``) or end of input."""
         self._say(GREETING.format(user=self._user))
+        if self._log_note:
+            self._say(self._log_note)
         lines = self._start_reader()
         while (line := await self._read(lines)) is not None:
             if line.strip().lower() in QUIT:
@@ -142,11 +188,25 @@ class ConsoleAdapter:
             while len(self._said) > 100:
                 self._said.popitem(last=False)
         reply: Reply | None
-        if stripped.startswith(":") and len(stripped) > 1:
-            name, _, arguments = stripped[1:].partition(" ")
+        command = self._command(stripped)
+        if command is not None:
+            name, arguments = command
             reply = await self._commands.run(event, name, arguments)
+            if name.strip().lower() == "help":
+                reply = replace(reply, text=f"{reply.text}\n{QUIT_HELP}")
         else:
             reply = await self._handle(event)
         if reply is not None:
             self._say(render(reply))
             self._save(reply)
+
+    def _command(self, stripped: str) -> tuple[str, str] | None:
+        """``(name, arguments)`` when the line is a command: ``:name ...``, or ``/name ...``
+        with ``name`` one of the commands (as typed on Discord or Slack out of habit; a line
+        such as ``/etc/hosts is missing`` is still a message)."""
+        if len(stripped) < 2 or stripped[0] not in ":/":
+            return None
+        name, _, arguments = stripped[1:].partition(" ")
+        if stripped[0] == "/" and name.lower() not in {c.name for c in self._commands.all}:
+            return None
+        return name, arguments

@@ -331,7 +331,7 @@ async def run_size(args: argparse.Namespace, base_url: str, data_dir: Path, size
 
 
 def git_line() -> str:
-    """Which membot search was measured: the commit, and whether bot/memory.py differs."""
+    """Which membot search was measured: the commit, and whether bot/memory/ differs."""
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
                               check=False)
@@ -339,9 +339,9 @@ def git_line() -> str:
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     changed = " (with uncommitted changes)" if git("status", "--porcelain", "--",
-                                                    "bot/memory.py") else ""
-    last = git("log", "-1", "--format=%h", "--", "bot/memory.py") or "unknown"
-    return f"membot at commit {head}; bot/memory.py last changed in {last}{changed}"
+                                                    "bot/memory/") else ""
+    last = git("log", "-1", "--format=%h", "--", "bot/memory/") or "unknown"
+    return f"membot at commit {head}; bot/memory/ last changed in {last}{changed}"
 
 
 def ms(seconds: float) -> str:
@@ -394,7 +394,7 @@ def plot(path: Path, tallies: Sequence[Tally], owners: int, subtitle: str) -> No
 async def main_async(args: argparse.Namespace) -> None:
     # One Postgres for the run; each size gets tables of its own, dropped after.
     load_before = os.getloadavg()
-    measured = git_line()  # before the run: bot/memory.py may change while it goes on
+    measured = git_line()  # before the run: bot/memory/ may change while it goes on
     started = time.perf_counter()
     data_dir = temp_data_dir("membot-bench-owner-search-")
     token = secrets.token_hex(3)

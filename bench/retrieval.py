@@ -259,15 +259,15 @@ async def evaluate(conversations: Sequence[Conversation], stored: Stored,
 
 
 def git_line() -> str:
-    """Which membot search was measured: the commit, and whether bot/memory.py differs."""
+    """Which membot search was measured: the commit, and whether bot/memory/ differs."""
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
                               check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "bot/memory.py")
-    return f"membot at commit {head}{' with bot/memory.py changed' if dirty else ''}"
+    dirty = git("status", "--porcelain", "--", "bot/memory/")
+    return f"membot at commit {head}{' with bot/memory/ changed' if dirty else ''}"
 
 
 def metric_rows(runs: dict[str, Run]) -> list[list[str]]:

@@ -8,6 +8,8 @@ else is retried.
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 from collections.abc import Sequence
 
 import openai
@@ -17,10 +19,49 @@ from bot.config import Settings
 from bot.errors import TRANSIENT, ConfigError, ModelRejected, ModelUnavailable, StartupError
 from bot.ports import Message
 
-__all__ = ["ModelClients", "OpenAIChat", "OpenAIEmbedder"]
+__all__ = ["ModelClients", "OpenAIChat", "OpenAIEmbedder", "describe_failure"]
 
 log = logging.getLogger(__name__)
 
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (each error once)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What went wrong with a model call, in a few plain words an operator can act on: the
+    real cause under the SDK's wrapper ("connection refused", "the name api.example.invalid
+    was not found", "no answer within 60 s", "HTTP 503"), never a key. The SDK alone would say
+    ``APIConnectionError`` or ``APITimeoutError`` for all of these."""
+    chain = _chain(exc)
+    for error in chain:
+        if isinstance(error, socket.gaierror):
+            return "the server's name was not found (DNS)"
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(error, ssl.SSLError):
+            return f"TLS failed ({error.reason or error.__class__.__name__})"
+        if isinstance(error, ConnectionResetError):
+            return "the connection was reset"
+    for error in reversed(chain):  # the innermost system error says the most
+        if isinstance(error, OSError) and not isinstance(error, TimeoutError) and error.strerror:
+            return error.strerror[:1].lower() + error.strerror[1:]
+    for error in chain:
+        if isinstance(error, openai.APIStatusError):
+            return f"HTTP {error.status_code}"
+        if isinstance(error, openai.APITimeoutError | TimeoutError):
+            return "no answer in time (MODEL_TIMEOUT)"
+    return chain[-1].__class__.__name__
+
+
+OPENAI_URL = "https://api.openai.com/v1"
 
 
 def _api_key(settings: Settings) -> str:
@@ -33,30 +74,48 @@ def _api_key(settings: Settings) -> str:
 
 
 class ModelClients:
-    """The async and sync OpenAI clients of this process (the sync one serves mem0's threads).
+    """The async and sync OpenAI clients of this process (the sync ones serve mem0's threads).
 
-    Built once at start; both share the same key, base URL, timeout and retry policy.
+    Built once at start, all with the same timeout and retry policy. The chat clients use
+    ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``; the embedding clients ``EMBEDDING_BASE_URL`` and
+    ``EMBEDDING_API_KEY``, each defaulting to the chat one, and are the chat clients themselves
+    when both are the same (one connection pool, not two).
     """
 
     def __init__(self, settings: Settings) -> None:
         key = _api_key(settings)
-        self.base_url = settings.openai_base_url or "https://api.openai.com/v1"
-        common = {
-            "api_key": key,
-            "base_url": self.base_url,
-            "timeout": settings.model_timeout,
-            "max_retries": settings.model_max_retries,
-        }
+        self.base_url = settings.openai_base_url or OPENAI_URL
+        common = {"timeout": settings.model_timeout, "max_retries": settings.model_max_retries}
         # aiohttp as the async transport: under load, httpx's pool upkeep cost more CPU than
-        # everything else on the reply path (bench/load.py: p95 0.89 s -> see README).
+        # everything else on the reply path (see docs/performance.md).
         self.async_client = openai.AsyncOpenAI(
-            **common, http_client=openai.DefaultAioHttpClient()  # type: ignore[arg-type]
+            api_key=key, base_url=self.base_url, http_client=openai.DefaultAioHttpClient(),
+            **common,  # type: ignore[arg-type]
         )
-        self.sync_client = openai.OpenAI(**common)  # type: ignore[arg-type]
+        self.sync_client = openai.OpenAI(api_key=key, base_url=self.base_url,
+                                         **common)  # type: ignore[arg-type]
+        embedding_key = (settings.embedding_api_key.get_secret_value()
+                         if settings.embedding_api_key is not None else key)
+        self.embedding_base_url = settings.embedding_base_url or self.base_url
+        self.embedding_separate = (self.embedding_base_url, embedding_key) != (self.base_url, key)
+        """Whether embeddings go to another endpoint or with another key than chat."""
+        if self.embedding_separate:
+            self.embedding_async = openai.AsyncOpenAI(
+                api_key=embedding_key, base_url=self.embedding_base_url,
+                http_client=openai.DefaultAioHttpClient(), **common,  # type: ignore[arg-type]
+            )
+            self.embedding_sync = openai.OpenAI(api_key=embedding_key,
+                                                base_url=self.embedding_base_url,
+                                                **common)  # type: ignore[arg-type]
+        else:
+            self.embedding_async, self.embedding_sync = self.async_client, self.sync_client
 
     async def close(self) -> None:
         await self.async_client.close()
         self.sync_client.close()
+        if self.embedding_separate:
+            await self.embedding_async.close()
+            self.embedding_sync.close()
 
 
 class OpenAIEmbedder:
@@ -64,13 +123,18 @@ class OpenAIEmbedder:
     turn's memory search has its own time budget)."""
 
     def __init__(self, clients: ModelClients, settings: Settings) -> None:
-        self._client = clients.async_client.with_options(
+        self._client = clients.embedding_async.with_options(
             max_retries=min(settings.model_max_retries, 1), timeout=settings.memory_search_timeout
         )
         self._model = settings.embedding_model
         self._dims = settings.embedding_dims if settings.send_embedding_dims else None
         self._prefix = settings.embedding_query_prefix
-        self._where = clients.base_url
+        self._where = clients.embedding_base_url
+        # The settings that decide where embeddings go, as the operator would change them.
+        self._url_setting = ("EMBEDDING_BASE_URL" if settings.embedding_base_url
+                             else "OPENAI_BASE_URL")
+        self._key_setting = ("EMBEDDING_API_KEY" if settings.embedding_api_key is not None
+                             else "OPENAI_API_KEY")
 
     async def embed(self, text: str) -> list[float]:
         """One vector for ``text`` as a search query (``EMBEDDING_QUERY_PREFIX`` before it).
@@ -92,22 +156,22 @@ class OpenAIEmbedder:
             vector = await self.embed("membot start-up check")
         except openai.AuthenticationError:
             raise ConfigError(
-                f"The model API at {self._where} rejected OPENAI_API_KEY (HTTP 401)."
+                f"The model API at {self._where} rejected {self._key_setting} (HTTP 401)."
             ) from None
         except openai.NotFoundError:
             raise ConfigError(
-                f"The model API at {self._where} does not offer EMBEDDING_MODEL="
-                f"{self._model!r} (HTTP 404)."
+                f"The model API at {self._where} ({self._url_setting}) does not offer "
+                f"EMBEDDING_MODEL={self._model!r} (HTTP 404): many chat-only providers serve no "
+                "embeddings; set EMBEDDING_BASE_URL and EMBEDDING_API_KEY to an API that does."
             ) from None
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            cause = exc.__cause__ or exc
             raise StartupError(
-                f"Cannot reach the model API at {self._where} (OPENAI_BASE_URL): "
-                f"{cause.__class__.__name__}: {cause}."
+                f"Cannot reach the model API at {self._where} ({self._url_setting}): "
+                f"{describe_failure(exc)}."
             ) from None
         except openai.APIStatusError as exc:
             raise StartupError(
-                f"The model API at {self._where} (OPENAI_BASE_URL) answered HTTP "
+                f"The model API at {self._where} ({self._url_setting}) answered HTTP "
                 f"{exc.status_code} to an embedding request."
             ) from None
         if len(vector) != expected_dims:
@@ -128,6 +192,7 @@ class OpenAIChat:
     def __init__(self, clients: ModelClients, settings: Settings) -> None:
         self._client = clients.async_client
         self._model = settings.chat_model
+        self._where = clients.base_url
         self._max_tokens = settings.max_answer_tokens
         self._token_param = "max_completion_tokens"
 
@@ -152,11 +217,11 @@ class OpenAIChat:
                 body[self._token_param] = body.pop(refused)
                 response = await self._post(body)
         except TRANSIENT as exc:
-            raise ModelUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
+            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
         except openai.APIStatusError as exc:
             raise ModelRejected(f"HTTP {exc.status_code}: {exc.message}") from exc
         except openai.OpenAIError as exc:
-            raise ModelUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
+            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
         choice = response.choices[0] if response.choices else None
         content = choice.message.content if choice else None
         if not content or not content.strip():

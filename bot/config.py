@@ -49,6 +49,10 @@ class Settings(BaseModel):
     chat_model: Annotated[str, _env("CHAT_MODEL")] = "gpt-5-mini"
     extraction_model: Annotated[str | None, _env("EXTRACTION_MODEL")] = None
     embedding_model: Annotated[str, _env("EMBEDDING_MODEL")] = "text-embedding-3-small"
+    # Many chat providers serve no embeddings: these point the embedder elsewhere (OpenAI's API,
+    # a local server) and default to the chat API's.
+    embedding_base_url: Annotated[str | None, _env("EMBEDDING_BASE_URL")] = None
+    embedding_api_key: Annotated[SecretStr | None, _env("EMBEDDING_API_KEY")] = None
     embedding_dims: Annotated[int, _env("EMBEDDING_DIMS"), Field(gt=0, le=16000)] = 1536
     send_embedding_dims: Annotated[bool, _env("EMBEDDING_SEND_DIMS")] = True
     # Models trained with instructions want them before the text (e5: "query: " / "passage: ",

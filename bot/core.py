@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.choices import unchecked_place
-from bot.errors import ModelRejected, ModelUnavailable
+from bot.errors import MemoryUnavailable, ModelRejected, ModelUnavailable
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.ports import (
     UNCHECKED,
@@ -166,10 +166,12 @@ class Core:
             answer = await self._chat.complete(messages)
         except ModelUnavailable as exc:
             log.error("chat model unavailable for event %s: %s", event.event_id, exc)
-            return Reply(text=MODEL_DOWN, kind=ReplyKind.ERROR, notice=access.notice)
+            return Reply(text=MODEL_DOWN, kind=ReplyKind.ERROR, notice=access.notice,
+                         cause=str(exc))
         except ModelRejected as exc:
             log.error("chat model rejected event %s: %s", event.event_id, exc)
-            return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR, notice=access.notice)
+            return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR, notice=access.notice,
+                         cause=str(exc))
         finally:
             trace.model_seconds = time.perf_counter() - asked
         answer_limit = self._limits.max_answer_chars
@@ -238,6 +240,9 @@ class Core:
                 self._limits.memory_search_timeout,
                 event.event_id,
             )
+        except MemoryUnavailable as exc:  # a known fault, said in one line
+            log.error("memory search failed for event %s; answering without memories (%s)",
+                      event.event_id, str(exc).removeprefix("memory search failed: "))
         except Exception:
             log.exception("memory search failed for event %s; answering without memories",
                           event.event_id)

@@ -117,11 +117,15 @@ class Reply:
     """What the adapter sends back. ``notice`` is an optional note about the person's message
     itself (for example that it was cut), shown alongside the answer. A ``private`` reply must
     reach only the author: an ephemeral message, or a DM; its ``files`` too (a DM where the
-    platform has no private files). ``actions`` are buttons under the text, in order."""
+    platform has no private files). ``actions`` are buttons under the text, in order. ``cause``,
+    on an error, says what failed in an operator's terms ("connection refused by
+    127.0.0.1:8765"; never a secret or a message's text): the terminal shows it, where the
+    person is the operator; chat platforms leave it out, since it is logged anyway."""
 
     text: str
     kind: ReplyKind = ReplyKind.ANSWER
     notice: str | None = None
+    cause: str | None = None
     private: bool = False
     actions: tuple[Action, ...] = ()
     files: tuple[Attachment, ...] = ()

@@ -286,8 +286,10 @@ class AuthProvider(Protocol):
 class Receipts(Protocol):
     """The light sign that something was learned from a message (a 🧠 reaction on it)."""
 
-    async def learned(self, source: MessageRef) -> None:
-        """Show it on the message ``source`` points at. Best effort: never raises."""
+    async def learned(self, source: MessageRef, batch: Sequence[MessageRef] = ()) -> None:
+        """Show it on the message ``source`` points at, the newest of ``batch``: the messages
+        learned from together (where a platform names them all, as the terminal does). Best
+        effort: never raises."""
         ...
 
 

@@ -4,7 +4,7 @@ writer asks for one when a message taught it something."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.events import MessageRef
 
@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 LEARNED = "🧠"
 React = Callable[[MessageRef, str], Awaitable[None]]
+Notice = Callable[[Sequence[MessageRef], str], Awaitable[None]]
 
 
 class ReceiptRouter:
@@ -25,18 +26,28 @@ class ReceiptRouter:
 
     def __init__(self) -> None:
         self._react: dict[str, React] = {}
+        self._notice: dict[str, Notice] = {}
 
     def register(self, platform: str, react: React) -> None:
         """Route receipts for ``platform`` to ``react(source, emoji)`` (the adapter's own)."""
         self._react[platform] = react
 
-    async def learned(self, source: MessageRef) -> None:
+    def register_notice(self, platform: str, notice: Notice) -> None:
+        """Route receipts for ``platform`` to ``notice(batch, emoji)``, given every message of
+        the batch learned from, oldest first (for an adapter that says so in words)."""
+        self._notice[platform] = notice
+
+    async def learned(self, source: MessageRef, batch: Sequence[MessageRef] = ()) -> None:
         react = self._react.get(source.platform)
-        if react is None:
+        notice = self._notice.get(source.platform)
+        if react is None and notice is None:
             log.debug("no %s adapter in this process for a receipt", source.platform)
             return
         try:
-            await react(source, LEARNED)
+            if notice is not None:
+                await notice(tuple(batch) or (source,), LEARNED)
+            elif react is not None:
+                await react(source, LEARNED)
         except Exception as exc:
             log.warning("the learned-receipt on a %s message failed: %s", source.platform,
                         exc.__class__.__name__)

@@ -3,6 +3,9 @@ test), and the scripted OpenAI-compatible server as the far side."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from importlib.resources import files
@@ -31,6 +34,21 @@ MIGRATIONS = sorted(
     for entry in files("bot.migrations").iterdir()
     if entry.name.endswith(".sql")
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the run the per-user runtime folder a login session has (``XDG_RUNTIME_DIR``, 0700),
+    where one is missing (CI, containers, ``sudo``): the embedded PostgreSQL keeps its
+    inter-process lock there, and platformdirs warns when it has to guess one."""
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        folder = tempfile.mkdtemp(prefix="membot-tests-runtime-")
+        os.environ["XDG_RUNTIME_DIR"] = folder
+        config.add_cleanup(lambda: _forget_runtime_dir(folder))
+
+
+def _forget_runtime_dir(folder: str) -> None:
+    os.environ.pop("XDG_RUNTIME_DIR", None)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def with_database(uri: str, name: str) -> str:

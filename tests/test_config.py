@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from pydantic import AliasChoices
 
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
@@ -94,3 +96,16 @@ def test_a_bad_shard_setting_is_one_sentence_that_names_it(
     with pytest.raises(ConfigError) as caught:
         load_settings(environ, None)
     assert str(caught.value) == sentence
+
+
+def test_the_root_env_example_names_only_settings_and_loads() -> None:
+    root = Path(__file__).resolve().parent.parent
+    example = root / ".env.example"
+    names = {choice for field in Settings.model_fields.values()
+             if isinstance(field.validation_alias, AliasChoices)
+             for choice in field.validation_alias.choices if isinstance(choice, str)}
+    named = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]+)=", example.read_text(), re.MULTILINE))
+    assert named - names == set()
+    assert {"OPENAI_API_KEY", "EMBEDDING_BASE_URL", "DATABASE_URL", "DISCORD_TOKEN"} <= named
+    settings = load_settings({}, example)
+    assert settings.openai_api_key is not None and settings.database_url is None

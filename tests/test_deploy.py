@@ -409,11 +409,12 @@ def test_the_kubernetes_objects_refer_to_each_other(built: list[Manifest]) -> No
         assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
 
 
-def test_the_readmes_first_apply_brings_only_the_config_and_the_migration(
+def test_the_guides_first_apply_brings_only_the_config_and_the_migration(
     built: list[Manifest]
 ) -> None:
-    """The README migrates before anything else starts by applying a label selection first."""
-    readme = (ROOT / "README.md").read_text()
+    """docs/deployment.md migrates before anything else starts by applying a label selection
+    first."""
+    readme = (ROOT / "docs" / "deployment.md").read_text()
     (selector,) = re.findall(r"kubectl apply -k deploy/k8s -l '([^']+)'", readme)
     match = re.fullmatch(r"([\w./-]+) in \(([\w,-]+)\)", selector)
     assert match is not None, selector

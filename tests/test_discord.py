@@ -288,7 +288,7 @@ async def test_help_is_a_slash_command_answered_privately(rig: Rig) -> None:
     callback = rig.fake.calls("interaction_callback")[0]
     assert callback.body["type"] == 5 and callback.body["data"]["flags"] == 64  # deferred
     assert followup.body["flags"] == 64
-    assert "remember" in followup.body["content"] and "- help" in followup.body["content"]
+    assert "remember" in followup.body["content"] and "- /help" in followup.body["content"]
 
 
 async def test_what_it_learns_gets_a_brain_and_the_memory_commands_show_export_and_forget_it(

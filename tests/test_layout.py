@@ -64,3 +64,27 @@ def test_the_slack_manifest_subscribes_to_what_the_app_handles() -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"app_mentions:read", "chat:write", "commands", "im:history",
             "reactions:write"} <= scopes
+
+
+def test_the_readmes_and_docs_links_lead_somewhere() -> None:
+    import re
+
+    root = Path(bot.__file__).parent.parent
+
+    def anchors(text: str) -> set[str]:
+        headings = re.findall(r"^#+ (.+)$", text, re.MULTILINE)
+        return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+    readme = (root / "README.md").read_text()
+    own = anchors(readme)
+    assert {"contents", "quick-start", "try-it-with-no-key", "configuration"} <= own
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name} links to {target}, which is not there"
+            if anchor and linked.suffix == ".md":
+                assert anchor in anchors(linked.read_text()), f"{page.name}: no #{anchor}"

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import psycopg
 import pytest
 from yarl import URL
@@ -50,6 +51,22 @@ async def test_without_supabase_link_says_it_is_not_configured(
         assert reply.private and "not configured" in reply.text
         reply = await answer(app.core, to_event("alice", "hello", session="s"))
         assert reply.kind is ReplyKind.ANSWER  # nothing else breaks
+
+
+async def test_without_supabase_a_link_page_does_not_send_people_to_ask_for_another(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    async with services(make_settings()) as app:
+        runner, port = await serve_web(build_web_app(linking=app.linking, secure_cookies=False))
+        try:
+            async with aiohttp.ClientSession() as session, session.get(
+                f"http://127.0.0.1:{port}/link/an-old-token"
+            ) as page:
+                status, html = page.status, await page.text()
+        finally:
+            await runner.cleanup()
+    assert status == 404 and "not valid" in html
+    assert "not turned on for this bot" in html and "for a new one" not in html
 
 
 async def test_the_whole_flow_links_and_the_memory_follows_to_the_other_account(

@@ -148,6 +148,11 @@ async def test_forgetting_someone_elses_id_does_nothing_and_says_nothing(
         assert await _ids(app, "console:alice") == [secret.id]
 
 
+def _modes(folder: Path) -> dict[str, str]:
+    """The permission bits of the exports saved in ``folder``, by name."""
+    return {p.name: oct(p.stat().st_mode & 0o777) for p in folder.glob("membot-memories-*")}
+
+
 def _saved(folder: Path) -> dict[str, str]:
     """The exports saved in ``folder``, by extension."""
     return {p.suffix[1:]: p.read_text() for p in folder.glob("membot-memories-*")}
@@ -378,7 +383,7 @@ async def test_the_terminal_has_every_memory_command(
     assert "What I remember about you: 2 memories" in text
     assert "Forgotten: “I read Portuguese novels”." in text
     assert "Settings belong to a Discord server or a Slack workspace" in text
-    assert "🧠 (learned from: I play chess on Sundays)" in text
+    assert "🧠 learned from your message: “I play chess on Sundays”" in text
     assert "What I remember about “chess”" in text
     assert "Memory paused" in text and "Memory is back on" in text
     assert "No more 🧠 reactions" in text
@@ -387,6 +392,9 @@ async def test_the_terminal_has_every_memory_command(
     assert text.rstrip().endswith("I don't remember anything about you yet.")
     saved = _saved(tmp_path)
     assert sorted(saved) == ["json", "md"]
+    # An export holds a person's memories: only they may read it, whatever the umask allows.
+    assert set(_modes(tmp_path).values()) == {"0o600"}, _modes(tmp_path)
+    assert "(readable by you only)" in text
     assert "I play chess on Sundays" in saved["md"]
 
 
@@ -450,3 +458,23 @@ async def test_here_in_a_direct_message_limits_nothing(make_settings: MakeSettin
                               admin=True)
         assert reply.kind is ReplyKind.HINT and "never limited" in reply.text
         assert (await app.choices.place("slack", "T1")).channels == ()
+
+
+async def test_counts_read_as_english_with_one_of_anything(make_settings: MakeSettings) -> None:
+    async with services(make_settings(in_process_worker=False)) as app:
+        await answer(app.core, to_event("alice", "I grow tomatoes on my balcony", session="s"))
+        waiting = await command(app, "alice", "memory list")
+        assert "still learning from your last message:" in waiting.text
+        assert "1 message" not in waiting.text
+    async with running(make_settings) as app:
+        await app.jobs.wait_idle()
+        listed = await command(app, "alice", "memory list")
+        assert "What I remember about you: 1 memory, newest first." in listed.text
+        beyond = await command(app, "alice", "memory list 3")
+        assert beyond.text.startswith("There is only one page: :memory list 1")
+        wrong = await command(app, "alice", "memory list abc")
+        assert wrong.text == "The page is a number: :memory list 1."
+        exported = await command(app, "alice", "memory export")
+        assert "1 memory and 2 recent messages" in exported.text
+        gone = await command(app, "alice", "memory forget-all confirm")
+        assert "I forgot 1 memory and 2 recent messages." in gone.text

@@ -12,3 +12,11 @@ def test_controls_go_newlines_and_tabs_and_emoji_stay() -> None:
 def test_cut_at_the_limit_and_say_so() -> None:
     cleaned = clean_message("word " * 100, 50)
     assert cleaned.cut and len(cleaned.text) <= 50
+
+
+def test_bidi_overrides_go_so_a_message_reads_as_it_is_stored() -> None:
+    # "pay bob" with an override that would show the name reversed: stored as typed, shown so.
+    tricky = "pay \u202ebob\u202c and \u2067x\u2069, hello \u05e9\u05dc\u05d5\u05dd\u200f"
+    cleaned = clean_message(tricky, 100)
+    assert cleaned.text == "pay bob and x, hello \u05e9\u05dc\u05d5\u05dd\u200f"
+    assert not any(ch in cleaned.text for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068")

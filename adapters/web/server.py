@@ -8,17 +8,22 @@ balancer, since none keeps state outside Postgres.
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from adapters.web.linkpages import add_link_routes
+from bot.errors import StartupError
 from bot.linking.flow import Linking
 from bot.metrics import Metrics
 from bot.ports import Readiness
 
 __all__ = ["build_web_app", "serve"]
+
+log = logging.getLogger(__name__)
 
 
 def build_web_app(
@@ -73,12 +78,28 @@ def build_web_app(
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
-    """Serve until cancelled, then stop accepting and close."""
+async def serve(app: web.Application, host: str, port: int, *, setting: str = "PORT",
+                announce: str | None = None) -> None:
+    """Serve until cancelled, then stop accepting and close; ``announce`` is logged once the
+    port is listened on. Raises :class:`StartupError`, in one sentence naming ``setting`` (the
+    variable that chose ``port``), when the address is taken or cannot be listened on."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"Port {port} on {host} is already in use ({setting}): another membot "
+                    f"process or another program listens there; stop it or set {setting} to a "
+                    "free port."
+                ) from None
+            raise StartupError(
+                f"Cannot listen on {host}:{port} ({setting}, WEB_HOST): {exc.strerror or exc}."
+            ) from None
+        if announce:
+            log.info("%s", announce)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

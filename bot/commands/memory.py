@@ -17,6 +17,7 @@ from bot.events import Action, ChatEvent, Reply, ReplyKind
 from bot.ports import Erasing, MemoryRecord, MemoryStore, Owners, PendingWrites
 from bot.transcript import PostgresTranscript
 from bot.usage import typed
+from bot.wording import plural
 
 __all__ = ["PAGE_SIZE", "MemoryCommands"]
 
@@ -98,31 +99,35 @@ class MemoryCommands:
         return await self._owners.owner_of(event.account.key)
 
     async def list(self, event: ChatEvent, arguments: str) -> Reply:
+        owner = await self._owner(event)
         page = 1
         if arguments:
             if not arguments.isdigit() or int(arguments) < 1:
+                _, total = await self._memory.page(owner, 0, 0)
+                example = "2" if total > PAGE_SIZE else "1"
                 return _hint("The page is a number: "
-                             f"{typed(event.platform, 'memory', 'list', 'page', '2')}.")
+                             f"{typed(event.platform, 'memory', 'list', 'page', example)}.")
             page = int(arguments)
-        owner = await self._owner(event)
         memories, total = await self._memory.page(owner, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         waiting = await self._writes.waiting(owner)
+        last = "message" if waiting == 1 else plural(waiting, "message")
         learning = "" if not waiting else (
-            f" I am still learning from your last {waiting} "
-            f"{'message' if waiting == 1 else 'messages'}: I do that when the conversation "
+            f" I am still learning from your last {last}: I do that when the conversation "
             "pauses.")
         if total == 0:
             return Reply(text="I don't remember anything about you yet." + learning)
         pages = -(-total // PAGE_SIZE)
         if not memories:
-            return _hint(f"There are only {pages} pages.")
+            there = "is only one page" if pages == 1 else f"are only {pages} pages"
+            return _hint(f"There {there}: "
+                         f"{typed(event.platform, 'memory', 'list', 'page', str(pages))} is the "
+                         "oldest.")
         actions = []
         if page > 1:
             actions.append(Action(label="Newer", command="memory", arguments=f"list {page - 1}"))
         if page < pages:
             actions.append(Action(label="Older", command="memory", arguments=f"list {page + 1}"))
-        heading = (f"What I remember about you: {total} "
-                   f"{'memory' if total == 1 else 'memories'}, newest first"
+        heading = (f"What I remember about you: {plural(total, 'memory')}, newest first"
                    + (f" (page {page} of {pages})" if pages > 1 else "") + "." + learning)
         example = typed(event.platform, "memory", "forget", "id", _short(memories[0].id))
         return Reply(
@@ -173,8 +178,8 @@ class MemoryCommands:
             everywhere = (" This is one memory shared by all your linked accounts, so it goes "
                           "everywhere." if owner != event.account.key else "")
             return Reply(
-                text=(f"This deletes everything I keep about you: {total} "
-                      f"{'memory' if total == 1 else 'memories'}, their history, and our recent "
+                text=(f"This deletes everything I keep about you: {plural(total, 'memory')}, "
+                      "their history, and our recent "
                       f"messages. It cannot be undone.{everywhere}"),
                 actions=(
                     Action(label="Forget everything", command="memory",
@@ -184,8 +189,8 @@ class MemoryCommands:
             )
         erased = await self._eraser.erase(owner)
         memories, turns = erased.memories, erased.turns
-        return Reply(text=(f"Done: I forgot {memories} {'memory' if memories == 1 else 'memories'}"
-                           f" and {turns} recent {'message' if turns == 1 else 'messages'}. "
+        return Reply(text=(f"Done: I forgot {plural(memories, 'memory')}"
+                           f" and {plural(turns, 'recent message')}. "
                            "Anything you tell me from now on is new to me."))
 
     async def export(self, event: ChatEvent, arguments: str) -> Reply:
@@ -196,9 +201,8 @@ class MemoryCommands:
         files = export_files(owner_id=owner, memories=memories, turns=turns, queued=queued,
                              now=self._clock())
         return Reply(
-            text=(f"Everything I keep about you: {len(memories)} "
-                  f"{'memory' if len(memories) == 1 else 'memories'} and {len(turns)} recent "
-                  "messages, as JSON and as Markdown."),
+            text=(f"Everything I keep about you: {plural(len(memories), 'memory')} and "
+                  f"{plural(len(turns), 'recent message')}, as JSON and as Markdown."),
             files=files,
         )
 

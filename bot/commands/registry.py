@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from bot.events import ChatEvent, Reply, ReplyKind
 from bot.ports import Handler, LinkCommands
 from bot.text import clean_message
+from bot.usage import typed
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +148,12 @@ def default_commands(linking: LinkCommands | None = None,
     entries: list[Command] = []
 
     async def show_help(event: ChatEvent, arguments: str) -> Reply:
+        prefix = typed(event.platform, "")  # ":" in the terminal, "/" on Discord, ...
         lines = []
         for command in entries:
-            lines.append(f"- {usage_line(command)}")
-            lines += [f"  - {command.name} {usage_line(sub)}" for sub in command.subcommands]
+            lines.append(f"- {prefix}{usage_line(command)}")
+            lines += [f"  - {prefix}{command.name} {usage_line(sub)}"
+                      for sub in command.subcommands]
         forgetting = (FORGETTING if any(c.name == "memory" for c in entries)
                       else NO_MEMORY_COMMANDS)
         return Reply(

@@ -13,6 +13,7 @@ from bot.learning.inbox import InboxItem, MemoryInbox
 from bot.learning.queue import LearnJob
 from bot.learning.schedule import Schedule
 from bot.ports import MemoryStore, Moved, Owners, Receipts
+from bot.wording import plural
 
 __all__ = ["Learner"]
 
@@ -137,13 +138,13 @@ class Learner:
                           "failed", len(items), exc.__class__.__name__)
             raise
         self.learned += len(items)
-        log.info("learned %d memories from %d messages (attempt %d)", len(added), len(items),
-                 job.attempt)
+        log.info("learned %s from %s (attempt %d)", plural(len(added), "memory"),
+                 plural(len(items), "message"), job.attempt)
         if owner == items[0].account:
             added = await self._hand_over(owner, added, items)
-        source = next((i.source for i in reversed(items) if i.source is not None), None)
-        if added and source is not None:
-            await self._receipts.learned(source)
+        sources = [i.source for i in items if i.source is not None]
+        if added and sources:
+            await self._receipts.learned(sources[-1], sources)
 
 
     async def _hand_over(self, owner: str, added: list[str], items: list[InboxItem]

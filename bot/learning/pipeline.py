@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from bot.learning.inbox import MemoryInbox
 from bot.learning.learner import Learner
 from bot.learning.queue import MemoryQueue, QueueCounts
 from bot.learning.schedule import Schedule
 from bot.ports import Turn
+from bot.wording import plural
 
-__all__ = ["LearningPipeline"]
+__all__ = ["LearningPipeline", "Leftover"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class LearningPipeline:
         self._worker: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
         self.depth = 0  # messages waiting, as last counted (see watch)
+        self._stopped: Leftover | None = None
 
     async def start_worker(self, concurrency: int, name: str = "membot-worker") -> None:
         """Start learning queued writes in this process, ``concurrency`` jobs at a time."""
@@ -160,28 +163,63 @@ class LearningPipeline:
                 return
             await asyncio.sleep(poll)
 
-    async def stop(self, grace: float) -> None:
+    async def stop(self, grace: float) -> Leftover:
         """Write what the inbox holds from a database outage; then, with a worker in this
         process, learn what is queued within ``grace`` seconds (without waiting for pauses in
-        conversations), and stop it. Nothing is lost either way: what is left stays queued in
-        Postgres for the next worker."""
+        conversations), and stop it. When a worker of another process is alive, nothing is
+        waited for: it learns what is queued. Nothing is lost either way: what is left stays
+        queued in Postgres for the next worker. Says what was left; a second call does nothing
+        more and says the same."""
+        if self._stopped is not None:
+            return self._stopped
         if self._watching is not None:
             self._watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watching
         await self.inbox.close(grace)
-        if self._worker is None:
-            return
-        self._schedule.hurry = True
+        others = await self._other_workers()
+        if self._worker is not None and not others:
+            self._schedule.hurry = True
+            try:
+                async with asyncio.timeout(grace):
+                    await self.queue.hurry()
+                    await self.wait_idle()
+            except TimeoutError:
+                log.warning("memory writes still queued after %gs; the next worker learns them",
+                            grace)
+            except Exception:
+                log.exception("finishing queued memory writes failed; they stay queued")
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        left = Leftover(messages=await self._left(), other_workers=others)
+        if left.messages and others:
+            log.info("%s left queued; another worker learns them",
+                     plural(left.messages, "message"))
+        self._stopped = left
+        return left
+
+    async def _other_workers(self) -> int:
         try:
-            async with asyncio.timeout(grace):
-                await self.queue.hurry()
-                await self.wait_idle()
-        except TimeoutError:
-            log.warning("memory writes still queued after %gs; the next worker learns them",
-                        grace)
-        except Exception:
-            log.exception("finishing queued memory writes failed; they stay queued")
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
+            return await self.queue.other_workers()
+        except Exception as exc:
+            log.warning("could not look for other workers: %s", exc.__class__.__name__)
+            return 0
+
+    async def _left(self) -> int:
+        try:
+            return await self.pending()
+        except Exception as exc:
+            log.warning("could not count the queued memory writes: %s", exc.__class__.__name__)
+            return self.inbox.held
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """What a stopping process left to learn: ``messages`` waiting (held here or queued in
+    Postgres, everyone's), and how many ``other_workers`` (workers of other processes, alive)
+    will learn them."""
+
+    messages: int
+    other_workers: int

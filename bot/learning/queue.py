@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import procrastinate
+import procrastinate.worker
 from procrastinate.exceptions import AlreadyEnqueued
 
 from bot.config import Settings
@@ -95,6 +96,7 @@ class MemoryQueue:
             self._run
         )
         self.failed = 0  # job runs of this process that raised
+        self._workers: list[procrastinate.worker.Worker] = []  # running in this process
 
     async def open(self) -> None:
         await self._app.open_async()
@@ -214,7 +216,10 @@ class MemoryQueue:
         """Run jobs with ``handler`` until cancelled; on cancel, running jobs get
         ``SHUTDOWN_GRACE`` seconds, and whatever does not finish is run again elsewhere."""
         self._handler = handler
-        await self._app.run_worker_async(
+        # procrastinate's own worker, built as ``run_worker_async`` builds it, kept so that
+        # ``other_workers`` can tell this process's heartbeat from the others'.
+        worker = procrastinate.worker.Worker(
+            app=self._app,
             queues=[QUEUE], name=name, concurrency=concurrency, wait=True,
             install_signal_handlers=False, listen_notify=True,
             fetch_job_polling_interval=self._settings.worker_poll_interval,
@@ -223,4 +228,19 @@ class MemoryQueue:
             shutdown_graceful_timeout=self._settings.shutdown_grace,
             delete_jobs="successful",
         )
+        self._workers.append(worker)
+        try:
+            await worker.run()  # type: ignore[no-untyped-call]
+        finally:
+            self._workers.remove(worker)
+
+    async def other_workers(self) -> int:
+        """Workers of other processes alive now (a heartbeat within ``WORKER_STALLED_AFTER``):
+        any of them will learn what is queued."""
+        ours = [w.worker_id for w in self._workers if w.worker_id is not None]
+        count = await self._pool.fetchval(
+            "select count(*) from procrastinate_workers where last_heartbeat > now() -"
+            " make_interval(secs => $1) and not (id = any($2::bigint[]))",
+            self._settings.worker_stalled_after, ours)
+        return int(count or 0)
 

@@ -241,7 +241,8 @@ class Linking:
             )
 
     async def _open_request(self, request: LinkRequest | None) -> LinkRequest:
-        again = "Ask membot for a new one with /link (in Slack: /membot link)."
+        again = ("Ask membot for a new one with /link (in Slack: /membot link)." if self.configured
+                 else "Account linking is not turned on for this bot.")
         if request is None:
             raise LinkProblem(Problem.UNKNOWN, f"This link is not valid. {again}", 404)
         if request.used or request.confirmed:

@@ -82,6 +82,7 @@ def build_mem0(
     """Build mem0's ``Memory`` (slow: about half a second) and create its table."""
     mem0 = import_mem0(settings)
     key = clients.sync_client.api_key
+    embedding_key = clients.embedding_sync.api_key
     config = {
         "vector_store": {
             "provider": "pgvector",
@@ -104,8 +105,8 @@ def build_mem0(
             "provider": "openai",
             "config": {
                 "model": settings.embedding_model,
-                "api_key": key,
-                "openai_base_url": clients.base_url,
+                "api_key": embedding_key,
+                "openai_base_url": clients.embedding_base_url,
                 "embedding_dims": settings.embedding_dims if settings.send_embedding_dims else None,
             },
         },
@@ -120,7 +121,7 @@ def build_mem0(
     # environment (mem0's LLM silently switches to OpenRouter when OPENROUTER_API_KEY is set).
     memory.llm.client = clients.sync_client
     memory.llm = CheckedExtraction(memory.llm)
-    memory.embedding_model.client = clients.sync_client
+    memory.embedding_model.client = clients.embedding_sync
     memory.embedding_model = Mem0Embedder(memory.embedding_model, settings.embedding_query_prefix,
                                           settings.embedding_document_prefix)
     memory.vector_store.create_col()

@@ -31,7 +31,7 @@ from asyncpg.pool import PoolConnectionProxy
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from bot.clients import ModelClients, OpenAIEmbedder
+from bot.clients import ModelClients, OpenAIEmbedder, describe_failure
 from bot.config import Settings
 from bot.database import Database
 from bot.errors import ConfigError, MemoryUnavailable, is_transient
@@ -170,7 +170,7 @@ class Mem0Memory:
             rows = await self._pool.fetch(self._search_sql, owner_id, vector, query,
                                           dates_named(query), limit)
         except Exception as exc:
-            raise MemoryUnavailable(f"memory search failed: {exc.__class__.__name__}") from exc
+            raise MemoryUnavailable(f"memory search failed: {describe_failure(exc)}") from exc
         return [
             MemoryHit(
                 id=row["id"],

@@ -25,9 +25,11 @@ import base64
 import hashlib
 import json
 import math
+import os
 import re
 import signal
 import struct
+import subprocess
 import threading
 import time
 import uuid
@@ -36,6 +38,7 @@ from dataclasses import asdict, dataclass
 from types import FrameType
 from typing import Any, Literal
 
+import platformdirs
 from aiohttp import web
 
 from tests.fakes.threaded import ThreadedServer
@@ -413,24 +416,59 @@ class ScriptedOpenAI(ThreadedServer):
         return web.json_response({"object": "list", "data": [model]})
 
 
+def _run_beside(server: ScriptedOpenAI, command: list[str]) -> int:
+    """Run ``command`` pointed at ``server`` (the model settings set, with its own data folder
+    unless ``MEMBOT_DATA_DIR`` is set: the scripted vectors must not meet real ones), with the
+    terminal its own; returns its exit code."""
+    env = dict(os.environ, OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="scripted",
+               EMBEDDING_DIMS=str(server.dims), CHAT_MODEL="scripted",
+               EMBEDDING_MODEL="scripted")
+    for unused in ("EMBEDDING_BASE_URL", "EMBEDDING_API_KEY", "EMBEDDING_SEND_DIMS",
+                   "EXTRACTION_MODEL"):
+        env.pop(unused, None)
+    if not env.get("MEMBOT_DATA_DIR"):
+        env["MEMBOT_DATA_DIR"] = str(platformdirs.user_data_path("membot-scripted"))
+    child = subprocess.Popen(command, env=env)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # the terminal's Ctrl-C reached both: let the child finish
+            continue
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Serve until Ctrl-C or SIGTERM, e.g. for a benchmark against a running bot."""
-    parser = argparse.ArgumentParser(description="Scripted OpenAI-compatible server.")
-    parser.add_argument("--port", type=int, default=8765)
+    """Serve until Ctrl-C or SIGTERM, e.g. for a benchmark against a running bot; or, given a
+    command after ``--``, run that command against the server and stop with it (``python -m
+    tests.fakes.openai_server -- .venv/bin/membot chat``: membot with no API key and no
+    network)."""
+    parser = argparse.ArgumentParser(
+        description="Scripted OpenAI-compatible server.",
+        epilog="With a command after --, the server runs on a free port for as long as the "
+               "command runs, which gets OPENAI_BASE_URL, OPENAI_API_KEY, EMBEDDING_DIMS and a "
+               "data folder of its own (MEMBOT_DATA_DIR, unless set) pointing at it.")
+    parser.add_argument("--port", type=int, default=None, help="default: 8765, or with a "
+                        "command, any free port")
     parser.add_argument("--dims", type=int, default=64)
     parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
     parser.add_argument("--chat-delay", type=float, default=0.0)
     parser.add_argument("--extraction-delay", type=float, default=0.0)
     parser.add_argument("--embedding-delay", type=float, default=0.0)
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="-- and a command to run against the server")
     args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    port = args.port if args.port is not None else (0 if command else 8765)
+    server = ScriptedOpenAI(args.dims, args.chat_delay, args.extraction_delay,
+                            args.embedding_delay, api_key=args.api_key, port=port)
+    if command:
+        with server:
+            raise SystemExit(_run_beside(server, command))
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         done.set()
 
     signal.signal(signal.SIGTERM, on_signal)
-    server = ScriptedOpenAI(args.dims, args.chat_delay, args.extraction_delay,
-                            args.embedding_delay, api_key=args.api_key, port=args.port)
     with server:
         print(f"Scripted OpenAI server at {server.base_url}", flush=True)
         try:

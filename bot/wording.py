@@ -1,0 +1,16 @@
+"""Counted nouns in what membot says: one helper, so no answer reads "1 memories"."""
+
+from __future__ import annotations
+
+__all__ = ["plural"]
+
+_IRREGULAR = {"memory": "memories", "is": "are", "was": "were"}
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``count`` and ``noun`` agreeing: ``plural(1, "page")`` is ``"1 page"``,
+    ``plural(3, "memory")`` is ``"3 memories"``. ``many`` gives a plural the rules here do not
+    know. Zero takes the plural, as in English ("0 messages")."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {many or _IRREGULAR.get(noun) or noun + 's'}"
