@@ -1,0 +1,145 @@
+"""A metering pass-through in front of any OpenAI-compatible endpoint: what each model call
+cost, as the server itself reported it.
+
+Both systems under test are pointed at :class:`UsageMeter`'s ``base_url``; it forwards every
+request unchanged to the real endpoint and records, per call, its kind (an embedding, a chat
+turn, or a memory extraction: a chat call that asks for a JSON object, as Mem0's does), the
+``usage`` numbers of the server's answer, and the seconds the server took. Chat calls
+(extractions included) are forwarded one at a time, in the order they arrive, so a call's
+seconds are its own and not time spent queueing behind another (a local server runs one at a
+time anyway); embeddings pass alongside. ``phase`` labels the calls that follow it, so a run can
+split the totals by system and stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+from tests.fakes.threaded import ThreadedServer
+
+__all__ = ["Call", "UsageMeter", "kind_of"]
+
+Kind = Literal["chat", "extraction", "embedding"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """One model call as the meter saw it. ``prompt`` is the text of the request's user
+    messages (extractions only: what was learned from), ``prompt_tokens`` and
+    ``completion_tokens`` the server's ``usage`` (0 when it gave none)."""
+
+    phase: str
+    kind: Kind
+    status: int
+    seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+    prompt: str = ""
+
+
+def kind_of(body: dict[str, Any]) -> Kind:
+    """Mem0's extraction asks for a JSON object; every other chat call is a chat turn."""
+    fmt = body.get("response_format")
+    is_json = isinstance(fmt, dict) and fmt.get("type") in {"json_object", "json_schema"}
+    return "extraction" if is_json else "chat"
+
+
+def _user_text(body: dict[str, Any]) -> str:
+    parts = []
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            parts.append(content if isinstance(content, str) else json.dumps(content))
+    return "\n".join(parts)
+
+
+class UsageMeter(ThreadedServer):
+    """Forwards ``/v1/...`` to ``upstream`` (a base URL ending in ``/v1``) and records each
+    call (:attr:`calls`)."""
+
+    def __init__(self, upstream: str, timeout: float = 1800.0) -> None:
+        ThreadedServer.__init__(self, 0)
+        self._thread_name = "usage-meter"
+        self.upstream = upstream.rstrip("/")
+        self.timeout = timeout
+        self.phase = ""
+        self._calls: list[Call] = []
+        self._lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    @property
+    def calls(self) -> list[Call]:
+        with self._lock:
+            return list(self._calls)
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.cleanup_ctx.append(self._session)
+        app.router.add_route("*", "/v1/{tail:.*}", self._forward)
+        return app
+
+    async def _session(self, app: web.Application) -> Any:
+        app["http"] = ClientSession(timeout=ClientTimeout(total=self.timeout))
+        app["turn"] = asyncio.Lock()
+        yield
+        await app["http"].close()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        tail = request.match_info["tail"]
+        raw = await request.read()
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in {"authorization", "content-type", "accept"}}
+        body: dict[str, Any] = {}
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            body = parsed if isinstance(parsed, dict) else {}
+        kind: Kind | None = None
+        if tail.startswith("embeddings"):
+            kind = "embedding"
+        elif tail.startswith("chat/completions"):
+            kind = kind_of(body)
+        http: ClientSession = request.app["http"]
+        url = f"{self.upstream}/{tail}"
+        if kind is None:
+            async with http.request(request.method, url, data=raw or None, headers=headers,
+                                    params=request.query) as response:
+                data = await response.read()
+                return web.Response(body=data, status=response.status,
+                                    content_type=response.content_type)
+        phase = self.phase
+        turn: asyncio.Lock = request.app["turn"]
+        async with turn if kind != "embedding" else contextlib.nullcontext():
+            started = time.perf_counter()
+            async with http.post(url, data=raw, headers=headers) as response:
+                data = await response.read()
+                status, content_type = response.status, response.content_type
+            seconds = time.perf_counter() - started
+        usage: dict[str, Any] = {}
+        try:
+            answer = json.loads(data)
+            if isinstance(answer, dict) and isinstance(answer.get("usage"), dict):
+                usage = answer["usage"]
+        except ValueError:
+            pass
+        call = Call(phase=phase, kind=kind, status=status, seconds=seconds,
+                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0),
+                    prompt=_user_text(body) if kind == "extraction" else "")
+        with self._lock:
+            self._calls.append(call)
+        return web.Response(body=data, status=status, content_type=content_type)
+
