@@ -346,7 +346,7 @@ def locomo_people(data: Any, conversations: int, sessions: int,
                         facts.append(GoldFact(speaker=name, text=str(text), evidence=cited))
         # The scenario's days place its sessions on LoCoMo's own dates, relative to the last.
         last = dates[-1] if dates else datetime.now(UTC)
-        chosen = [Session(day=(d - last).days, where=s.where, messages=s.messages)
+        chosen = [Session(day=(d.date() - last.date()).days, where=s.where, messages=s.messages)
                   for s, d in zip(chosen, dates, strict=True)]
         scenarios.append(Scenario(
             id=sid, category="locomo", speakers=tuple(speakers.values()), sessions=tuple(chosen),
@@ -627,8 +627,9 @@ async def main_async(args: argparse.Namespace, scenarios: list[Scenario],
               str(o.locomo.get("memories", 0))] for o in outcomes])
     print()
     for outcome in outcomes:
-        print(f"{outcome.system}: {outcome.learned} messages learned, "
-              f"{outcome.non_answers} turns without an answer")
+        print(f"{outcome.system}: {outcome.learned} messages sent to learn from "
+              f"(scenarios{' and LoCoMo' if locomo else ''}), {outcome.non_answers} turns "
+              "without an answer")
     print(f"{log_counter.count} warnings" + (f"; the first: {log_counter.first}"
                                              if log_counter.first else ""))
     if args.details:
