@@ -112,6 +112,7 @@ class MembotSystem:
     """membot through its core and its memory writer, as an adapter and a worker run it."""
 
     name = "membot"
+    label = "membot"
 
     def __init__(self, svc: Services, token: str) -> None:
         self.svc = svc
@@ -164,6 +165,7 @@ class PlainSystem:
     """The plain Mem0 loop of Mem0's README."""
 
     name = "plain Mem0 loop"
+    label = "plain"
 
     def __init__(self, loop: PlainLoop) -> None:
         self.loop = loop
@@ -207,6 +209,7 @@ class Outcome:
     """What one system did: its judged scenarios, LoCoMo figures, the seconds of each stage."""
 
     system: str
+    label: str
     judged: list[Judged] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     learned: int = 0
@@ -233,14 +236,14 @@ async def _in_rounds(system: System, scenarios: Sequence[Scenario], people: dict
                                if len(s.sessions) > number))
 
 
-async def run_scenarios(system: System, scenarios: Sequence[Scenario], token: str,
+async def run_scenarios(system: System, label: str, scenarios: Sequence[Scenario], token: str,
                         meter: UsageMeter, outcome: Outcome, concurrency: int,
                         stop_learning: Any = None) -> None:
     """Learn, list, stop learning (membot's worker), probe; judge each scenario."""
     now = datetime.now(UTC)
     run_day = now - timedelta(hours=1)  # day 0: earlier today, its messages a minute apart
     people = {s.id: people_of(s, token) for s in scenarios}
-    meter.phase = f"{system.name}:learn"
+    meter.stages[label] = "learn"
     started = time.perf_counter()
     await _in_rounds(system, scenarios, people, run_day, concurrency)
     outcome.seconds["learn"] = time.perf_counter() - started
@@ -248,7 +251,7 @@ async def run_scenarios(system: System, scenarios: Sequence[Scenario], token: st
                        for speaker, person in people[s.id].items()} for s in scenarios}
     if stop_learning is not None:
         await stop_learning()
-    meter.phase = f"{system.name}:probe"
+    meter.stages[label] = "probe"
     started = time.perf_counter()
     for scenario in scenarios:
         replies = [await system.answer(people[scenario.id][probe.of], probe.ask, now)
@@ -356,10 +359,10 @@ def locomo_people(data: Any, conversations: int, sessions: int,
     return LocomoRun(scenarios=scenarios, gold=gold, speakers=speaker_of)
 
 
-async def run_locomo(system: System, run: LocomoRun, token: str, meter: UsageMeter,
-                     outcome: Outcome, concurrency: int) -> None:
+async def run_locomo(system: System, label: str, run: LocomoRun, token: str,
+                     meter: UsageMeter, outcome: Outcome, concurrency: int) -> None:
     people = {s.id: people_of(s, f"{token}l") for s in run.scenarios}
-    meter.phase = f"{system.name}:locomo"
+    meter.stages[label] = "locomo"
     started = time.perf_counter()
     await _in_rounds(system, run.scenarios, people,
                      datetime.now(UTC).replace(microsecond=0), concurrency)
@@ -389,6 +392,7 @@ def _settings(args: argparse.Namespace, base_url: str, data_dir: Path, token: st
         "memory_batch_size": args.batch_size, "memory_batch_idle": args.batch_idle,
         # A due job is otherwise found at the worker's next poll (5 s): only time, not quality.
         "worker_poll_interval": 0.2, "model_timeout": args.model_timeout,
+        "memory_search_timeout": args.search_timeout,
         "send_embedding_dims": args.send_dims,
     }
     if args.chat_model:
@@ -401,8 +405,8 @@ def _settings(args: argparse.Namespace, base_url: str, data_dir: Path, token: st
 async def run_membot(args: argparse.Namespace, meter: UsageMeter, data_dir: Path, token: str,
                      scenarios: Sequence[Scenario], locomo: LocomoRun | None,
                      header: list[str]) -> Outcome:
-    settings = _settings(args, meter.base_url, data_dir, token)
-    outcome = Outcome(system="membot")
+    settings = _settings(args, meter.url(MembotSystem.label), data_dir, token)
+    outcome = Outcome(system=MembotSystem.name, label=MembotSystem.label)
     async with services(settings, start_worker=False) as svc:
         header.extend(await machine_lines(svc.database.pool))
         system = MembotSystem(svc, token)
@@ -415,9 +419,10 @@ async def run_membot(args: argparse.Namespace, meter: UsageMeter, data_dir: Path
 
         try:
             if locomo is not None:
-                await run_locomo(system, locomo, token, meter, outcome, args.concurrency)
-            await run_scenarios(system, scenarios, token, meter, outcome, args.concurrency,
-                                stop_learning)
+                await run_locomo(system, system.label, locomo, token, meter, outcome,
+                                 args.concurrency)
+            await run_scenarios(system, system.label, scenarios, token, meter, outcome,
+                                args.concurrency, stop_learning)
         finally:
             await stop_learning()
         outcome.learned, outcome.non_answers = system.learned, system.non_answers
@@ -431,15 +436,18 @@ async def run_plain(args: argparse.Namespace, meter: UsageMeter, dsn: str, data_
                     token: str, scenarios: Sequence[Scenario],
                     locomo: LocomoRun | None) -> Outcome:
     table = f"plain_quality_{token}"
-    outcome = Outcome(system="plain Mem0 loop")
-    async with plain_loop(dsn=dsn, table=table, base_url=meter.base_url, dims=args.dims,
+    outcome = Outcome(system=PlainSystem.name, label=PlainSystem.label)
+    async with plain_loop(dsn=dsn, table=table, base_url=meter.url(PlainSystem.label),
+                          dims=args.dims,
                           data_dir=data_dir, api_key=args.api_key, chat_model=args.chat_model,
                           embedding_model=args.embedding_model,
                           call_timeout=args.model_timeout) as loop:
         system = PlainSystem(loop)
         if locomo is not None:
-            await run_locomo(system, locomo, token, meter, outcome, args.concurrency)
-        await run_scenarios(system, scenarios, token, meter, outcome, args.concurrency)
+            await run_locomo(system, system.label, locomo, token, meter, outcome,
+                             args.concurrency)
+        await run_scenarios(system, system.label, scenarios, token, meter, outcome,
+                            args.concurrency)
         outcome.learned, outcome.non_answers = system.learned, system.non_answers
     if args.database_url:
         conn = await asyncpg.connect(dsn)
@@ -503,7 +511,7 @@ def cost_rows(outcomes: Sequence[Outcome], calls: Sequence[Call],
         for stage in ("locomo", "learn", "probe"):
             if stage not in outcome.seconds:
                 continue
-            mine = [c for c in calls if c.phase == f"{outcome.system}:{stage}"]
+            mine = [c for c in calls if c.phase == f"{outcome.label}:{stage}"]
             if stage == "learn":
                 messages = sum(s.messages for s in scenarios)
             elif stage == "locomo" and locomo is not None:
@@ -523,7 +531,7 @@ def category_cost_rows(outcomes: Sequence[Outcome], calls: Sequence[Call],
     put down to the category of a scenario whose messages its prompt holds."""
     rows = []
     for outcome in outcomes:
-        mine = [c for c in calls if c.phase == f"{outcome.system}:learn"
+        mine = [c for c in calls if c.phase == f"{outcome.label}:learn"
                 and c.kind == "extraction"]
         for category in CATEGORIES:
             chosen = [s for s in scenarios if s.category == category]
@@ -570,16 +578,27 @@ async def main_async(args: argparse.Namespace, scenarios: list[Scenario],
     outcomes: list[Outcome] = []
     with scripted as server:
         upstream = args.base_url or server.base_url
-        with UsageMeter(upstream, timeout=args.model_timeout) as meter:
-            if "membot" in args.systems:
-                outcomes.append(await run_membot(args, meter, data_dir, token, scenarios,
-                                                 locomo, header))
+        with UsageMeter(upstream, timeout=args.model_timeout,
+                        max_answer_tokens=args.max_answer_tokens) as meter:
+
+            async def membot() -> Outcome:
+                done = await run_membot(args, meter, data_dir, token, scenarios, locomo,
+                                        header)
                 print(f"# membot done at {time.perf_counter() - started:.0f} s", flush=True)
-            if "plain" in args.systems:
-                outcomes.append(await run_plain(args, meter, dsn, data_dir, token, scenarios,
-                                                locomo))
+                return done
+
+            async def plain() -> Outcome:
+                done = await run_plain(args, meter, dsn, data_dir, token, scenarios, locomo)
                 print(f"# plain loop done at {time.perf_counter() - started:.0f} s",
                       flush=True)
+                return done
+
+            runs = {"membot": membot, "plain": plain}
+            chosen = [runs[name] for name in SYSTEMS if name in args.systems]
+            if args.together:
+                outcomes = list(await asyncio.gather(*(run() for run in chosen)))
+            else:
+                outcomes = [await run() for run in chosen]
             calls = meter.calls
     seconds = time.perf_counter() - started
     model = args.chat_model or Settings.model_fields["chat_model"].default
@@ -592,11 +611,15 @@ async def main_async(args: argparse.Namespace, scenarios: list[Scenario],
           f"chat and extraction model {model!r}, embedding model "
           f"{args.embedding_model or Settings.model_fields['embedding_model'].default!r}, "
           f"{args.dims} dims")
+    cap = (f"capped at {args.max_answer_tokens} tokens" if args.max_answer_tokens
+           else "not capped")
     print(f"- scenarios: {len(scenarios)} ({', '.join(s.id for s in scenarios)}), "
           f"{sum(s.messages for s in scenarios)} messages, "
           f"{sum(len(s.probes) for s in scenarios)} probes; membot batch size "
-          f"{args.batch_size}, batch idle {args.batch_idle:g} s; up to {args.concurrency} "
-          "scenarios at once")
+          f"{args.batch_size}, batch idle {args.batch_idle:g} s, search timeout "
+          f"{args.search_timeout:g} s; up to {args.concurrency} scenarios at once; "
+          f"systems {'at the same time' if args.together else 'one after the other'}; chat "
+          f"answers {cap}")
     print(f"- started {began:%Y-%m-%d %H:%M} UTC; took {seconds / 60:.1f} minutes")
     print()
     print("### Quality per category")
@@ -670,6 +693,17 @@ def main() -> None:
                              "EMBEDDING_SEND_DIMS)")
     parser.add_argument("--model-timeout", type=float, default=3600.0,
                         help="seconds per model call, queueing included (default 3600)")
+    parser.add_argument("--search-timeout", type=float,
+                        default=Settings.model_fields["memory_search_timeout"].default,
+                        help="membot's MEMORY_SEARCH_TIMEOUT, seconds (default: the Settings "
+                             "default; a busy local server may need more, or membot answers "
+                             "without memories)")
+    parser.add_argument("--max-answer-tokens", type=int, default=None,
+                        help="cap the chat answers of both systems at N tokens (default: no "
+                             "cap; extractions are never capped)")
+    parser.add_argument("--together", action=argparse.BooleanOptionalAction, default=False,
+                        help="run both systems at the same time (the meter still serves one "
+                             "model call at a time; stage seconds then overlap)")
     parser.add_argument("--systems", default="membot,plain",
                         help="comma-separated: membot, plain (default both)")
     parser.add_argument("--scenarios", default=None, help="comma-separated scenario ids")

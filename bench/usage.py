@@ -1,14 +1,18 @@
 """A metering pass-through in front of any OpenAI-compatible endpoint: what each model call
 cost, as the server itself reported it.
 
-Both systems under test are pointed at :class:`UsageMeter`'s ``base_url``; it forwards every
-request unchanged to the real endpoint and records, per call, its kind (an embedding, a chat
-turn, or a memory extraction: a chat call that asks for a JSON object, as Mem0's does), the
-``usage`` numbers of the server's answer, and the seconds the server took. Chat calls
-(extractions included) are forwarded one at a time, in the order they arrive, so a call's
-seconds are its own and not time spent queueing behind another (a local server runs one at a
-time anyway); embeddings pass alongside. ``phase`` labels the calls that follow it, so a run can
-split the totals by system and stage.
+Each system under test gets its own base URL on the meter (:meth:`UsageMeter.url`), so their
+calls are told apart even when they run at the same time. The meter forwards every request to
+the real endpoint and records, per call, its kind (an embedding, a chat turn, or a memory
+extraction: a chat call that asks for a JSON object, as Mem0's does), the ``usage`` numbers of
+the server's answer, and the seconds the server took; ``stages`` labels the calls that follow,
+per system. Chat calls (extractions included) are forwarded one at a time, so a call's seconds
+are its own and not time spent queueing behind another (a local server runs one at a time
+anyway); embeddings pass alongside. When both are waiting, an extraction goes before a chat
+turn: a server that keeps the previous prompt's prefix (llama.cpp does) then evaluates Mem0's
+long fixed instructions once for a run of extractions instead of once for each.
+``max_answer_tokens`` caps chat turns (never extractions) that set no limit of their own, to
+bound a slow local model's long answers; otherwise requests are forwarded unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,18 +70,20 @@ class UsageMeter(ThreadedServer):
     """Forwards ``/v1/...`` to ``upstream`` (a base URL ending in ``/v1``) and records each
     call (:attr:`calls`)."""
 
-    def __init__(self, upstream: str, timeout: float = 1800.0) -> None:
+    def __init__(self, upstream: str, timeout: float = 1800.0,
+                 max_answer_tokens: int | None = None) -> None:
         ThreadedServer.__init__(self, 0)
         self._thread_name = "usage-meter"
         self.upstream = upstream.rstrip("/")
         self.timeout = timeout
-        self.phase = ""
+        self.max_answer_tokens = max_answer_tokens
+        self.stages: dict[str, str] = {}  # system label -> the stage its calls belong to
         self._calls: list[Call] = []
         self._lock = threading.Lock()
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/v1"
+    def url(self, label: str) -> str:
+        """The base URL for system ``label`` (letters, digits, dashes)."""
+        return f"http://127.0.0.1:{self._port}/{label}/v1"
 
     @property
     def calls(self) -> list[Call]:
@@ -86,17 +93,17 @@ class UsageMeter(ThreadedServer):
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.cleanup_ctx.append(self._session)
-        app.router.add_route("*", "/v1/{tail:.*}", self._forward)
+        app.router.add_route("*", "/{label}/v1/{tail:.*}", self._forward)
         return app
 
     async def _session(self, app: web.Application) -> Any:
         app["http"] = ClientSession(timeout=ClientTimeout(total=self.timeout))
-        app["turn"] = asyncio.Lock()
+        app["turns"] = _Turns()
         yield
         await app["http"].close()
 
     async def _forward(self, request: web.Request) -> web.Response:
-        tail = request.match_info["tail"]
+        tail, label = request.match_info["tail"], request.match_info["label"]
         raw = await request.read()
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in {"authorization", "content-type", "accept"}}
@@ -112,6 +119,11 @@ class UsageMeter(ThreadedServer):
             kind = "embedding"
         elif tail.startswith("chat/completions"):
             kind = kind_of(body)
+            limits = ("max_tokens", "max_completion_tokens")
+            if (kind == "chat" and self.max_answer_tokens is not None
+                    and not any(body.get(k) for k in limits)):
+                body["max_tokens"] = self.max_answer_tokens
+                raw = json.dumps(body).encode()
         http: ClientSession = request.app["http"]
         url = f"{self.upstream}/{tail}"
         if kind is None:
@@ -120,9 +132,9 @@ class UsageMeter(ThreadedServer):
                 data = await response.read()
                 return web.Response(body=data, status=response.status,
                                     content_type=response.content_type)
-        phase = self.phase
-        turn: asyncio.Lock = request.app["turn"]
-        async with turn if kind != "embedding" else contextlib.nullcontext():
+        phase = f"{label}:{self.stages.get(label, '')}"
+        turns: _Turns = request.app["turns"]
+        async with turns.take(kind) if kind != "embedding" else contextlib.nullcontext():
             started = time.perf_counter()
             async with http.post(url, data=raw, headers=headers) as response:
                 data = await response.read()
@@ -143,3 +155,31 @@ class UsageMeter(ThreadedServer):
             self._calls.append(call)
         return web.Response(body=data, status=status, content_type=content_type)
 
+
+
+class _Turns:
+    """One model call at a time; a waiting extraction goes before a waiting chat turn."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._extractions = 0
+        self._free = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def take(self, kind: Kind) -> AsyncIterator[None]:
+        async with self._free:
+            if kind == "extraction":
+                self._extractions += 1
+                try:
+                    await self._free.wait_for(lambda: not self._busy)
+                finally:
+                    self._extractions -= 1
+            else:
+                await self._free.wait_for(lambda: not self._busy and not self._extractions)
+            self._busy = True
+        try:
+            yield
+        finally:
+            async with self._free:
+                self._busy = False
+                self._free.notify_all()
