@@ -8,9 +8,10 @@ extraction: a chat call that asks for a JSON object, as Mem0's does), the ``usag
 the server's answer, and the seconds the server took; ``stages`` labels the calls that follow,
 per system. Chat calls (extractions included) are forwarded one at a time, so a call's seconds
 are its own and not time spent queueing behind another (a local server runs one at a time
-anyway); embeddings pass alongside. When both are waiting, an extraction goes before a chat
-turn: a server that keeps the previous prompt's prefix (llama.cpp does) then evaluates Mem0's
-long fixed instructions once for a run of extractions instead of once for each.
+anyway); embeddings pass alongside. The meter keeps serving calls of the kind it served last
+(chat turns or extractions) while any of that kind wait, and switches only when none do: a
+server that keeps the previous prompt's prefix (llama.cpp does) then evaluates Mem0's long
+fixed instructions once for a run of extractions instead of once for each.
 ``max_answer_tokens`` caps chat turns (never extractions) that set no limit of their own, to
 bound a slow local model's long answers; otherwise requests are forwarded unchanged.
 """
@@ -158,25 +159,24 @@ class UsageMeter(ThreadedServer):
 
 
 class _Turns:
-    """One model call at a time; a waiting extraction goes before a waiting chat turn."""
+    """One model call at a time; calls of the kind served last go first."""
 
     def __init__(self) -> None:
         self._busy = False
-        self._extractions = 0
+        self._last: Kind = "chat"
+        self._waiting: dict[Kind, int] = {"chat": 0, "extraction": 0}
         self._free = asyncio.Condition()
 
     @contextlib.asynccontextmanager
     async def take(self, kind: Kind) -> AsyncIterator[None]:
         async with self._free:
-            if kind == "extraction":
-                self._extractions += 1
-                try:
-                    await self._free.wait_for(lambda: not self._busy)
-                finally:
-                    self._extractions -= 1
-            else:
-                await self._free.wait_for(lambda: not self._busy and not self._extractions)
-            self._busy = True
+            self._waiting[kind] += 1
+            try:
+                await self._free.wait_for(lambda: not self._busy and (
+                    kind == self._last or not self._waiting[self._last]))
+            finally:
+                self._waiting[kind] -= 1
+            self._busy, self._last = True, kind
         try:
             yield
         finally:
