@@ -67,6 +67,9 @@ def _user_text(body: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+_HTTP = web.AppKey("http", ClientSession)
+
+
 class UsageMeter(ThreadedServer):
     """Forwards ``/v1/...`` to ``upstream`` (a base URL ending in ``/v1``) and records each
     call (:attr:`calls`)."""
@@ -98,10 +101,10 @@ class UsageMeter(ThreadedServer):
         return app
 
     async def _session(self, app: web.Application) -> Any:
-        app["http"] = ClientSession(timeout=ClientTimeout(total=self.timeout))
-        app["turns"] = _Turns()
+        app[_HTTP] = ClientSession(timeout=ClientTimeout(total=self.timeout))
+        app[_TURNS] = _Turns()
         yield
-        await app["http"].close()
+        await app[_HTTP].close()
 
     async def _forward(self, request: web.Request) -> web.Response:
         tail, label = request.match_info["tail"], request.match_info["label"]
@@ -125,7 +128,7 @@ class UsageMeter(ThreadedServer):
                     and not any(body.get(k) for k in limits)):
                 body["max_tokens"] = self.max_answer_tokens
                 raw = json.dumps(body).encode()
-        http: ClientSession = request.app["http"]
+        http = request.app[_HTTP]
         url = f"{self.upstream}/{tail}"
         if kind is None:
             async with http.request(request.method, url, data=raw or None, headers=headers,
@@ -134,7 +137,7 @@ class UsageMeter(ThreadedServer):
                 return web.Response(body=data, status=response.status,
                                     content_type=response.content_type)
         phase = f"{label}:{self.stages.get(label, '')}"
-        turns: _Turns = request.app["turns"]
+        turns = request.app[_TURNS]
         async with turns.take(kind) if kind != "embedding" else contextlib.nullcontext():
             started = time.perf_counter()
             async with http.post(url, data=raw, headers=headers) as response:
@@ -183,3 +186,6 @@ class _Turns:
             async with self._free:
                 self._busy = False
                 self._free.notify_all()
+
+
+_TURNS = web.AppKey("turns", _Turns)

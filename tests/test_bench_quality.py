@@ -191,3 +191,27 @@ def _tables(stdout: str) -> list[list[dict[str, str]]]:
             tables.append(table("\n".join(block)))
             block = []
     return tables
+
+
+def test_the_meter_labels_calls_per_system_caps_answers_and_keeps_usage() -> None:
+    import openai
+
+    from bench.usage import UsageMeter
+    from tests.fakes.openai_server import ScriptedOpenAI
+
+    with ScriptedOpenAI(dims=8) as server, UsageMeter(server.base_url,
+                                                      max_answer_tokens=7) as meter:
+        meter.stages["a"] = "learn"
+        client = openai.OpenAI(api_key="k", base_url=meter.url("a"))
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="m", response_format={"type": "json_object"},
+                                       messages=[{"role": "user", "content": "x y z"}])
+        client.embeddings.create(model="e", input="words here")
+        client.close()
+        chat, extraction = server.calls("chat")[0].body, server.calls("extraction")[0].body
+    assert chat["max_tokens"] == 7 and "max_tokens" not in extraction
+    calls = meter.calls
+    assert [(c.phase, c.kind) for c in calls] == [
+        ("a:learn", "chat"), ("a:learn", "extraction"), ("a:learn", "embedding")]
+    assert [c.prompt_tokens for c in calls] == [1, 3, 2]  # the scripted server's word counts
+    assert calls[1].prompt == "x y z"
