@@ -714,9 +714,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int,
                         default=Settings.model_fields["memory_batch_size"].default,
                         help="membot's MEMORY_BATCH_SIZE (default: the Settings default)")
-    parser.add_argument("--batch-idle", type=float, default=1.0,
-                        help="membot's MEMORY_BATCH_IDLE in seconds (default 1: the run "
-                             "waits for the learning at the end of each session anyway)")
+    parser.add_argument("--batch-idle", type=float,
+                        default=Settings.model_fields["memory_batch_idle"].default,
+                        help="membot's MEMORY_BATCH_IDLE in seconds (default: the Settings "
+                             "default; shorter than a reply takes, each message is learned "
+                             "alone)")
     parser.add_argument("--data", type=Path, default=None,
                         help="LoCoMo's JSON file, for gold-fact recall (not in this "
                              "repository); without it that part is skipped")

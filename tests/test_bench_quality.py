@@ -147,7 +147,7 @@ def test_quality_runs_every_scenario_through_both_systems(tmp_path: Path) -> Non
     out = tmp_path / "quality.json"
     result = subprocess.run(
         [sys.executable, "-m", "bench.quality", "--dims", "32", "--data", str(data),
-         "--locomo-conversations", "1", "--json", str(out)],
+         "--locomo-conversations", "1", "--batch-idle", "0.5", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "logical cores" in result.stdout and "command: `python -m bench.quality" in result.stdout
