@@ -137,7 +137,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A markdown table with aligned columns."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:

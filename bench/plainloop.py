@@ -50,13 +50,22 @@ CHAT_MODEL = "gpt-5-mini"  # the tutorial's
 class PlainLoop:
     """The tutorial's loop on one ``AsyncMemory`` and one async OpenAI client."""
 
-    def __init__(self, memory: Any, client: openai.AsyncOpenAI) -> None:
+    def __init__(self, memory: Any, client: openai.AsyncOpenAI,
+                 chat_model: str = CHAT_MODEL) -> None:
         self.memory = memory
         self.client = client
+        self.chat_model = chat_model
 
     async def chat_with_memories(self, message: str, user_id: str = "default_user") -> str:
         """Search the user's memories (top 3), answer with them, ``add`` the exchange, return
         the answer. Errors propagate, as in the tutorial."""
+        messages = await self.answer(message, user_id)
+        await self.memory.add(messages, user_id=user_id)
+        return messages[-1]["content"]
+
+    async def answer(self, message: str, user_id: str = "default_user") -> list[dict[str, str]]:
+        """The tutorial's turn up to its ``add``: search, chat; the messages ``add`` is given,
+        the answer last."""
         relevant_memories = await self.memory.search(
             query=message, filters={"user_id": user_id}, top_k=3
         )
@@ -71,30 +80,35 @@ class PlainLoop:
             {"role": "user", "content": message},
         ]
         response = await self.client.chat.completions.create(
-            model=CHAT_MODEL, messages=messages  # type: ignore[arg-type]
+            model=self.chat_model, messages=messages  # type: ignore[arg-type]
         )
         assistant_response = response.choices[0].message.content or ""
 
         messages.append({"role": "assistant", "content": assistant_response})
-        await self.memory.add(messages, user_id=user_id)
-
-        return assistant_response
+        return messages
 
 
 def plain_config(dsn: str, table: str, base_url: str, api_key: str, dims: int,
-                 history: Path) -> dict[str, Any]:
-    """Mem0's configuration for the loop: the ``pgvector`` provider with its defaults."""
+                 history: Path, *, chat_model: str | None = None,
+                 embedding_model: str | None = None) -> dict[str, Any]:
+    """Mem0's configuration for the loop: the ``pgvector`` provider with its defaults; Mem0's
+    default models unless ``chat_model`` (used for extraction too) or ``embedding_model`` are
+    given (to measure both systems on the same models)."""
+    llm: dict[str, Any] = {"api_key": api_key, "openai_base_url": base_url}
+    if chat_model:
+        llm["model"] = chat_model
+    embedder: dict[str, Any] = {"api_key": api_key, "openai_base_url": base_url,
+                                "embedding_dims": dims}
+    if embedding_model:
+        embedder["model"] = embedding_model
     return {
         "vector_store": {
             "provider": "pgvector",
             "config": {"connection_string": dsn, "collection_name": table,
                        "embedding_model_dims": dims},
         },
-        "llm": {"provider": "openai",
-                "config": {"api_key": api_key, "openai_base_url": base_url}},
-        "embedder": {"provider": "openai",
-                     "config": {"api_key": api_key, "openai_base_url": base_url,
-                                "embedding_dims": dims}},
+        "llm": {"provider": "openai", "config": llm},
+        "embedder": {"provider": "openai", "config": embedder},
         "history_db_path": str(history),
     }
 
@@ -123,14 +137,22 @@ def _build(config: dict[str, Any], data_dir: Path) -> Any:
 
 @asynccontextmanager
 async def plain_loop(*, dsn: str, table: str, base_url: str, dims: int, data_dir: Path,
-                     api_key: str = "bench") -> AsyncIterator[PlainLoop]:
+                     api_key: str = "bench", chat_model: str | None = None,
+                     embedding_model: str | None = None,
+                     call_timeout: float | None = None) -> AsyncIterator[PlainLoop]:
     """A ready :class:`PlainLoop` on table ``table`` (created by Mem0), closed on exit. Building
-    Mem0 blocks for about half a second, so it is done on a thread before the first turn."""
-    config = plain_config(dsn, table, base_url, api_key, dims, data_dir / f"{table}-history.db")
+    Mem0 blocks for about half a second, so it is done on a thread before the first turn.
+    ``chat_model``, ``embedding_model`` and ``call_timeout`` (seconds per model call) replace the
+    tutorial's and Mem0's defaults when given."""
+    config = plain_config(dsn, table, base_url, api_key, dims, data_dir / f"{table}-history.db",
+                          chat_model=chat_model, embedding_model=embedding_model)
     memory = await asyncio.to_thread(_build, config, data_dir)
-    client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url)
+    if call_timeout is not None:  # Mem0's clients have the SDK's default of 600 s
+        memory.llm.client = memory.llm.client.with_options(timeout=call_timeout)
+    timeout = openai.DEFAULT_TIMEOUT if call_timeout is None else call_timeout
+    client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout)
     try:
-        yield PlainLoop(memory, client)
+        yield PlainLoop(memory, client, chat_model or CHAT_MODEL)
     finally:
         await client.close()
         # Mem0 has no close for its pool; without this each loop keeps its connections open.
