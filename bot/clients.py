@@ -76,7 +76,8 @@ def _api_key(settings: Settings) -> str:
 class ModelClients:
     """The async and sync OpenAI clients of this process (the sync ones serve mem0's threads).
 
-    Built once at start, all with the same timeout and retry policy. The chat clients use
+    Built once at start, all with the same retry policy and ``MODEL_TIMEOUT``, except the
+    extraction client (Mem0's), which waits ``EXTRACTION_TIMEOUT``. The chat clients use
     ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``; the embedding clients ``EMBEDDING_BASE_URL`` and
     ``EMBEDDING_API_KEY``, each defaulting to the chat one, and are the chat clients themselves
     when both are the same (one connection pool, not two).
@@ -94,6 +95,10 @@ class ModelClients:
         )
         self.sync_client = openai.OpenAI(api_key=key, base_url=self.base_url,
                                          **common)  # type: ignore[arg-type]
+        # Memory extraction runs after the reply, with a long prompt: a local model needs
+        # minutes for it where a chat turn needs seconds, hence a timeout of its own.
+        self.extraction_client = self.sync_client.with_options(
+            timeout=settings.extraction_timeout)
         embedding_key = (settings.embedding_api_key.get_secret_value()
                          if settings.embedding_api_key is not None else key)
         self.embedding_base_url = settings.embedding_base_url or self.base_url

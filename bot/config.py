@@ -60,6 +60,7 @@ class Settings(BaseModel):
     embedding_query_prefix: Annotated[str, _env("EMBEDDING_QUERY_PREFIX")] = ""
     embedding_document_prefix: Annotated[str, _env("EMBEDDING_DOCUMENT_PREFIX")] = ""
     model_timeout: Annotated[float, _env("MODEL_TIMEOUT"), Field(gt=0)] = 60.0
+    extraction_timeout: Annotated[float, _env("EXTRACTION_TIMEOUT"), Field(gt=0)] = 300.0
     model_max_retries: Annotated[int, _env("MODEL_MAX_RETRIES"), Field(ge=0, le=10)] = 2
 
     # Storage.

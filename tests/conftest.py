@@ -85,12 +85,18 @@ def openai_server(model_server: ScriptedOpenAI) -> Iterator[ScriptedOpenAI]:
     """The scripted model server, with no delays, failures or records from earlier tests."""
     model_server.reset()
     model_server.chat_delay = model_server.extraction_delay = model_server.embedding_delay = 0.0
-    model_server.chat_reply = None
-    model_server.extraction_reply = None
+    _unscript(model_server)
     yield model_server
     model_server.reset()
-    model_server.chat_reply = None
-    model_server.extraction_reply = None
+    _unscript(model_server)
+
+
+def _unscript(server: ScriptedOpenAI) -> None:
+    server.chat_reply = None
+    server.extraction_reply = None
+    server.extraction_text = None
+    server.context_chars = None
+    server.refused_params = set()
 
 
 @pytest.fixture

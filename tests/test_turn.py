@@ -248,3 +248,19 @@ async def test_a_server_that_refuses_max_completion_tokens_is_asked_with_max_tok
             assert sent[-1]["max_tokens"] == 500
     finally:
         openai_server.refused_params = set()
+
+
+async def test_a_slow_extraction_has_its_own_timeout_beside_a_short_chat_timeout(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    # A local model: chat turns answer at once, an extraction takes a while.
+    openai_server.extraction_delay = 1.5
+    settings = make_settings(model_timeout=0.5, model_max_retries=0, extraction_timeout=30.0,
+                             memory_write_attempts=1)
+    async with services(settings) as app:
+        reply = await answer(app.core, to_event("alice", "I keep three beehives", session="s"))
+        assert reply.kind is ReplyKind.ANSWER
+        await app.jobs.wait_idle()
+        assert (await app.jobs.counts()).failed_messages == 0
+        assert [m.text for m in await app.memory.records("console:alice")] == [
+            "I keep three beehives"]

@@ -119,7 +119,7 @@ def build_mem0(
     _remove_old_history(settings)
     # One client of ours, with our timeout and retries, instead of the ones mem0 built from the
     # environment (mem0's LLM silently switches to OpenRouter when OPENROUTER_API_KEY is set).
-    memory.llm.client = clients.sync_client
+    memory.llm.client = clients.extraction_client
     memory.llm = CheckedExtraction(memory.llm)
     memory.embedding_model.client = clients.embedding_sync
     memory.embedding_model = Mem0Embedder(memory.embedding_model, settings.embedding_query_prefix,
