@@ -26,7 +26,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from adapters import cli
+from adapters import processes
 from adapters.slack import build_app, web_client
 from adapters.web import build_web_app
 from bot.app import services
@@ -248,7 +248,7 @@ def test_every_process_s_environment_parses_as_settings(
         assert settings.database_url is not None and settings.supabase_key is not None
         if container["args"][0] == "web":
             # Signing secret, no app token: the web pods serve Slack's events (HTTP mode).
-            assert cli._slack_mode(settings) == "http", workload["metadata"]["name"]
+            assert processes.slack_mode(settings) == "http", workload["metadata"]["name"]
 
 
 def test_no_secret_is_kept_in_plain_configuration() -> None:

@@ -719,11 +719,11 @@ def closed_port() -> int:
 async def test_discord_out_of_reach_stops_with_one_sentence_also_under_membot_run(
     make_settings: MakeSettings, openai_server: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters import cli
+    from adapters import processes
 
     monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{closed_port()}/api/v10")
     settings = make_settings(discord_token=SecretStr("some-token"))
-    for entry in (cli._discord, cli._run):
+    for entry in (processes.discord, processes.run):
         with pytest.raises(StartupError, match=r"^Cannot reach Discord"):
             async with asyncio.timeout(30):
                 await entry(settings)
