@@ -16,7 +16,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from bot.config import Settings
-from bot.errors import TRANSIENT, ConfigError, ModelRejected, ModelUnavailable, StartupError
+from bot.errors import TRANSIENT, ConfigError, ModelRejected, ModelUnavailable, StartupError, causes
 from bot.ports import Message
 
 __all__ = ["ModelClients", "OpenAIChat", "OpenAIEmbedder", "describe_failure"]
@@ -25,22 +25,12 @@ log = logging.getLogger(__name__)
 
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what caused it, outermost first (each error once)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not e for e in seen):
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
 def describe_failure(exc: BaseException) -> str:
     """What went wrong with a model call, in a few plain words an operator can act on: the
     real cause under the SDK's wrapper ("connection refused", "the name api.example.invalid
     was not found", "no answer within 60 s", "HTTP 503"), never a key. The SDK alone would say
     ``APIConnectionError`` or ``APITimeoutError`` for all of these."""
-    chain = _chain(exc)
+    chain = causes(exc)
     for error in chain:
         if isinstance(error, socket.gaierror):
             return "the server's name was not found (DNS)"

@@ -47,6 +47,7 @@ __all__ = [
     "ModelRejected",
     "ModelUnavailable",
     "StartupError",
+    "causes",
     "is_transient",
 ]
 
@@ -134,14 +135,18 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it (``__cause__``, else ``__context__``), outermost first, each
+    error once."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` or what caused it (Mem0 wraps the model's errors in its own) is in
     :data:`TRANSIENT`."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, TRANSIENT):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(error, TRANSIENT) for error in causes(exc))

@@ -7,10 +7,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -27,6 +27,9 @@ from tests.fakes.discord.harness import point_discord_at
 from tests.fakes.openai_server import ScriptedOpenAI
 from tests.fakes.slack import FakeSlack
 from tests.processes import tagged_reply
+
+if TYPE_CHECKING:
+    from tests.linkrig import LinkRig
 
 TEST_DIMS = 64
 MIGRATIONS = sorted(
@@ -163,3 +166,14 @@ async def serve_web(app: web.Application, port: int = 0) -> tuple[web.AppRunner,
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, int(runner.addresses[0][1])
+
+
+@pytest.fixture
+async def rig(
+    make_settings: Callable[..., Settings], database_url: str, openai_server: ScriptedOpenAI
+) -> AsyncIterator[LinkRig]:
+    """The bot with linking on: the Supabase Auth stand-in, the web pages on a free port."""
+    from tests.linkrig import link_rig  # it imports this module's helpers
+
+    async with link_rig(make_settings, database_url) as running:
+        yield running

@@ -5,28 +5,20 @@ SDK against the scripted server. Each test holds a model call at the moment that
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
-import pytest
 
 from bot.config import Settings
 from tests.conftest import answer
 from tests.fakes.openai_server import ScriptedOpenAI
-from tests.linkrig import LinkRig, link_rig
+from tests.linkrig import LinkRig
 from tests.traces import everything_about
 
 MakeSettings = Callable[..., Settings]
 EMAIL = "alice@example.com"
 
-
-@pytest.fixture
-async def rig(
-    make_settings: MakeSettings, database_url: str, openai_server: ScriptedOpenAI
-) -> AsyncIterator[LinkRig]:
-    async with link_rig(make_settings, database_url) as running:
-        yield running
 
 
 async def _held_until_asked(server: ScriptedOpenAI, kind: str) -> None:

@@ -26,8 +26,7 @@ from playwright.async_api import (
 )
 
 from bot.config import Settings
-from tests.fakes.openai_server import ScriptedOpenAI
-from tests.linkrig import LinkRig, link_rig
+from tests.linkrig import LinkRig
 
 MakeSettings = Callable[..., Settings]
 
@@ -78,13 +77,6 @@ async def phone() -> AsyncIterator[Page]:
         finally:
             await browser.close()
 
-
-@pytest.fixture
-async def rig(
-    make_settings: MakeSettings, database_url: str, openai_server: ScriptedOpenAI
-) -> AsyncIterator[LinkRig]:
-    async with link_rig(make_settings, database_url) as running:
-        yield running
 
 
 class Watched:

@@ -7,7 +7,7 @@ import asyncio
 import io
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -29,13 +29,6 @@ from tests.linkrig import LinkRig, link_rig
 MakeSettings = Callable[..., Settings]
 EMAIL = "alice@example.com"
 
-
-@pytest.fixture
-async def rig(
-    make_settings: MakeSettings, database_url: str, openai_server: ScriptedOpenAI
-) -> AsyncIterator[LinkRig]:
-    async with link_rig(make_settings, database_url) as running:
-        yield running
 
 
 def requests_of(database_url: str) -> list[tuple[Any, ...]]:

@@ -11,16 +11,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from bot.events import Account
 from bot.ports import Moved, OwnerMove
-
-if TYPE_CHECKING:
-    Connection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 __all__ = ["AccountLink", "AlreadyLinked", "CodeOutcome", "LinkRequest", "LinkStore"]
 

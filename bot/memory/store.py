@@ -63,16 +63,6 @@ def _record(row: asyncpg.Record) -> MemoryRecord:
     )
 
 
-def _cause_name(exc: BaseException) -> str:
-    """The class name of what went wrong: the innermost cause Mem0 wrapped, if it wrapped."""
-    seen: set[int] = set()
-    current: BaseException = exc
-    while current.__cause__ is not None and id(current) not in seen:
-        seen.add(id(current))
-        current = current.__cause__
-    return current.__class__.__name__
-
-
 def _parse_time(raw: str | None) -> datetime | None:
     if not raw:
         return None
@@ -192,7 +182,7 @@ class Mem0Memory:
         try:
             result = await loop.run_in_executor(self._writes, add)
         except Exception as exc:
-            raise MemoryUnavailable(f"memory write failed: {_cause_name(exc)}",
+            raise MemoryUnavailable(f"memory write failed: {describe_failure(exc)}",
                                     transient=is_transient(exc)) from exc
         added = [str(entry["id"]) for entry in result.get("results", []) if entry.get("id")]
         log.debug("learned %d memories from %d messages", len(added), len(messages))
