@@ -11,6 +11,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Sequence
+from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -66,8 +67,9 @@ def _api_key(settings: Settings) -> str:
 class ModelClients:
     """The async and sync OpenAI clients of this process (the sync ones serve mem0's threads).
 
-    Built once at start, all with the same retry policy and ``MODEL_TIMEOUT``, except the
-    extraction client (Mem0's), which waits ``EXTRACTION_TIMEOUT``. The chat clients use
+    Built once at start, all with the same retry policy and ``MODEL_TIMEOUT`` (memory
+    extraction uses the async one with ``EXTRACTION_TIMEOUT``: see
+    :meth:`OpenAIChat.for_extraction`). The chat clients use
     ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``; the embedding clients ``EMBEDDING_BASE_URL`` and
     ``EMBEDDING_API_KEY``, each defaulting to the chat one, and are the chat clients themselves
     when both are the same (one connection pool, not two).
@@ -85,10 +87,6 @@ class ModelClients:
         )
         self.sync_client = openai.OpenAI(api_key=key, base_url=self.base_url,
                                          **common)  # type: ignore[arg-type]
-        # Memory extraction runs after the reply, with a long prompt: a local model needs
-        # minutes for it where a chat turn needs seconds, hence a timeout of its own.
-        self.extraction_client = self.sync_client.with_options(
-            timeout=settings.extraction_timeout)
         embedding_key = (settings.embedding_api_key.get_secret_value()
                          if settings.embedding_api_key is not None else key)
         self.embedding_base_url = settings.embedding_base_url or self.base_url
@@ -177,46 +175,41 @@ class OpenAIEmbedder:
 
 
 class OpenAIChat:
-    """The chat model (the ``ChatModel`` port) on the async client.
+    """The chat model (the ``ChatModel`` and ``JsonModel`` ports) on the async client.
 
-    Every request caps the answer at ``MAX_ANSWER_TOKENS``. It is sent as
-    ``max_completion_tokens`` (what OpenAI's current models take); a server that refuses that
-    parameter by name (HTTP 400) is asked again once with ``max_tokens``, which this client then
-    keeps using."""
+    Every request caps the answer at ``max_tokens``. It is sent as ``max_completion_tokens``
+    (what OpenAI's current models take); a server that refuses that parameter by name (HTTP
+    400) is asked again once with ``max_tokens``, which this client then keeps using. In the
+    same way, a server that refuses a ``json_schema`` response format is asked again with
+    ``json_object``, which this client then keeps using."""
 
-    def __init__(self, clients: ModelClients, settings: Settings) -> None:
-        self._client = clients.async_client
-        self._model = settings.chat_model
+    def __init__(self, clients: ModelClients, settings: Settings, *,
+                 extraction: bool = False) -> None:
+        if extraction:
+            # Memory extraction runs after the reply, with a long prompt: a local model needs
+            # minutes for it where a chat turn needs seconds, hence a timeout of its own.
+            self._client = clients.async_client.with_options(timeout=settings.extraction_timeout)
+            self._model = settings.extraction_model_name
+            self._max_tokens = EXTRACTION_TOKENS
+        else:
+            self._client = clients.async_client
+            self._model = settings.chat_model
+            self._max_tokens = settings.max_answer_tokens
         self._where = clients.base_url
-        self._max_tokens = settings.max_answer_tokens
         self._token_param = "max_completion_tokens"
+        self._schemas = True  # until the server refuses json_schema
+
+    @classmethod
+    def for_extraction(cls, clients: ModelClients, settings: Settings) -> OpenAIChat:
+        """The extraction model (``EXTRACTION_MODEL``, else ``CHAT_MODEL``), waiting
+        ``EXTRACTION_TIMEOUT`` per call and writing at most :data:`EXTRACTION_TOKENS`."""
+        return cls(clients, settings, extraction=True)
 
     async def complete(self, messages: Sequence[Message]) -> str:
         # A plain body through the SDK's documented ``post``: ``chat.completions.create``
         # re-validates every message against its TypedDicts, which cost 1.1 ms of CPU per call
         # and was the largest cost of a turn under load. Retries and errors are the same.
-        body: dict[str, object] = {
-            "model": self._model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            self._token_param: self._max_tokens,
-        }
-        try:
-            try:
-                response = await self._post(body)
-            except openai.BadRequestError as exc:
-                if not self._refused_token_param(exc):
-                    raise
-                refused, self._token_param = self._token_param, _OTHER_PARAM[self._token_param]
-                log.warning("the chat model API refused %s; capping answers with %s instead",
-                            refused, self._token_param)
-                body[self._token_param] = body.pop(refused)
-                response = await self._post(body)
-        except TRANSIENT as exc:
-            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
-        except openai.APIStatusError as exc:
-            raise ModelRejected(f"HTTP {exc.status_code}: {exc.message}") from exc
-        except openai.OpenAIError as exc:
-            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
+        response = await self._ask(self._body(messages))
         choice = response.choices[0] if response.choices else None
         content = choice.message.content if choice else None
         if not content or not content.strip():
@@ -226,13 +219,71 @@ class OpenAIChat:
             return content.strip() + "…"
         return content.strip()
 
+    async def complete_json(self, messages: Sequence[Message], *, schema: dict[str, Any],
+                            name: str) -> str:
+        body = self._body(messages)
+        if self._schemas:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": name, "schema": schema,
+                                                       "strict": True}}
+            try:
+                response = await self._ask(body)
+            except ModelRejected as exc:
+                if not _names(exc.__cause__, "response_format", "json_schema"):
+                    raise
+                self._schemas = False
+                log.warning("the model API refused a json_schema response format; asking "
+                            "for json_object instead")
+        if not self._schemas:
+            body["response_format"] = {"type": "json_object"}
+            response = await self._ask(body)
+        choice = response.choices[0] if response.choices else None
+        if choice is not None and choice.finish_reason == "length":
+            log.warning("an extraction answer reached its cap of %d tokens", self._max_tokens)
+        return (choice.message.content if choice else None) or ""
+
+    def _body(self, messages: Sequence[Message]) -> dict[str, object]:
+        return {
+            "model": self._model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            self._token_param: self._max_tokens,
+        }
+
+    async def _ask(self, body: dict[str, object]) -> ChatCompletion:
+        """One request, asked again with the other token-cap parameter if the server refuses
+        the one sent. Raises :class:`ModelUnavailable` or :class:`ModelRejected`, caused by the
+        SDK's error."""
+        try:
+            try:
+                return await self._post(body)
+            except openai.BadRequestError as exc:
+                if not _names(exc, self._token_param):
+                    raise
+                refused, self._token_param = self._token_param, _OTHER_PARAM[self._token_param]
+                log.warning("the chat model API refused %s; capping answers with %s instead",
+                            refused, self._token_param)
+                body[self._token_param] = body.pop(refused)
+                return await self._post(body)
+        except TRANSIENT as exc:
+            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
+        except openai.APIStatusError as exc:
+            raise ModelRejected(f"HTTP {exc.status_code}: {exc.message}") from exc
+        except openai.OpenAIError as exc:
+            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
+
     async def _post(self, body: dict[str, object]) -> ChatCompletion:
         return await self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
-    def _refused_token_param(self, exc: openai.BadRequestError) -> bool:
-        """Whether a 400 names the token-cap parameter this client sent."""
-        param = exc.body.get("param") if isinstance(exc.body, dict) else None
-        return param == self._token_param or self._token_param in str(exc.message)
+
+def _names(exc: BaseException | None, *params: str) -> bool:
+    """Whether ``exc`` is an HTTP 400 that names one of ``params`` (as its ``param``, or in its
+    message)."""
+    if not isinstance(exc, openai.BadRequestError):
+        return False
+    param = exc.body.get("param") if isinstance(exc.body, dict) else None
+    return any(param == p or p in str(exc.message) for p in params)
 
 
+# At most this many tokens for an extraction answer: a batch's facts fit in far fewer.
+EXTRACTION_TOKENS = 1_000
 _OTHER_PARAM = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}

@@ -277,7 +277,17 @@ class Core:
                 text=text,
                 at=event.at,
                 metadata={"platform": event.platform, "conversation_id": event.conversation_id,
+                          **_coordinates(event),
                           **({} if access.checked else unchecked_place(event))},
                 source=event.source if access.receipts else None,
             )
         await self._exchanges.record(event.conversation_id, owner, exchange, write)
+
+
+def _coordinates(event: ChatEvent) -> dict[str, str]:
+    """Where the message is on its platform, kept with what is learned from it (``memory
+    why``): its channel and id there, and the adapter's link to it."""
+    found = {"link": event.link}
+    if event.source is not None:
+        found |= {"channel": event.source.channel, "message": event.source.message}
+    return {k: v for k, v in found.items() if v}

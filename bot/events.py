@@ -53,6 +53,8 @@ class ChatEvent:
     message itself (None for slash commands and button presses). ``author_is_admin`` says the
     author may change the bot's settings for ``workspace_id`` (Discord: Manage Server; Slack:
     workspace admin or owner); adapters fill it in for commands that need it, else it is False.
+    ``link`` is a URL that opens the message in its app (a Discord jump URL, a Slack
+    permalink), None where the adapter cannot make one.
     """
 
     event_id: str
@@ -69,6 +71,7 @@ class ChatEvent:
     mentions_bot: bool = False
     source: MessageRef | None = None
     author_is_admin: bool = False
+    link: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property

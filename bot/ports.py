@@ -29,6 +29,8 @@ from bot.values import (
     Moved,
     Outcome,
     ReadinessReport,
+    Source,
+    Superseded,
     Turn,
     TurnReport,
 )
@@ -51,6 +53,7 @@ __all__ = [
     "Exchanges",
     "Handle",
     "Handler",
+    "JsonModel",
     "LinkCommands",
     "MemoryControls",
     "MemoryHit",
@@ -68,6 +71,8 @@ __all__ = [
     "ReadinessCheck",
     "ReadinessReport",
     "Receipts",
+    "Source",
+    "Superseded",
     "Tombstones",
     "Transcript",
     "Turn",
@@ -100,26 +105,33 @@ class MemoryStore(Protocol):
         """
         ...
 
-    async def learn(self, owner_id: str, messages: Sequence[str],
+    async def learn(self, owner_id: str, said: Sequence[Source], *, batch: str,
                     metadata: dict[str, str]) -> list[str]:
-        """Extract and store, in one extraction, what ``messages`` (the owner's own words, in
-        the order said) say about the owner, each memory with ``metadata``; returns the ids of
-        the memories added. Raises :class:`bot.errors.MemoryUnavailable` on failure, with
-        ``transient`` set when a retry may work."""
+        """Learn what ``said`` (the owner's own messages, in the order said) tells about the
+        owner, in one extraction that sees the owner's nearest current memories: store each
+        fact with ``metadata``, ``batch`` and the messages it came from, and mark superseded
+        the memories the messages replace or retract. Questions and small talk store nothing.
+        Returns the ids of the memories added. Raises :class:`bot.errors.MemoryUnavailable` on
+        failure, with ``transient`` set when a retry may work (an extraction answer that does
+        not parse is one)."""
         ...
 
     async def forget_batch(self, owner_id: str, batch: str) -> int:
-        """Delete the owner's memories stored with metadata ``batch`` (an interrupted write's),
-        with their history; returns how many. Raises :class:`bot.errors.MemoryUnavailable`."""
+        """Undo what a learn of ``batch`` did (an interrupted write's): delete the memories it
+        stored, with their history, and make current again those it marked superseded;
+        returns how many memories were deleted. Raises :class:`bot.errors.MemoryUnavailable`."""
         ...
 
-    async def page(self, owner_id: str, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
-        """The owner's memories newest first, ``limit`` from ``offset``, and how many the owner
-        has in all. Raises :class:`bot.errors.MemoryUnavailable`."""
+    async def page(self, owner_id: str, limit: int, offset: int, *,
+                   superseded: bool = False) -> tuple[list[MemoryRecord], int]:
+        """The owner's current memories (with ``superseded``, also those no longer current)
+        newest first, ``limit`` from ``offset``, and how many there are in all. Raises
+        :class:`bot.errors.MemoryUnavailable`."""
         ...
 
-    async def records(self, owner_id: str) -> list[MemoryRecord]:
-        """Every memory of the owner, newest first (for an export). Raises
+    async def records(self, owner_id: str, *, superseded: bool = True) -> list[MemoryRecord]:
+        """Every memory of the owner, newest first, superseded ones included unless
+        ``superseded`` is false (an export has them all). Raises
         :class:`bot.errors.MemoryUnavailable`."""
         ...
 
@@ -148,6 +160,18 @@ class ChatModel(Protocol):
     async def complete(self, messages: Sequence[Message]) -> str:
         """The model's answer. Transient failures are retried inside; what is left raises
         :class:`bot.errors.ModelUnavailable` or :class:`bot.errors.ModelRejected`."""
+        ...
+
+
+class JsonModel(Protocol):
+    """A chat-completion model asked for a JSON object (memory extraction)."""
+
+    async def complete_json(self, messages: Sequence[Message], *, schema: dict[str, Any],
+                            name: str) -> str:
+        """The model's answer, asked to be a JSON object following ``schema`` (named ``name``):
+        constrained to it where the server supports ``json_schema``, else only asked for a
+        JSON object. The text is returned as it came, possibly empty or not JSON at all: the
+        caller checks it. Failures raise as :meth:`ChatModel.complete`'s do."""
         ...
 
 

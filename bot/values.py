@@ -22,6 +22,8 @@ __all__ = [
     "Outcome",
     "ReadinessReport",
     "Role",
+    "Source",
+    "Superseded",
     "Turn",
     "TurnReport",
 ]
@@ -48,15 +50,47 @@ class MemoryHit:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """A message a memory was learned from: its ``event_id``, when it was said, its text
+    (``quote``, possibly cut), and where it is: ``platform``, ``conversation``, the platform's
+    ``channel`` and ``message`` ids where known, and ``link``, a URL that opens it in its app
+    (a Discord jump URL, a Slack permalink), where the adapter could make one."""
+
+    event_id: str
+    said_at: datetime
+    quote: str
+    platform: str = ""
+    conversation: str = ""
+    channel: str | None = None
+    message: str | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Superseded:
+    """Why a memory is no longer current: at ``at``, replaced by memory ``by``, or, when ``by``
+    is None, retracted by the person; ``event_id`` is the message that said so."""
+
+    at: datetime
+    by: str | None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryRecord:
     """A stored memory as its owner may see it: ``metadata`` is what was kept about where it
-    came from (platform, conversation, event id...), without the owner id or derived fields."""
+    came from (platform, conversation, event id...), without the owner id or derived fields.
+    ``sources`` are the messages it was learned from (empty for memories stored before membot
+    kept them); ``superseded`` is set once a newer memory replaced it or the person retracted
+    it: it is then kept for its history, never searched or put in a prompt."""
 
     id: str
     text: str
     created_at: datetime | None
     updated_at: datetime | None
     metadata: dict[str, str] = field(default_factory=dict)
+    sources: tuple[Source, ...] = ()
+    superseded: Superseded | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -98,6 +98,7 @@ def _unscript(server: ScriptedOpenAI) -> None:
     server.chat_reply = None
     server.extraction_reply = None
     server.extraction_text = None
+    server.retract_notes = set()
     server.context_chars = None
     server.refused_params = set()
 

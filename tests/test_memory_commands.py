@@ -168,7 +168,7 @@ async def test_forget_all_asks_first_then_leaves_nothing_of_that_person_anywhere
         before = await everything_about(database_url, settings.data_dir, "console:alice",
                                          "penicillin")
         assert before["memories"] > 0 and before["mem0_history"] > 0
-        assert before["mem0_messages"] > 0 and before["conversation_turns"] > 0
+        assert before["conversation_turns"] > 0
 
         ask = await command(app, "alice", "memory forget-all")
         assert "2 memories" in ask.text and "cannot be undone" in ask.text
@@ -185,7 +185,7 @@ async def test_forget_all_asks_first_then_leaves_nothing_of_that_person_anywhere
                                     "penicillin")
     assert set(after.values()) == {0}, after
     bob = await everything_about(database_url, settings.data_dir, "console:bob", "peanuts")
-    assert bob["memories"] and bob["mem0_history"] and bob["mem0_messages"]
+    assert bob["memories"] and bob["mem0_history"]
     assert bob["conversation_turns"]
 
 

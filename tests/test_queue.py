@@ -11,7 +11,7 @@ from adapters.console import to_event
 from bot.app import Services, services
 from bot.config import Settings
 from tests.conftest import answer
-from tests.fakes.openai_server import ScriptedOpenAI
+from tests.fakes.openai_server import ScriptedOpenAI, new_messages
 from tests.test_memory_commands import command
 
 MakeSettings = Callable[..., Settings]
@@ -26,11 +26,8 @@ async def memories_of(app: Services, owner: str) -> list[dict[str, Any]]:
 
 
 def said(body: dict[str, Any]) -> list[str]:
-    """The new messages an extraction call was given (mem0's `user:` lines under its
-    `## New Messages` header; earlier ones it adds as context are above it)."""
-    text = "\n".join(str(m.get("content")) for m in body["messages"] if m["role"] == "user")
-    new = text.split("## New Messages", 1)[-1].split("\n## ", 1)[0]
-    return [line[len("user:"):].strip() for line in new.splitlines() if line.startswith("user:")]
+    """The new messages an extraction call was given."""
+    return new_messages(body)
 
 
 async def test_two_workers_learn_one_persons_messages_in_order_never_at_once(
@@ -149,22 +146,22 @@ async def test_an_extraction_answer_that_does_not_parse_is_a_failure_not_an_empt
     async with services(settings) as app:
         openai_server.extraction_text = lambda body: "Sure! The user keeps bees, I think."
         await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
-        await app.jobs.wait_idle()  # both attempts made
-        assert len(openai_server.calls("extraction")) == 2
+        await app.jobs.wait_idle()  # both attempts made, each asking twice
+        assert len(openai_server.calls("extraction")) == 4
         counts = await app.jobs.counts()
         assert counts.failed_messages == 1 and counts.jobs.get("failed") == 1
         assert await memories_of(app, "console:alice") == []
 
-        # Prose around a fenced object is read, as Mem0 reads it; the failed one is retried.
+        # Prose around a fenced object is read; the failed one is retried.
         openai_server.extraction_text = lambda body: (
-            'Here you go:\n```json\n{"memory": [{"text": "Keeps bees"}]}\n```')
+            'Here you go:\n```json\n{"facts": [{"fact": "Keeps bees"}]}\n```')
         assert await app.jobs.retry_failed() == 1
         await app.jobs.wait_idle()
         assert [m["text"] for m in await memories_of(app, "console:alice")] == ["Keeps bees"]
         assert (await app.jobs.counts()).failed_messages == 0
 
         # "Nothing worth remembering" is a valid answer, and learns nothing without failing.
-        openai_server.extraction_text = lambda body: '{"memory": []}'
+        openai_server.extraction_text = lambda body: '{"facts": [], "retracted": []}'
         await answer(app.core, to_event("alice", "What time is it?", session="s"))
         await app.jobs.wait_idle()
         assert (await app.jobs.counts()).failed_messages == 0

@@ -85,6 +85,7 @@ def to_event(
         is_direct=is_direct,
         mentions_bot=any(user.id == bot_id for user in message.mentions),
         source=MessageRef(platform="discord", channel=str(channel.id), message=str(message.id)),
+        link=message.jump_url,
         at=message.created_at,
     )
 

@@ -80,7 +80,9 @@ def build_app(
         receipts.register("slack", reaction_adder(client))
 
     async def answer(body: dict[str, Any], context: dict[str, Any]) -> None:
-        event = to_event(body, str(context.get("bot_user_id") or ""))
+        installed = context.get("authorize_result")
+        event = to_event(body, str(context.get("bot_user_id") or ""),
+                         getattr(installed, "url", None))
         if event is None:
             return
         raw = body["event"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.events import ChatEvent, MessageRef
 
-__all__ = ["action_event", "command_event", "reply_thread", "to_event"]
+__all__ = ["action_event", "command_event", "permalink", "reply_thread", "to_event"]
 
 # Edits, deletions, joins, bot posts and the like are never questions for the bot.
 _ANSWERED_SUBTYPES = {None, "file_share", "thread_broadcast"}
@@ -41,8 +41,23 @@ def reply_thread(event: Mapping[str, Any]) -> str | None:
     return str(event["ts"])
 
 
-def to_event(body: Mapping[str, Any], bot_user_id: str) -> ChatEvent | None:
+def permalink(workspace_url: str | None, channel: str, ts: str,
+              thread_ts: str | None = None) -> str | None:
+    """The link that opens a message in Slack, made the way ``chat.getPermalink`` makes it
+    (``<workspace>/archives/<channel>/p<ts without its dot>``, with the thread for a reply), with
+    no API call; None without the workspace's URL (``auth.test``'s ``url``)."""
+    if not workspace_url or not workspace_url.startswith("https://"):
+        return None
+    link = f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel}"
+    return link
+
+
+def to_event(body: Mapping[str, Any], bot_user_id: str,
+             workspace_url: str | None = None) -> ChatEvent | None:
     """The common event for an event addressed to the bot, or None for any other.
+    ``workspace_url`` (``auth.test``'s ``url``) makes the message's permalink.
 
     The text loses the bot's own mention; events carry no display name, so ``author_name`` is
     empty. The owner is the Slack user within its team; in a
@@ -73,6 +88,8 @@ def to_event(body: Mapping[str, Any], bot_user_id: str) -> ChatEvent | None:
         is_direct=is_direct,
         mentions_bot=event.get("type") == "app_mention",
         source=MessageRef(platform="slack", channel=channel, message=str(event["ts"])),
+        link=permalink(workspace_url, channel, str(event["ts"]),
+                       str(event["thread_ts"]) if event.get("thread_ts") else None),
         at=datetime.fromtimestamp(float(event["ts"]), UTC),
     )
 

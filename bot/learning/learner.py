@@ -12,7 +12,7 @@ from bot.errors import MemoryUnavailable
 from bot.learning.inbox import InboxItem, MemoryInbox
 from bot.learning.queue import LearnJob
 from bot.learning.schedule import Schedule
-from bot.ports import MemoryStore, Moved, Owners, Receipts
+from bot.ports import MemoryStore, Moved, Owners, Receipts, Source
 from bot.wording import plural
 
 __all__ = ["Learner"]
@@ -118,11 +118,11 @@ class Learner:
         ids = [i.id for i in items]
         try:
             await self._memory.forget_batch(owner, batch)  # what an interrupted run left
-            added = await self._memory.learn(owner, [i.text for i in items],
-                                             _metadata(items, batch))
+            added = await self._memory.learn(owner, [_source(i) for i in items], batch=batch,
+                                             metadata=_metadata(items))
             after = await self._people.person(owner)
             if after.paused or _forgotten_since(after.forgotten_at, items[-1].said_at):
-                gone = await self._memory.forget(owner, added)
+                gone = await self._memory.forget_batch(owner, batch)
                 await self._inbox.remove(ids)
                 self.learned += len(items)
                 log.info("dropped %d memories: paused or forgotten while they were written",
@@ -157,7 +157,7 @@ class Learner:
             return added
         person = await self._people.person(now)
         if added and (person.paused or _forgotten_since(person.forgotten_at, items[-1].said_at)):
-            gone = await self._memory.forget(owner, added)
+            gone = await self._memory.forget_batch(owner, items[0].event_id)
             log.info("dropped %d memories written while their account was linked: its new "
                      "owner paused or forgot everything since", gone)
             added = []
@@ -166,9 +166,23 @@ class Learner:
         return added
 
 
-def _metadata(items: list[InboxItem], batch: str) -> dict[str, str]:
-    last = {k: v for k, v in items[-1].metadata.items() if k not in UNCHECKED_KEYS}
-    return {**last, "batch": batch, "event_ids": " ".join(i.event_id for i in items)}
+# Kept per message, in its source, not per memory.
+_PER_MESSAGE = ("link", "channel", "message")
+
+
+def _metadata(items: list[InboxItem]) -> dict[str, str]:
+    """What the memories of a batch keep about where it was said (the conversation's, from its
+    newest message), without the settings checks' keys or each message's own coordinates."""
+    return {k: v for k, v in items[-1].metadata.items()
+            if k not in UNCHECKED_KEYS and k not in _PER_MESSAGE}
+
+
+def _source(item: InboxItem) -> Source:
+    meta = item.metadata
+    return Source(event_id=item.event_id, said_at=item.said_at, quote=item.text,
+                  platform=meta.get("platform", ""), conversation=meta.get("conversation_id", ""),
+                  channel=meta.get("channel") or None, message=meta.get("message") or None,
+                  link=meta.get("link") or None)
 
 
 def _forgotten_since(forgotten_at: datetime | None, said_at: datetime) -> bool:

@@ -1,34 +1,152 @@
-"""Mem0's extraction call, with its answer checked.
+"""membot's own memory extraction: what a person's new messages say about them, dated, with the
+messages each fact came from and the kept memories it makes out of date.
 
-Mem0 asks the model for a JSON object ``{"memory": [...]}`` and, when the answer does not parse,
-logs it and carries on as if nothing was worth remembering: the messages leave the inbox as
-learned and are lost. Small local models produce such answers often (prose around the JSON, a
-cut-off object, another key). :class:`CheckedExtraction` stands between Mem0 and the model and
-raises :class:`ExtractionUnparseable` instead, which Mem0 passes on (it re-raises model errors),
-so the write is retried and, if it keeps failing, kept as failed and visible
-(:class:`bot.learning.learner.Learner`).
+Mem0's extraction (one fixed prompt of about 8,400 tokens) only ever adds, learns from questions
+and from the assistant's text, and drops a batch whose JSON does not parse. This one sends short
+instructions (:data:`INSTRUCTIONS`, under 1,000 tokens), the person's nearest current memories
+and their new messages, each with the date it was said; it asks for a JSON object of a fixed
+shape (:data:`SCHEMA`, as ``json_schema`` where the server takes it, so a server that constrains
+its output cannot answer anything else) and checks the answer. The facts are then stored through
+Mem0 as they are (``add(infer=False)``) by :class:`bot.memory.store.Mem0Memory`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from bot.errors import ExtractionUnparseable
+from bot.ports import JsonModel, Message, Source
 
-__all__ = ["CheckedExtraction", "parse_extraction"]
+__all__ = ["INSTRUCTIONS", "SCHEMA", "Extracted", "Extractor", "Fact", "Known",
+           "extraction_prompt", "parse_extraction"]
 
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+You keep long-term notes about one person for a chat assistant. You are given the notes kept \
+so far and the person's new messages, each with the date it was said. Answer with one JSON \
+object: the new facts the messages tell about the person, and the kept notes that are no \
+longer true.
+
+What makes a fact: something about the person that still matters in a later conversation: \
+who they are, where they live or work, family, friends and pets, health and diet, likes and \
+dislikes, habits, plans, things they did or own, events in their life.
+
+Rules:
+1. Only what the person states about themselves. Questions, requests to the assistant, \
+greetings, thanks, small talk, jokes and "what if" give no fact. "Can you suggest a film?" \
+gives nothing; "Should I learn Rust?" gives nothing.
+2. A fact about someone else goes in only as part of the person's life, naming who it is \
+about: "Brother Tom is a pilot", never "Is a pilot". If it says nothing about the person's \
+life, leave it out.
+3. Write each fact as one short note without a subject, in the person's own terms: \
+"Lives in Lisbon", "Is allergic to peanuts", "Daughter Ana started school".
+4. Dates: turn "yesterday", "last week", "next month" into real dates counted from the date \
+the message was said, and write them in the note ("Ran a half marathon on 2024-05-11"). Put \
+the date the fact happened or began in "when" (YYYY-MM-DD), or "" when there is none.
+5. "from": the numbers of the messages the fact comes from.
+6. "replaces": the numbers of kept notes this fact makes untrue or out of date (a new city \
+replaces the old city, a new job the old job, a changed plan the old plan). Not notes that \
+are only related.
+7. "retracted": the numbers of kept notes the person says are wrong or no longer true, or asks \
+to forget ("forget that I...", "I don't ... any more"), when no new fact takes their place.
+8. Leave out facts the kept notes already say. Nothing new: {"facts": [], "retracted": []}.
+
+Example. Kept notes: [1] Works as a nurse. [2] Has a cat named Pip.
+Messages: <1> (2024-03-08) I quit the hospital last week, I'm a paramedic now! \
+<2> (2024-03-08) what should I cook tonight? <3> (2024-03-08) forget the cat thing, that was \
+my sister's cat.
+Answer: {"facts": [{"fact": "Works as a paramedic since about 2024-03-01, after quitting \
+the hospital", "when": "2024-03-01", "from": [1], "replaces": [1]}], "retracted": [2]}"""
+
+# The answer's shape; as a ``json_schema`` response format it is also what a server that
+# constrains its output (llama.cpp, vLLM, OpenAI's strict mode) lets the model write.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "facts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "fact": {"type": "string"},
+                    "when": {"type": "string"},
+                    "from": {"type": "array", "items": {"type": "integer"}},
+                    "replaces": {"type": "array", "items": {"type": "integer"}},
+                },
+                "required": ["fact", "when", "from", "replaces"],
+                "additionalProperties": False,
+            },
+        },
+        "retracted": {"type": "array", "items": {"type": "integer"}},
+    },
+    "required": ["facts", "retracted"],
+    "additionalProperties": False,
+}
+
+QUOTE_CHARS = 1_500  # of each message, in the prompt
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
 
 
-def parse_extraction(answer: object) -> list[Any]:
-    """The ``memory`` list of an extraction answer, read the way Mem0 reads it (the object
-    itself, inside a code fence, or from its first ``{`` to its last ``}``). An empty list is a
-    valid answer ("nothing to remember"). Raises :class:`ExtractionUnparseable` when no JSON
-    object with a ``memory`` list can be read."""
-    if not isinstance(answer, str) or not answer.strip():
-        raise ExtractionUnparseable("the extraction model gave an empty answer")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Known:
+    """A current memory shown to the extraction, by its number in the prompt."""
+
+    id: str
+    text: str
+    recorded: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fact:
+    """One fact to store: its note, the day it happened or began (if said), and indexes (from
+    0) into the messages it came from and into the known memories it replaces."""
+
+    text: str
+    when: date | None
+    sources: tuple[int, ...]
+    replaces: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Extracted:
+    """What one extraction found: new facts, and known memories retracted with no successor
+    (indexes from 0). Empty is a valid answer: nothing to learn."""
+
+    facts: tuple[Fact, ...] = ()
+    retracted: tuple[int, ...] = ()
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def extraction_prompt(known: Sequence[Known], said: Sequence[Source]) -> list[Message]:
+    """The messages of one extraction call: the instructions, then the kept notes and the new
+    messages, numbered from 1, each message with the day it was said. Message texts are quoted
+    as JSON strings, so no message can pose as a part of the prompt."""
+    notes = "\n".join(
+        f"[{n}] {_one_line(k.text, 300)}"
+        + (f" (noted {k.recorded.date().isoformat()})" if k.recorded else "")
+        for n, k in enumerate(known, 1)
+    ) or "(none)"
+    messages = "\n".join(
+        f"<{n}> ({s.said_at.strftime('%a %Y-%m-%d')}) "
+        + json.dumps(_one_line(s.quote, QUOTE_CHARS), ensure_ascii=False)
+        for n, s in enumerate(said, 1)
+    )
+    task = f"Kept notes:\n{notes}\n\nNew messages:\n{messages}"
+    return [Message(role="system", content=INSTRUCTIONS), Message(role="user", content=task)]
+
+
+def _object(answer: str) -> dict[str, Any]:
     text = answer.strip()
     fenced = _FENCED.search(text)
     candidates = [fenced.group(1)] if fenced else []
@@ -41,27 +159,84 @@ def parse_extraction(answer: object) -> list[Any]:
             found = json.loads(candidate, strict=False)
         except ValueError:
             continue
-        if isinstance(found, dict) and isinstance(found.get("memory"), list):
-            return list(found["memory"])
+        if isinstance(found, dict) and isinstance(found.get("facts"), list):
+            return found
     raise ExtractionUnparseable(
-        "the extraction model's answer is not a JSON object with a 'memory' list")
+        "the extraction model's answer is not a JSON object with a 'facts' list")
 
 
-class CheckedExtraction:
-    """Mem0's LLM with every JSON answer checked by :func:`parse_extraction` before Mem0 reads
-    it; anything else is Mem0's LLM unchanged."""
+def _indexes(raw: object, count: int) -> tuple[int, ...]:
+    """The 1-based numbers in ``raw`` that name one of ``count`` items, as 0-based indexes, in
+    order, each once; anything else is dropped."""
+    if not isinstance(raw, list):
+        return ()
+    found: list[int] = []
+    for value in raw:
+        number = value if isinstance(value, int) and not isinstance(value, bool) else (
+            int(value) if isinstance(value, str) and value.strip().isdigit() else 0)
+        if 1 <= number <= count and number - 1 not in found:
+            found.append(number - 1)
+    return tuple(found)
 
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.config = inner.config
 
-    def generate_response(self, messages: list[dict[str, Any]], response_format: Any = None,
-                          **kwargs: Any) -> Any:
-        answer = self._inner.generate_response(messages=messages,
-                                               response_format=response_format, **kwargs)
-        if isinstance(response_format, dict) and response_format.get("type") == "json_object":
-            parse_extraction(answer)
-        return answer
+def _day(raw: object) -> date | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        return date.fromisoformat(raw.strip()[:10])
+    except ValueError:
+        return None
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+
+def parse_extraction(answer: object, known: int, said: int) -> Extracted:
+    """The checked answer of an extraction with ``known`` notes and ``said`` messages. The
+    object is read as it is, inside a code fence, or from its first ``{`` to its last ``}``.
+    A fact that names no valid message comes from all of them; numbers naming no note or
+    message are dropped; a fact with no text is dropped. Raises
+    :class:`ExtractionUnparseable` when there is no JSON object with a ``facts`` list."""
+    if not isinstance(answer, str) or not answer.strip():
+        raise ExtractionUnparseable("the extraction model gave an empty answer")
+    found = _object(answer)
+    facts: list[Fact] = []
+    for entry in found["facts"]:
+        if isinstance(entry, str):
+            entry = {"fact": entry}
+        if not isinstance(entry, dict):
+            continue
+        text = entry.get("fact")
+        if not isinstance(text, str) or len(" ".join(text.split())) < 3:
+            continue
+        facts.append(Fact(
+            text=" ".join(text.split()),
+            when=_day(entry.get("when")),
+            sources=_indexes(entry.get("from"), said) or tuple(range(said)),
+            replaces=_indexes(entry.get("replaces"), known),
+        ))
+    return Extracted(facts=tuple(facts), retracted=_indexes(found.get("retracted"), known))
+
+
+class Extractor:
+    """Asks the extraction model what messages say about their author.
+
+    Guarantees: an answer that does not parse is asked for once more; if the second does not
+    parse either, :class:`ExtractionUnparseable` is raised (a transient failure: the learner
+    retries it later, then keeps the messages as failed), never taken as "nothing to learn".
+    Model failures are raised as the model client raises them."""
+
+    def __init__(self, model: JsonModel, *, attempts: int = 2) -> None:
+        self._model = model
+        self._attempts = attempts
+
+    async def extract(self, known: Sequence[Known], said: Sequence[Source]) -> Extracted:
+        prompt = extraction_prompt(known, said)
+        for attempt in range(1, self._attempts + 1):
+            answer = await self._model.complete_json(prompt, schema=SCHEMA,
+                                                     name="membot_memories")
+            try:
+                return parse_extraction(answer, len(known), len(said))
+            except ExtractionUnparseable:
+                if attempt == self._attempts:
+                    raise
+                log.warning("the extraction answer did not parse (%d characters); asking again",
+                            len(answer))
+        raise AssertionError("unreachable")

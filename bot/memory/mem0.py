@@ -1,8 +1,9 @@
 """Building Mem0 the way membot needs it: telemetry off and its home folder in the data folder
 (both before Mem0 is imported, which only this module does), its table on membot's database
 with planner settings that keep its owner filter exact, its history in Postgres
-(:mod:`bot.memory.history`), membot's API client with its timeout and retries, the embedding
-prefixes, and its extraction answers checked (:mod:`bot.memory.extraction`)."""
+(:mod:`bot.memory.history`), membot's API client with its timeout and retries, and the
+embedding prefixes. Mem0 stores what membot's own extraction found
+(:mod:`bot.memory.extraction`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from psycopg_pool import ConnectionPool
 from bot.clients import ModelClients
 from bot.config import Settings
 from bot.database import Database
-from bot.memory.extraction import CheckedExtraction
 from bot.memory.history import PostgresHistory
 
 __all__ = ["Mem0Embedder", "build_mem0", "import_mem0", "mem0_pool", "stored_dims"]
@@ -119,8 +119,9 @@ def build_mem0(
     _remove_old_history(settings)
     # One client of ours, with our timeout and retries, instead of the ones mem0 built from the
     # environment (mem0's LLM silently switches to OpenRouter when OPENROUTER_API_KEY is set).
-    memory.llm.client = clients.extraction_client
-    memory.llm = CheckedExtraction(memory.llm)
+    # membot extracts on its own (bot.memory.extraction) and stores with infer=False, so Mem0's
+    # LLM is never asked; it still gets our client, so nothing of Mem0's reaches elsewhere.
+    memory.llm.client = clients.sync_client
     memory.embedding_model.client = clients.embedding_sync
     memory.embedding_model = Mem0Embedder(memory.embedding_model, settings.embedding_query_prefix,
                                           settings.embedding_document_prefix)

@@ -24,23 +24,24 @@ _LEXEMES = "membot_lexemes"  # the memory table's column of full-text lexemes (s
 
 
 def search_sql(table: str) -> str:
-    """The search, one statement: the owner's rows only (read through the owner index, so no
-    other owner's row is ever ranked or counted), each ranked three ways and fused by reciprocal
-    rank (RRF). $1 owner id, $2 query vector, $3 query text, $4 ``created_at`` date patterns for
-    ``like``, $5 limit.
+    """The search, one statement: the owner's current rows only (read through the owner index,
+    so no other owner's row is ever ranked or counted; superseded memories are left out), each
+    ranked three ways and fused by reciprocal rank (RRF). $1 owner id, $2 query vector, $3 query
+    text, $4 date patterns for ``like``, $5 limit.
 
     - semantic: cosine distance to the query vector, over every row of the owner (exact);
     - keyword: BM25 over the owner's memories (term and document frequencies, document count
       and average length all from the owner's rows alone; length in characters), on the
       stored full-text lexemes; memories sharing no lexeme with the query get no keyword rank;
-    - date: when the query names a date, the memories recorded on it, by cosine distance.
+    - date: when the query names a date, the memories recorded on it or saying they happened on
+      it, by cosine distance.
     """
     k1, b = _BM25_K1, _BM25_B
     return f"""
 with mine as materialized (
     select id, payload, {_LEXEMES} as lexemes, vector <=> $2 as distance,
            char_length(payload->>'data')::float8 as length
-    from "{table}" where payload->>'user_id' = $1),
+    from "{table}" where payload->>'user_id' = $1 and not (payload ? 'superseded')),
 owner as (select count(*)::float8 as n, avg(length) as avg_length from mine),
 terms as (select distinct lexeme from unnest(to_tsvector('{_TEXT_SEARCH}', $3))),
 matches as (
@@ -58,7 +59,8 @@ keyword as (
 semantic as (select id, row_number() over (order by distance, id) as rank from mine),
 dated as (
     select id, row_number() over (order by distance, id) as rank from mine
-    where left(payload->>'created_at', 10) like any($4::text[]))
+    where left(payload->>'created_at', 10) like any($4::text[])
+       or coalesce(payload->>'happened', '') like any($4::text[]))
 select m.id::text as id, m.payload->>'data' as text, m.payload->>'created_at' as created_at,
        1 - m.distance as score
 from mine m join semantic s using (id) left join keyword k using (id) left join dated d using (id)

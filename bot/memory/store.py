@@ -1,7 +1,11 @@
 """Long-term memory on Mem0's ``pgvector`` provider, with what Mem0 gets wrong put right.
 
-- Writes go through Mem0 (extraction, dedup by hash, storage) on a thread pool of their own,
-  so a slow extraction never holds up anybody's search.
+- Learning is membot's own extraction (:mod:`bot.memory.extraction`): it sees the owner's
+  nearest current memories and the new messages, and answers with dated facts, the messages
+  each came from, and the memories they replace or the person retracted. The facts are stored
+  through Mem0 as they are (``add(infer=False)``: embedding, row, history), on a thread pool of
+  their own, so a slow write never holds up anybody's search; a replaced or retracted memory is
+  marked ``superseded`` through Mem0's ``update`` (kept with its history, never searched).
 - Reads do not go through Mem0: the reply path embeds the query on the async client and runs
   one per-owner query on the asyncpg pool. Mem0's own search filters the owner after an
   approximate HNSW walk once Postgres picks a generic plan, and silently returns a fraction of
@@ -23,7 +27,7 @@ import logging
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -31,16 +35,17 @@ from asyncpg.pool import PoolConnectionProxy
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from bot.clients import ModelClients, OpenAIEmbedder, describe_failure
+from bot.clients import ModelClients, OpenAIChat, OpenAIEmbedder, describe_failure
 from bot.config import Settings
 from bot.database import Database
 from bot.errors import ConfigError, MemoryUnavailable, is_transient
 from bot.memory.dates import dates_named
+from bot.memory.extraction import Extracted, Extractor, Known
 from bot.memory.history import PostgresHistory, session_scope
 from bot.memory.mem0 import build_mem0, mem0_pool, stored_dims
 from bot.memory.owners import entities_table
 from bot.memory.ranking import add_lexemes, search_sql
-from bot.ports import MemoryHit, MemoryRecord
+from bot.ports import MemoryHit, MemoryRecord, Source, Superseded
 
 __all__ = ["Mem0Memory"]
 
@@ -49,7 +54,11 @@ log = logging.getLogger(__name__)
 _SETUP_LOCK = 7_291_002  # pg_advisory_lock key for creating the memory table and its indexes
 
 
-_HIDDEN = frozenset({"data", "user_id", "hash", "text_lemmatized", "created_at", "updated_at"})
+_HIDDEN = frozenset({"data", "user_id", "hash", "text_lemmatized", "created_at", "updated_at",
+                     "sources", "superseded", "role"})
+QUOTE_CHARS = 500  # of each source message, kept with a memory
+NEAREST = 10  # current memories shown to an extraction
+_CURRENT = "not (payload ? 'superseded')"
 
 
 def _record(row: asyncpg.Record) -> MemoryRecord:
@@ -60,7 +69,47 @@ def _record(row: asyncpg.Record) -> MemoryRecord:
         created_at=_parse_time(payload.get("created_at")),
         updated_at=_parse_time(payload.get("updated_at")),
         metadata={k: str(v) for k, v in payload.items() if k not in _HIDDEN and v is not None},
+        sources=tuple(_sources(payload.get("sources"))),
+        superseded=_superseded(payload.get("superseded")),
     )
+
+
+def _sources(raw: object) -> list[Source]:
+    """The stored sources of a memory (none for memories of earlier versions)."""
+    found: list[Source] = []
+    for entry in raw if isinstance(raw, list) else ():
+        said = _parse_time(entry.get("said_at")) if isinstance(entry, dict) else None
+        if said is None:
+            continue
+        found.append(Source(
+            event_id=str(entry.get("event_id") or ""), said_at=said,
+            quote=str(entry.get("quote") or ""), platform=str(entry.get("platform") or ""),
+            conversation=str(entry.get("conversation") or ""),
+            channel=_text_or_none(entry.get("channel")),
+            message=_text_or_none(entry.get("message")),
+            link=_text_or_none(entry.get("link"))))
+    return found
+
+
+def _superseded(raw: object) -> Superseded | None:
+    if not isinstance(raw, dict) or (at := _parse_time(raw.get("at"))) is None:
+        return None
+    return Superseded(at=at, by=_text_or_none(raw.get("by")),
+                      event_id=_text_or_none(raw.get("event_id")))
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _stored_source(source: Source) -> dict[str, str]:
+    quote = " ".join(source.quote.split())
+    if len(quote) > QUOTE_CHARS:
+        quote = quote[: QUOTE_CHARS - 1] + "…"
+    stored = {"event_id": source.event_id, "said_at": source.said_at.isoformat(),
+              "quote": quote, "platform": source.platform, "conversation": source.conversation,
+              "channel": source.channel, "message": source.message, "link": source.link}
+    return {k: v for k, v in stored.items() if v is not None}
 
 
 def _parse_time(raw: str | None) -> datetime | None:
@@ -83,11 +132,13 @@ class Mem0Memory:
         mem0: Any,
         database: Database,
         embedder: OpenAIEmbedder,
+        extractor: Extractor,
         table: str,
         writes: ThreadPoolExecutor,
         write_pool: ConnectionPool[Connection[Any]],
     ) -> None:
         self._mem0 = mem0
+        self._extractor = extractor
         self._history: PostgresHistory = mem0.db
         self._pool = database.pool
         self._table = table
@@ -95,10 +146,14 @@ class Mem0Memory:
         self._writes = writes
         self._write_pool = write_pool
         self._search_sql = search_sql(table)
-        self._records_sql = (
-            f'select id::text as id, payload::text as payload from "{table}"'
-            " where payload->>'user_id' = $1 order by payload->>'created_at' desc, id"
-        )
+        every = (f'select id::text as id, payload::text as payload from "{table}"'
+                 " where payload->>'user_id' = $1")
+        order = " order by payload->>'created_at' desc, id"
+        self._records_sql = {False: every + f" and {_CURRENT}" + order, True: every + order}
+        self._count_sql = {
+            False: f'select count(*) from "{table}" where payload->>\'user_id\' = $1'
+                   f" and {_CURRENT}",
+            True: f'select count(*) from "{table}" where payload->>\'user_id\' = $1'}
 
     @classmethod
     async def open(
@@ -140,6 +195,7 @@ class Mem0Memory:
             mem0=mem0,
             database=database,
             embedder=embedder,
+            extractor=Extractor(OpenAIChat.for_extraction(clients, settings)),
             table=table,
             writes=writes,
             write_pool=write_pool,
@@ -171,49 +227,110 @@ class Mem0Memory:
             for row in rows
         ]
 
-    async def learn(self, owner_id: str, messages: Sequence[str],
+    async def learn(self, owner_id: str, said: Sequence[Source], *, batch: str,
                     metadata: dict[str, str]) -> list[str]:
-        def add() -> Any:
-            with self._history.writing_for(owner_id):
-                return self._mem0.add([{"role": "user", "content": text} for text in messages],
-                                      user_id=owner_id, metadata=metadata)
-
+        """One extraction over ``said`` with the owner's nearest current memories in view, then
+        its facts stored through Mem0 with their sources and ``metadata`` (plus ``batch``), and
+        the memories they replace or the person retracted marked superseded (in the same
+        batch, so :meth:`forget_batch` undoes all of it). A fact the owner's current memories
+        already hold word for word is not stored again. Returns the ids added."""
+        query = " ".join(s.quote for s in said)
+        try:
+            nearest = await self.search(owner_id, query, NEAREST) if query.strip() else []
+            known = [Known(id=h.id, text=h.text, recorded=h.created_at) for h in nearest]
+            extracted = await self._extractor.extract(known, said)
+        except MemoryUnavailable:
+            raise
+        except Exception as exc:
+            raise MemoryUnavailable(f"memory extraction failed: {describe_failure(exc)}",
+                                    transient=is_transient(exc)) from exc
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._writes, add)
+            added = await loop.run_in_executor(
+                self._writes, self._store, owner_id, known, said, extracted,
+                {**metadata, "batch": batch})
         except Exception as exc:
             raise MemoryUnavailable(f"memory write failed: {describe_failure(exc)}",
                                     transient=is_transient(exc)) from exc
-        added = [str(entry["id"]) for entry in result.get("results", []) if entry.get("id")]
-        log.debug("learned %d memories from %d messages", len(added), len(messages))
+        log.debug("learned %d memories from %d messages", len(added), len(said))
+        return added
+
+    def _store(self, owner_id: str, known: list[Known], said: Sequence[Source],
+               extracted: Extracted, metadata: dict[str, str]) -> list[str]:
+        """Mem0's part of :meth:`learn`, on a write thread."""
+        current = {" ".join(k.text.split()).casefold() for k in known}
+        added: list[str] = []
+        successor: dict[int, str] = {}
+        with self._history.writing_for(owner_id):
+            for fact in extracted.facts:
+                key = fact.text.casefold()
+                if key in current and not fact.replaces:
+                    continue  # already known, word for word
+                current.add(key)
+                sources = [said[i] for i in fact.sources]
+                payload: dict[str, Any] = {
+                    **metadata,
+                    "sources": [_stored_source(s) for s in sources],
+                    "event_ids": " ".join(s.event_id for s in sources),
+                    # "recorded" is when the person said it, not when the job ran.
+                    "created_at": max(s.said_at for s in sources).isoformat(),
+                }
+                if fact.when is not None:
+                    payload["happened"] = fact.when.isoformat()
+                result = self._mem0.add([{"role": "user", "content": fact.text}],
+                                        user_id=owner_id, metadata=payload, infer=False)
+                ids = [str(e["id"]) for e in result.get("results", []) if e.get("id")]
+                added.extend(ids)
+                for index in fact.replaces:
+                    successor.setdefault(index, ids[0] if ids else "")
+            for index in extracted.retracted:
+                successor.setdefault(index, "")
+            now = datetime.now(UTC).isoformat()
+            for index, by in successor.items():
+                mark = {"at": now, "by": by or None, "event_id": said[-1].event_id,
+                        "batch": metadata["batch"]}
+                try:
+                    self._mem0.update(known[index].id, metadata={"superseded": mark})
+                except ValueError:
+                    log.info("a memory to mark superseded was forgotten meanwhile")
+        if successor:
+            log.info("marked %d memories superseded", len(successor))
         return added
 
     async def forget_batch(self, owner_id: str, batch: str) -> int:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 gone = await self._delete(conn, owner_id, "payload->>'batch' = $2", batch)
+                await conn.execute(
+                    f'update "{self._table}" set payload = payload - \'superseded\''
+                    " where payload->>'user_id' = $1"
+                    " and payload->'superseded'->>'batch' = $2", owner_id, batch)
+                # History the write left for memories already gone (a forget-all that ran
+                # while it stored them).
+                await conn.execute(
+                    "delete from mem0_history history where owner_id = $1 and not exists ("
+                    f' select from "{self._table}" memory where memory.id::text ='
+                    " history.memory_id)", owner_id)
         except Exception as exc:
             raise MemoryUnavailable(f"forgetting failed: {exc.__class__.__name__}") from exc
         if gone:
             log.info("deleted %d memories an interrupted write had stored", len(gone))
         return len(gone)
 
-    async def page(self, owner_id: str, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
+    async def page(self, owner_id: str, limit: int, offset: int, *,
+                   superseded: bool = False) -> tuple[list[MemoryRecord], int]:
         try:
             async with self._pool.acquire() as conn:
-                rows = await conn.fetch(self._records_sql + " limit $2 offset $3",
+                rows = await conn.fetch(self._records_sql[superseded] + " limit $2 offset $3",
                                         owner_id, limit, offset)
-                total = await conn.fetchval(
-                    f'select count(*) from "{self._table}" where payload->>\'user_id\' = $1',
-                    owner_id,
-                )
+                total = await conn.fetchval(self._count_sql[superseded], owner_id)
         except Exception as exc:
             raise MemoryUnavailable(f"listing memories failed: {exc.__class__.__name__}") from exc
         return [_record(row) for row in rows], int(total)
 
-    async def records(self, owner_id: str) -> list[MemoryRecord]:
+    async def records(self, owner_id: str, *, superseded: bool = True) -> list[MemoryRecord]:
         try:
-            rows = await self._pool.fetch(self._records_sql, owner_id)
+            rows = await self._pool.fetch(self._records_sql[superseded], owner_id)
         except Exception as exc:
             raise MemoryUnavailable(f"reading memories failed: {exc.__class__.__name__}") from exc
         return [_record(row) for row in rows]

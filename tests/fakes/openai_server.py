@@ -5,9 +5,10 @@ OpenAI REST API the bot and mem0 use: embeddings, chat completions and the model
 code never knows it is talking to it; it is only pointed at `server.base_url`.
 
 Answers are deterministic. Embeddings come from feature hashing, so texts that share words are
-close. mem0's memory-extraction call gets one memory per `user:` line of its "New Messages"
-section. Any other chat call gets a reply that quotes the last user message and the lines of a
-`<memories>` block in the system prompt, so tests can see what the model was given.
+close. membot's memory extraction (a chat call asking for a JSON object) gets one fact per new
+message, its text word for word. Any other chat call gets a reply that quotes the last user
+message and the lines of a `<memories>` block in the system prompt, so tests can see what the
+model was given.
 
 Tests can script failures (`fail_next`, `fail_always`), hold requests of one kind until released
 (`hold`, `release`), and inspect every request that arrived (`requests`, `calls`, `wait_for`).
@@ -131,19 +132,57 @@ def _section_lines(text: str, start: str, end: Callable[[str], bool]) -> list[st
     return found
 
 
+_NUMBERED = re.compile(r"^[<\[](\d+)[>\]] (?:\([^)]*\) )?(.*)$")
+
+
+def _numbered(body: dict[str, Any], header: str) -> list[str]:
+    """The numbered lines of a section of membot's extraction prompt, without their numbers
+    and dates; message texts come unquoted."""
+    lines = _section_lines("\n".join(_messages(body, "user")), header,
+                           lambda line: not line.strip())
+    found = []
+    for line in lines:
+        match = _NUMBERED.match(line.strip())
+        if match is None:
+            continue
+        text = match.group(2)
+        if text.startswith('"'):
+            text = json.loads(text)
+        elif text.endswith(")") and " (noted " in text:
+            text = text[: text.rindex(" (noted ")]
+        found.append(text)
+    return found
+
+
+def new_messages(body: dict[str, Any]) -> list[str]:
+    """The texts of the new messages an extraction request asks about, in order (1 first)."""
+    return _numbered(body, "New messages:")
+
+
+def kept_notes(body: dict[str, Any]) -> list[str]:
+    """The kept notes an extraction request shows, in order (note 1 first)."""
+    return _numbered(body, "Kept notes:")
+
+
+def _fact(entry: str | dict[str, Any], said: int) -> dict[str, Any]:
+    if isinstance(entry, str):
+        return {"fact": entry, "when": "", "from": list(range(1, said + 1)), "replaces": []}
+    return {"when": "", "from": list(range(1, said + 1)), "replaces": [], **entry}
+
+
 def _extracted_memories(body: dict[str, Any]) -> str:
-    """One memory per `user:` line under mem0's `## New Messages` header."""
-    lines = _section_lines("\n".join(_messages(body, "user")), "## New Messages",
-                           lambda line: line.startswith("## "))
-    texts = [line[len("user:") :].strip() for line in lines if line.startswith("user:")]
-    return json.dumps({"memory": [{"text": t} for t in texts if len(t) >= 3]})
+    """One fact per new message, word for word, from that message."""
+    facts = [{"fact": t, "when": "", "from": [n], "replaces": []}
+             for n, t in enumerate(new_messages(body), 1) if len(t) >= 3]
+    return json.dumps({"facts": facts, "retracted": []})
 
 
 def _chat_kind(body: dict[str, Any]) -> Kind:
-    """mem0's memory extraction asks for a JSON object; everything else is a chat turn."""
-    is_json = body.get("response_format") == {"type": "json_object"}
-    extractor = any("Memory Extractor" in s for s in _messages(body, "system"))
-    return "extraction" if is_json or extractor else "chat"
+    """membot's memory extraction asks for a JSON object; everything else is a chat turn."""
+    answer_format = body.get("response_format")
+    is_json = isinstance(answer_format, dict) and answer_format.get("type") in (
+        "json_object", "json_schema")
+    return "extraction" if is_json else "chat"
 
 
 def _default_reply(body: dict[str, Any]) -> str:
@@ -184,7 +223,8 @@ class ScriptedOpenAI(ThreadedServer):
     def __init__(self, dims: int = 64, chat_delay: float = 0.0, extraction_delay: float = 0.0,
                  embedding_delay: float = 0.0, *, api_key: str | None = None, port: int = 0,
                  chat_reply: Callable[[dict[str, Any]], str] | None = None,
-                 extraction_reply: Callable[[dict[str, Any]], list[str]] | None = None) -> None:
+                 extraction_reply: Callable[[dict[str, Any]], list[str | dict[str, Any]]] | None
+                 = None) -> None:
         ThreadedServer.__init__(self, port)
         self._thread_name = "scripted-openai"
         self.dims = dims
@@ -193,8 +233,12 @@ class ScriptedOpenAI(ThreadedServer):
         self.embedding_delay = embedding_delay
         self.api_key = api_key
         self.chat_reply = chat_reply
-        # The memories an extraction call returns (default: one per new user line).
+        # The facts an extraction call returns: texts (from every message), or objects with
+        # "fact" and any of "when", "from" and "replaces" (default: one fact per new message,
+        # its text word for word).
         self.extraction_reply = extraction_reply
+        # Kept notes (by text) that every extraction with a scripted reply says are retracted.
+        self.retract_notes: set[str] = set()
         # Or the extraction answer's raw text, valid JSON or not (overrides extraction_reply).
         self.extraction_text: Callable[[dict[str, Any]], str] | None = None
         # A context window, in characters of all a request's messages: longer requests get
@@ -387,8 +431,11 @@ class ScriptedOpenAI(ThreadedServer):
             if self.extraction_text is not None:
                 content = self.extraction_text(body)
             elif self.extraction_reply is not None:
-                texts = self.extraction_reply(body)
-                content = json.dumps({"memory": [{"text": t} for t in texts]})
+                said = len(new_messages(body))
+                facts = [_fact(entry, said) for entry in self.extraction_reply(body)]
+                content = json.dumps({"facts": facts, "retracted": [
+                    n for n, note in enumerate(kept_notes(body), 1)
+                    if note in self.retract_notes]})
             else:
                 content = _extracted_memories(body)
         else:

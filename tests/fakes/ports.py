@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.events import ChatEvent
-from bot.ports import Access, MemoryHit, MemoryRecord, MemoryWrite, Message, Turn
+from bot.ports import Access, MemoryHit, MemoryRecord, MemoryWrite, Message, Source, Turn
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -41,11 +41,11 @@ class FakeMemory:
 
         return sorted(self.by_owner[owner_id], key=shared, reverse=True)[:limit]
 
-    async def learn(self, owner_id: str, messages: Sequence[str],
+    async def learn(self, owner_id: str, said: Sequence[Source], *, batch: str,
                     metadata: dict[str, str]) -> list[str]:
-        for text in messages:
-            self.remember(owner_id, text)
-        return [hit.id for hit in self.by_owner[owner_id][-len(messages):]]
+        for source in said:
+            self.remember(owner_id, source.quote)
+        return [hit.id for hit in self.by_owner[owner_id][-len(said):]]
 
     async def forget_batch(self, owner_id: str, batch: str) -> int:
         return 0
@@ -54,11 +54,12 @@ class FakeMemory:
         return [MemoryRecord(id=h.id, text=h.text, created_at=h.created_at, updated_at=None)
                 for h in reversed(self.by_owner.get(owner_id, []))]
 
-    async def page(self, owner_id: str, limit: int, offset: int) -> tuple[list[MemoryRecord], int]:
+    async def page(self, owner_id: str, limit: int, offset: int, *,
+                   superseded: bool = False) -> tuple[list[MemoryRecord], int]:
         found = self._records(owner_id)
         return found[offset:offset + limit], len(found)
 
-    async def records(self, owner_id: str) -> list[MemoryRecord]:
+    async def records(self, owner_id: str, *, superseded: bool = True) -> list[MemoryRecord]:
         return self._records(owner_id)
 
     async def find(self, owner_id: str, id_prefix: str) -> list[MemoryRecord]:
