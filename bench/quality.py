@@ -150,7 +150,7 @@ class MembotSystem:
 
     async def memories(self, person: str) -> list[str]:
         owner = await self.svc.links.owner_of(f"{PLATFORM}:{person}")
-        return [record.text for record in await self.svc.memory.records(owner)]
+        return [r.text for r in await self.svc.memory.records(owner, superseded=False)]
 
     async def answer(self, person: str, question: str, at: datetime) -> str:
         event = self._event(person, question, f"{PLATFORM}:probe:{uuid.uuid4()}", at,
@@ -392,6 +392,8 @@ def _settings(args: argparse.Namespace, base_url: str, data_dir: Path, token: st
         "memory_batch_size": args.batch_size, "memory_batch_idle": args.batch_idle,
         # A due job is otherwise found at the worker's next poll (5 s): only time, not quality.
         "worker_poll_interval": 0.2, "model_timeout": args.model_timeout,
+        # Calls wait their turn at the meter, behind the other system's too.
+        "extraction_timeout": args.model_timeout,
         "memory_search_timeout": args.search_timeout,
         "send_embedding_dims": args.send_dims,
     }

@@ -354,8 +354,10 @@ async def test_every_memory_subcommand_works_from_discord(rig: Rig) -> None:
     bob = FakeUser(id=snowflake(), username="bob")
     alice_owner, bob_owner = f"discord:{rig.fake.user.id}", f"discord:{bob.id}"
     facts = [f"My fact number {n:02d} is about topic{n}" for n in range(10)]
+    sent: dict[str, Json] = {}
     for fact in [*facts, "My cat is named Miso", "I keep bees on my roof"]:
-        await rig.talk(rig.dm(fact))
+        sent[fact] = rig.dm(fact)
+        await rig.talk(sent[fact])
     await rig.talk(rig.dm("My neighbour keeps bees too", author=bob))
     kept = await rig.app.memory.records(alice_owner)
     [bobs] = await rig.app.memory.records(bob_owner)
@@ -380,6 +382,15 @@ async def test_every_memory_subcommand_works_from_discord(rig: Rig) -> None:
     # search: the matching memory, not another of hers, not the other user's
     found = (await rig.slash("memory", "search", words="bees")).body["content"]
     assert [line.split(": ", 1)[1] for line in listed(found)] == ["I keep bees on my roof"]
+
+    # why: the message a memory was learned from, quoted, dated and linked; history: all
+    miso = next(m for m in kept if "Miso" in m.text)
+    why = (await rig.slash("memory", "why", id=miso.id[:8])).body["content"]
+    dm = sent["My cat is named Miso"]
+    assert "> My cat is named Miso\n— " in why and "on Discord" in why
+    assert f"https://discord.com/channels/@me/{dm['channel_id']}/{dm['id']}" in why
+    history = (await rig.slash("memory", "history")).body["content"]
+    assert "12 memories" in history and listed(history) == page_1
 
     # forget: exactly the memory named; another user's id is answered as a missing one
     bees = next(m for m in kept if "bees" in m.text)

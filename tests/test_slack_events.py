@@ -78,6 +78,22 @@ def test_a_message_points_at_itself_not_at_its_thread() -> None:
                                    message="1700000001.000100")
 
 
+def test_a_message_links_to_itself_as_slack_permalinks_do() -> None:
+    url = "https://acme.slack.com/"
+    in_thread, dm = to_event(body(MENTION_IN_THREAD), BOT, url), to_event(body(DM), BOT, url)
+    top = to_event(body(MENTION), BOT, url)
+    assert dm is not None
+    assert dm.link == "https://acme.slack.com/archives/D0ALICE/p1700000001000100"
+    assert top is not None
+    assert top.link == "https://acme.slack.com/archives/C0GENERAL/p1700000000000100"
+    assert in_thread is not None and in_thread.link == (
+        "https://acme.slack.com/archives/C0GENERAL/p1700000050000200"
+        "?thread_ts=1700000000.000100&cid=C0GENERAL")
+    # Without the workspace's address there is no link, rather than a wrong one.
+    bare = to_event(body(DM), BOT)
+    assert bare is not None and bare.link is None
+
+
 COMMAND: dict[str, Any] = {
     "token": "x", "team_id": "T0TEAM", "team_domain": "team", "channel_id": "C0GENERAL",
     "channel_name": "general", "user_id": "U0ALICE", "user_name": "alice",

@@ -12,13 +12,14 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.slack import build_app, run_socket_mode, web_client
 from bot.app import Services, services
 from bot.choices import PAUSED_NOTICE, Place
 from bot.config import Settings
 from bot.ports import MemoryRecord
-from tests.fakes.openai_server import ScriptedOpenAI
+from tests.fakes.openai_server import ScriptedOpenAI, kept_notes, new_messages
 from tests.fakes.slack import EnvelopeType, FakeSlack, FakeSlackUser, Recorded
 from tests.fakes.slack.payloads import Json
 
@@ -388,3 +389,35 @@ async def test_every_settings_subcommand_from_slack_by_an_admin_only(
         assert not rig.brain_on(quiet)
         assert (await change_setting(rig, "receipts on")).receipts
         assert rig.brain_on(await rig.tell("my boots are brown"))
+
+
+async def test_memory_why_links_each_source_message_and_history_shows_what_was_replaced(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI, slack_fake: FakeSlack
+) -> None:
+    def moves(body: dict[str, Any]) -> list[str | dict[str, Any]]:
+        notes = kept_notes(body)
+        return [{"fact": text, "from": [n], "replaces": [
+            i for i, note in enumerate(notes, 1) if "lives" in text and "lives" in note]}
+            for n, text in enumerate(new_messages(body), 1)]
+
+    openai_server.extraction_reply = moves
+    async with slack_on_real_stack(make_settings, slack_fake) as rig:
+        told = await rig.tell("my sister lives in Oslo")
+        thread = await rig.mention("my sister lives in Bergen now", channel=GENERAL)
+        [bergen, oslo] = await rig.memories()
+        assert oslo.superseded is not None and oslo.superseded.by == bergen.id
+
+        why = text(await rig.command(f"memory why {oslo.id[:8]}"))
+        dm_link = (f"https://fake-team.slack.com/archives/{told.event['channel']}"
+                   f"/p{told.event['ts'].replace('.', '')}")
+        assert dm_link in why and "my sister lives in Oslo" in why and "on Slack" in why
+        assert "No longer current: replaced on" in why
+        why_new = text(await rig.command(f"memory why {bergen.id[:8]}"))
+        assert (f"https://fake-team.slack.com/archives/{GENERAL}"
+                f"/p{thread.event['ts'].replace('.', '')}") in why_new
+
+        listed_now = await rig.command("memory list")
+        assert listed(listed_now, [bergen, oslo]) == [bergen.id]
+        history = await rig.command("memory history")
+        assert listed(history, [bergen, oslo]) == [bergen.id, oslo.id]
+        assert f"(replaced {oslo.superseded.at:%Y-%m-%d} by `{bergen.id[:8]}`)" in text(history)

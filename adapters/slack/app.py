@@ -78,11 +78,10 @@ def build_app(
     )
     if receipts is not None:
         receipts.register("slack", reaction_adder(client))
+    workspace = _Workspace(client)
 
     async def answer(body: dict[str, Any], context: dict[str, Any]) -> None:
-        installed = context.get("authorize_result")
-        event = to_event(body, str(context.get("bot_user_id") or ""),
-                         getattr(installed, "url", None))
+        event = to_event(body, str(context.get("bot_user_id") or ""), await workspace.url())
         if event is None:
             return
         raw = body["event"]
@@ -217,3 +216,25 @@ async def _working(client: AsyncWebClient, method: str, channel: str, ts: str) -
         await client.api_call(method, json={"channel": channel, "timestamp": ts, "name": WORKING})
     except Exception as exc:
         log.warning("%s failed: %s", method, exc)
+
+
+class _Workspace:
+    """The installed workspace's address (``auth.test``'s ``url``), asked once and kept: it
+    makes messages' permalinks. Bolt's own single-team authorization does not keep it."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._url: str | None = None
+        self._known = False
+
+    async def url(self) -> str | None:
+        """The address, or None while Slack cannot be asked (asked again next time)."""
+        if not self._known:
+            try:
+                answer = await self._client.auth_test()
+            except (SlackApiError, aiohttp.ClientError, OSError) as exc:
+                log.warning("could not ask Slack for the workspace's address (%s); messages "
+                            "are kept without links for now", exc.__class__.__name__)
+                return None
+            self._url, self._known = answer.get("url"), True
+        return self._url

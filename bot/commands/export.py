@@ -28,9 +28,10 @@ def export_files(
     queued: Sequence[Turn] = (),
     now: datetime,
 ) -> tuple[Attachment, Attachment]:
-    """``membot-memories-<date>.json`` and ``.md``: every memory with its id, dates and
-    metadata, the recent messages kept as short-term context, and the messages still waiting
-    to be learned. Both hold the same data."""
+    """``membot-memories-<date>.json`` and ``.md``: every memory, current or not, with its id,
+    dates, metadata, what superseded it and the messages it was learned from; the recent
+    messages kept as short-term context; and the messages still waiting to be learned. Both
+    hold the same data."""
     stamp = now.strftime("%Y-%m-%d")
     document = {
         "exported_at": now.isoformat(),
@@ -42,6 +43,16 @@ def export_files(
                 "created_at": _when(m.created_at),
                 "updated_at": _when(m.updated_at),
                 "metadata": m.metadata,
+                "current": m.superseded is None,
+                "superseded": None if m.superseded is None else {
+                    "at": _when(m.superseded.at), "by": m.superseded.by,
+                    "event_id": m.superseded.event_id},
+                "learned_from": [
+                    {"event_id": s.event_id, "said_at": _when(s.said_at), "text": s.quote,
+                     "platform": s.platform, "conversation": s.conversation,
+                     "channel": s.channel, "message": s.message, "link": s.link}
+                    for s in m.sources
+                ],
             }
             for m in memories
         ],
@@ -57,14 +68,21 @@ def export_files(
         f"Exported {now.strftime('%Y-%m-%d %H:%M %Z').strip()}: {len(memories)} memories, "
         f"{len(turns)} recent messages.",
         "",
-        "## Memories (newest first)",
+        "## Memories (newest first, those no longer current included)",
         "",
     ]
-    lines += [
-        f"- {_day(m.created_at)} `{m.id}` {_one_line(m.text)}"
-        + (f" _(from {m.metadata['platform']})_" if "platform" in m.metadata else "")
-        for m in memories
-    ] or ["Nothing yet."]
+    for m in memories:
+        lines.append(f"- {_day(m.created_at)} `{m.id}` {_one_line(m.text)}"
+                     + (f" _(from {m.metadata['platform']})_" if "platform" in m.metadata
+                        else ""))
+        if m.superseded is not None:
+            lines.append(f"  - no longer current: replaced {_day(m.superseded.at)} by "
+                         f"`{m.superseded.by}`" if m.superseded.by else
+                         f"  - no longer current: taken back {_day(m.superseded.at)}")
+        lines += [f"  - learned from: {_when(s.said_at)} “{_one_line(s.quote)}”"
+                  + (f" {s.link}" if s.link else "") for s in m.sources]
+    if not memories:
+        lines.append("Nothing yet.")
     lines += ["", "## Recent messages (short-term context of each conversation)", ""]
     lines += [
         f"- {_when(t.at)} {conversation} {t.role}: {_one_line(t.text)}"

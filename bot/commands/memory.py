@@ -14,7 +14,7 @@ from bot.choices import ChoiceStore
 from bot.commands.export import export_files
 from bot.commands.registry import Command, guarded
 from bot.events import Action, ChatEvent, Reply, ReplyKind
-from bot.ports import Erasing, MemoryRecord, MemoryStore, Owners, PendingWrites
+from bot.ports import Erasing, MemoryRecord, MemoryStore, Owners, PendingWrites, Source
 from bot.transcript import PostgresTranscript
 from bot.usage import typed
 from bot.wording import plural
@@ -34,12 +34,27 @@ def _short(memory_id: str) -> str:
     return memory_id[:8]
 
 
+def _one_line(text: str, limit: int = SHOWN_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _line(memory: MemoryRecord) -> str:
     day = memory.created_at.strftime("%Y-%m-%d") if memory.created_at else "undated"
-    text = " ".join(memory.text.split())
-    if len(text) > SHOWN_CHARS:
-        text = text[: SHOWN_CHARS - 1] + "…"
-    return f"- `{_short(memory.id)}` {day}: {text}"
+    line = f"- `{_short(memory.id)}` {day}: {_one_line(memory.text)}"
+    gone = memory.superseded
+    if gone is not None:
+        line += (f" (replaced {gone.at:%Y-%m-%d} by `{_short(gone.by)}`)" if gone.by
+                 else f" (taken back {gone.at:%Y-%m-%d})")
+    return line
+
+
+def _quote(source: Source) -> str:
+    where = {"discord": "Discord", "slack": "Slack", "console": "the terminal"}.get(
+        source.platform, source.platform or "chat")
+    said = f"{source.said_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    link = f" {source.link}" if source.link else ""
+    return f"> {_one_line(source.quote, 400)}\n— {said}, on {where}{link}"
 
 
 def _hint(text: str) -> Reply:
@@ -77,6 +92,9 @@ class MemoryCommands:
         """The ``memory`` group, for :class:`bot.commands.registry.Commands`."""
         subs = [
             ("list", "[page]", "what I remember about you, newest first", self.list),
+            ("history", "[page]", "also what is no longer current, and what replaced it",
+             self.history),
+            ("why", "<id>", "the messages I learned one memory from", self.why),
             ("search", "<words>", "the memories that match some words", self.search),
             ("forget", "<id>", "forget one memory (ids are in the list)", self.forget),
             ("forget-all", "", "forget everything about you (asks first)", self.forget_all),
@@ -99,16 +117,28 @@ class MemoryCommands:
         return await self._owners.owner_of(event.account.key)
 
     async def list(self, event: ChatEvent, arguments: str) -> Reply:
+        if arguments.strip().lower() in ("--all", "all"):
+            return await self.history(event, "")
+        return await self._listing(event, arguments, everything=False)
+
+    async def history(self, event: ChatEvent, arguments: str) -> Reply:
+        return await self._listing(event, arguments, everything=True)
+
+    async def _listing(self, event: ChatEvent, arguments: str, *, everything: bool) -> Reply:
+        """One page of the asker's memories: the current ones, or (``everything``) also those
+        no longer current, each saying what replaced it or that it was retracted."""
+        name = "history" if everything else "list"
         owner = await self._owner(event)
         page = 1
         if arguments:
             if not arguments.isdigit() or int(arguments) < 1:
-                _, total = await self._memory.page(owner, 0, 0)
+                _, total = await self._memory.page(owner, 0, 0, superseded=everything)
                 example = "2" if total > PAGE_SIZE else "1"
                 return _hint("The page is a number: "
-                             f"{typed(event.platform, 'memory', 'list', 'page', example)}.")
+                             f"{typed(event.platform, 'memory', name, 'page', example)}.")
             page = int(arguments)
-        memories, total = await self._memory.page(owner, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        memories, total = await self._memory.page(owner, PAGE_SIZE, (page - 1) * PAGE_SIZE,
+                                                  superseded=everything)
         waiting = await self._writes.waiting(owner)
         last = "message" if waiting == 1 else plural(waiting, "message")
         learning = "" if not waiting else (
@@ -120,20 +150,56 @@ class MemoryCommands:
         if not memories:
             there = "is only one page" if pages == 1 else f"are only {pages} pages"
             return _hint(f"There {there}: "
-                         f"{typed(event.platform, 'memory', 'list', 'page', str(pages))} is the "
+                         f"{typed(event.platform, 'memory', name, 'page', str(pages))} is the "
                          "oldest.")
         actions = []
         if page > 1:
-            actions.append(Action(label="Newer", command="memory", arguments=f"list {page - 1}"))
+            actions.append(Action(label="Newer", command="memory",
+                                  arguments=f"{name} {page - 1}"))
         if page < pages:
-            actions.append(Action(label="Older", command="memory", arguments=f"list {page + 1}"))
-        heading = (f"What I remember about you: {plural(total, 'memory')}, newest first"
+            actions.append(Action(label="Older", command="memory",
+                                  arguments=f"{name} {page + 1}"))
+        what = ("Everything I have learned about you, current or not"
+                if everything else "What I remember about you")
+        heading = (f"{what}: {plural(total, 'memory')}, newest first"
                    + (f" (page {page} of {pages})" if pages > 1 else "") + "." + learning)
-        example = typed(event.platform, "memory", "forget", "id", _short(memories[0].id))
+        example = _short(memories[0].id)
+        footer = (f"Where one came from: {typed(event.platform, 'memory', 'why', 'id', example)}"
+                  f". To forget one: {typed(event.platform, 'memory', 'forget', 'id', example)}")
         return Reply(
-            text="\n".join([heading, *map(_line, memories), f"To forget one: {example}"]),
+            text="\n".join([heading, *map(_line, memories), footer]),
             actions=tuple(actions),
         )
+
+    async def why(self, event: ChatEvent, arguments: str) -> Reply:
+        """Where one memory came from: the messages it was learned from, quoted and dated, with
+        a link to each where the platform gave one; and whether it is still current."""
+        found = await self._one(event, arguments, "see where it came from")
+        if isinstance(found, Reply):
+            return found
+        memory, owner = found
+        lines = [f"“{_one_line(memory.text)}” (`{_short(memory.id)}`)"]
+        if memory.sources:
+            told = "this message" if len(memory.sources) == 1 else "these messages"
+            lines[0] += f": I learned it from {told} of yours."
+            for source in memory.sources:
+                lines.append(_quote(source))
+        else:
+            lines[0] += (": I learned it before I kept the messages each memory comes from"
+                         + (f", on {memory.created_at:%Y-%m-%d}." if memory.created_at else "."))
+        everything = await self._memory.records(owner)
+        replaced = [m for m in everything
+                    if m.superseded is not None and m.superseded.by == memory.id]
+        for old in replaced:
+            lines.append(f"It replaced “{_one_line(old.text)}” (`{_short(old.id)}`).")
+        if memory.superseded is not None:
+            gone = memory.superseded
+            newer = next((m for m in everything if m.id == gone.by), None)
+            lines.append(
+                f"No longer current: replaced on {gone.at:%Y-%m-%d} by “{_one_line(newer.text)}” "
+                f"(`{_short(newer.id)}`)." if newer is not None else
+                f"No longer current: you took it back on {gone.at:%Y-%m-%d}.")
+        return Reply(text="\n".join(lines))
 
     async def search(self, event: ChatEvent, arguments: str) -> Reply:
         if not arguments:
@@ -153,10 +219,21 @@ class MemoryCommands:
                                      *lines]))
 
     async def forget(self, event: ChatEvent, arguments: str) -> Reply:
+        found = await self._one(event, arguments, "forget")
+        if isinstance(found, Reply):
+            return found
+        memory, owner = found
+        await self._memory.forget(owner, [memory.id])
+        return Reply(text=f"Forgotten: “{_one_line(memory.text)}”.")
+
+    async def _one(self, event: ChatEvent, arguments: str,
+                   doing: str) -> tuple[MemoryRecord, str] | Reply:
+        """The asker's one memory whose id starts with ``arguments`` (current or not), with
+        its owner; or the hint to give instead."""
         listing = typed(event.platform, "memory", "list")
         wanted = arguments.strip().strip("`").lower()
         if len(wanted) < 4:
-            return _hint("Give the id of the memory to forget (at least its first 4 "
+            return _hint(f"Give the id of the memory to {doing} (at least its first 4 "
                          f"characters); {listing} shows them.")
         owner = await self._owner(event)
         found = await self._memory.find(owner, wanted)
@@ -165,8 +242,7 @@ class MemoryCommands:
         if len(found) > 1:
             return _hint(f"{len(found)} of your memories start with `{wanted}`: give more of "
                          "the id.")
-        await self._memory.forget(owner, [found[0].id])
-        return Reply(text=f"Forgotten: “{' '.join(found[0].text.split())}”.")
+        return found[0], owner
 
     async def forget_all(self, event: ChatEvent, arguments: str) -> Reply:
         answer = arguments.strip().lower()
