@@ -157,3 +157,19 @@ async def test_memories_stored_by_earlier_versions_are_searched_listed_supersede
         forgot = await command(app, "alice", f"memory forget {oslo.id[:8]}")
         assert "Forgotten: “Lives in Oslo”" in forgot.text
         assert [m.text for m in await app.memory.records("console:alice")] == ["Lives in Bergen"]
+
+
+async def test_a_server_without_json_schema_is_asked_for_a_json_object_from_then_on(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    openai_server.refuses_schemas = True
+    async with services(make_settings()) as app:
+        await tell(app, "alice", "I keep bees")
+        await tell(app, "alice", "I grow figs")
+        asked = [c.body["response_format"]["type"] for c in openai_server.calls("extraction")]
+        assert asked == ["json_schema", "json_object", "json_object"]
+        assert await current(app, "console:alice") == ["I grow figs", "I keep bees"]
+        [schema] = [c.body["response_format"]["json_schema"]
+                    for c in openai_server.calls("extraction")[:1]]
+        assert schema["strict"] is True and schema["schema"]["required"] == ["facts",
+                                                                             "retracted"]

@@ -58,6 +58,7 @@ _HIDDEN = frozenset({"data", "user_id", "hash", "text_lemmatized", "created_at",
                      "sources", "superseded", "role"})
 QUOTE_CHARS = 500  # of each source message, kept with a memory
 NEAREST = 10  # current memories shown to an extraction
+QUERY_CHARS = 2_000  # of a batch's messages, to find those memories
 _CURRENT = "not (payload ? 'superseded')"
 
 
@@ -234,7 +235,9 @@ class Mem0Memory:
         the memories they replace or the person retracted marked superseded (in the same
         batch, so :meth:`forget_batch` undoes all of it). A fact the owner's current memories
         already hold word for word is not stored again. Returns the ids added."""
-        query = " ".join(s.quote for s in said)
+        # What the messages are about, to find the memories they may change (cut: an
+        # embedding model takes a few hundred tokens at most).
+        query = " ".join(s.quote for s in said)[:QUERY_CHARS]
         try:
             nearest = await self.search(owner_id, query, NEAREST) if query.strip() else []
             known = [Known(id=h.id, text=h.text, recorded=h.created_at) for h in nearest]
@@ -260,7 +263,7 @@ class Mem0Memory:
         """Mem0's part of :meth:`learn`, on a write thread."""
         current = {" ".join(k.text.split()).casefold() for k in known}
         added: list[str] = []
-        successor: dict[int, str] = {}
+        successor: dict[int, tuple[str | None, str]] = {}  # known index -> (by, event id)
         with self._history.writing_for(owner_id):
             for fact in extracted.facts:
                 key = fact.text.casefold()
@@ -282,13 +285,12 @@ class Mem0Memory:
                 ids = [str(e["id"]) for e in result.get("results", []) if e.get("id")]
                 added.extend(ids)
                 for index in fact.replaces:
-                    successor.setdefault(index, ids[0] if ids else "")
+                    successor.setdefault(index, (ids[0] if ids else None, sources[-1].event_id))
             for index in extracted.retracted:
-                successor.setdefault(index, "")
+                successor.setdefault(index, (None, said[-1].event_id))
             now = datetime.now(UTC).isoformat()
-            for index, by in successor.items():
-                mark = {"at": now, "by": by or None, "event_id": said[-1].event_id,
-                        "batch": metadata["batch"]}
+            for index, (by, event_id) in successor.items():
+                mark = {"at": now, "by": by, "event_id": event_id, "batch": metadata["batch"]}
                 try:
                     self._mem0.update(known[index].id, metadata={"superseded": mark})
                 except ValueError:

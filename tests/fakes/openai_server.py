@@ -247,6 +247,8 @@ class ScriptedOpenAI(ThreadedServer):
         # Body parameters refused with a 400 naming them, as OpenAI refuses max_tokens for its
         # reasoning models.
         self.refused_params: set[str] = set()
+        # Refuse a json_schema response format (json_object is still taken), as some servers do.
+        self.refuses_schemas = False
         self._records: list[Recorded] = []
         self._failures: dict[Kind, _Failure] = {}
         self._gates: dict[Kind, threading.Event] = {}
@@ -420,6 +422,11 @@ class ScriptedOpenAI(ThreadedServer):
             return failure
         if body.get("stream"):
             return _error(400, "This scripted server does not support streaming.")
+        answer_format = body.get("response_format")
+        if (self.refuses_schemas and isinstance(answer_format, dict)
+                and answer_format.get("type") == "json_schema"):
+            return _error(400, "'response_format' of type 'json_schema' is not supported with "
+                          "this model.", param="response_format")
         for param in sorted(self.refused_params & set(body)):
             return _error(400, f"Unsupported parameter: '{param}' is not supported with this "
                           "model.", "unsupported_parameter", param=param)
