@@ -180,8 +180,8 @@ class OpenAIChat:
     Every request caps the answer at ``max_tokens``. It is sent as ``max_completion_tokens``
     (what OpenAI's current models take); a server that refuses that parameter by name (HTTP
     400) is asked again once with ``max_tokens``, which this client then keeps using. In the
-    same way, a server that refuses a ``json_schema`` response format is asked again with
-    ``json_object``, which this client then keeps using."""
+    same way, a server that refuses a ``json_schema`` response format (an HTTP error naming
+    it) is asked again with ``json_object``, which this client then keeps using."""
 
     def __init__(self, clients: ModelClients, settings: Settings, *,
                  extraction: bool = False) -> None:
@@ -228,8 +228,8 @@ class OpenAIChat:
                                                        "strict": True}}
             try:
                 response = await self._ask(body)
-            except ModelRejected as exc:
-                if not _names(exc.__cause__, "response_format", "json_schema"):
+            except (ModelRejected, ModelUnavailable) as exc:
+                if not _refuses_schemas(exc.__cause__):
                     raise
                 self._schemas = False
                 log.warning("the model API refused a json_schema response format; asking "
@@ -273,6 +273,14 @@ class OpenAIChat:
 
     async def _post(self, body: dict[str, object]) -> ChatCompletion:
         return await self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+
+
+def _refuses_schemas(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a server's refusal of a ``json_schema`` response format: an HTTP
+    error naming it. Servers say so differently: OpenAI-compatible ones with a 400 or 422,
+    llama-cpp-python's with a 500 whose message names the value it did not accept."""
+    return (isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 422, 500)
+            and "json_schema" in str(exc.message))
 
 
 def _names(exc: BaseException | None, *params: str) -> bool:

@@ -101,7 +101,7 @@ def _unscript(server: ScriptedOpenAI) -> None:
     server.retract_notes = set()
     server.context_chars = None
     server.refused_params = set()
-    server.refuses_schemas = False
+    server.refuses_schemas = None
 
 
 @pytest.fixture

@@ -116,3 +116,11 @@ async def test_an_answer_that_does_not_parse_is_asked_for_again_then_fails() -> 
 
     with pytest.raises(ExtractionUnparseable):
         await Extractor(Answers("no", "still no")).extract([], said("I keep bees"))
+
+
+def test_questions_and_small_talk_written_down_as_facts_are_dropped() -> None:
+    answer = json.dumps({"facts": [
+        {"fact": "Thanks!", "from": [1]}, {"fact": "What should I cook tonight?", "from": [2]},
+        {"fact": "Keeps bees", "when": "Thu 2026-03-05", "from": [2]}]})
+    assert parse_extraction(answer, known=0, said=2).facts == (
+        Fact(text="Keeps bees", when=date(2026, 3, 5), sources=(1,), replaces=()),)

@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.errors import ExtractionUnparseable
 from bot.ports import JsonModel, Message, Source
+from bot.smalltalk import worth_learning
 
 __all__ = ["INSTRUCTIONS", "SCHEMA", "Extracted", "Extractor", "Fact", "Known",
            "extraction_prompt", "parse_extraction"]
@@ -45,8 +46,9 @@ gives nothing; "Should I learn Rust?" gives nothing.
 2. A fact about someone else goes in only as part of the person's life, naming who it is \
 about: "Brother Tom is a pilot", never "Is a pilot". If it says nothing about the person's \
 life, leave it out.
-3. Write each fact as one short note without a subject, in the person's own terms: \
-"Lives in Lisbon", "Is allergic to peanuts", "Daughter Ana started school".
+3. One fact per note: split a message that tells two things. Write each note short, without \
+a subject, in the person's own terms: "Lives in Lisbon", "Is allergic to peanuts", \
+"Daughter Ana started school".
 4. Dates: turn "yesterday", "last week", "next month" into real dates counted from the date \
 the message was said, and write them in the note ("Ran a half marathon on 2024-05-11"). Put \
 the date the fact happened or began in "when" (YYYY-MM-DD), or "" when there is none.
@@ -59,11 +61,14 @@ to forget ("forget that I...", "I don't ... any more"), when no new fact takes t
 8. Leave out facts the kept notes already say. Nothing new: {"facts": [], "retracted": []}.
 
 Example. Kept notes: [1] Works as a nurse. [2] Has a cat named Pip.
-Messages: <1> (2024-03-08) I quit the hospital last week, I'm a paramedic now! \
-<2> (2024-03-08) what should I cook tonight? <3> (2024-03-08) forget the cat thing, that was \
-my sister's cat.
+Messages: <1> (Fri 2024-03-08) "I quit the hospital last week, I'm a paramedic now! My wife \
+Ana starts a new job on Monday." <2> (Fri 2024-03-08) "what should I cook tonight?" \
+<3> (Fri 2024-03-08) "forget the cat thing, Pip was my sister's cat"
 Answer: {"facts": [{"fact": "Works as a paramedic since about 2024-03-01, after quitting \
-the hospital", "when": "2024-03-01", "from": [1], "replaces": [1]}], "retracted": [2]}"""
+the hospital", "when": "2024-03-01", "from": [1], "replaces": [1]}, {"fact": "Wife Ana \
+starts a new job on 2024-03-11", "when": "2024-03-11", "from": [1], "replaces": []}], \
+"retracted": [2]}
+(Message 2 is a question: no fact. Message 3 takes note 2 back: retracted, not replaced.)"""
 
 # The answer's shape; as a ``json_schema`` response format it is also what a server that
 # constrains its output (llama.cpp, vLLM, OpenAI's strict mode) lets the model write.
@@ -179,20 +184,29 @@ def _indexes(raw: object, count: int) -> tuple[int, ...]:
     return tuple(found)
 
 
+_DAY = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+
+
 def _day(raw: object) -> date | None:
-    if not isinstance(raw, str):
-        return None
+    """The first ``YYYY-MM-DD`` in ``raw`` ("Thu 2026-12-03" included), if it is a real day."""
+    found = _DAY.search(raw) if isinstance(raw, str) else None
     try:
-        return date.fromisoformat(raw.strip()[:10])
+        return date.fromisoformat(found.group(1)) if found else None
     except ValueError:
         return None
+
+
+def _a_fact(text: str) -> bool:
+    """Whether a note can be a fact at all: not a question, not small talk ("Thanks!")."""
+    return len(text) >= 3 and not text.endswith("?") and worth_learning(text)
 
 
 def parse_extraction(answer: object, known: int, said: int) -> Extracted:
     """The checked answer of an extraction with ``known`` notes and ``said`` messages. The
     object is read as it is, inside a code fence, or from its first ``{`` to its last ``}``.
     A fact that names no valid message comes from all of them; numbers naming no note or
-    message are dropped; a fact with no text is dropped. Raises
+    message are dropped; a note that is empty, a question or small talk is dropped (weak
+    models write "Thanks!" down). Raises
     :class:`ExtractionUnparseable` when there is no JSON object with a ``facts`` list."""
     if not isinstance(answer, str) or not answer.strip():
         raise ExtractionUnparseable("the extraction model gave an empty answer")
@@ -204,7 +218,7 @@ def parse_extraction(answer: object, known: int, said: int) -> Extracted:
         if not isinstance(entry, dict):
             continue
         text = entry.get("fact")
-        if not isinstance(text, str) or len(" ".join(text.split())) < 3:
+        if not isinstance(text, str) or not _a_fact(" ".join(text.split())):
             continue
         facts.append(Fact(
             text=" ".join(text.split()),

@@ -247,8 +247,10 @@ class ScriptedOpenAI(ThreadedServer):
         # Body parameters refused with a 400 naming them, as OpenAI refuses max_tokens for its
         # reasoning models.
         self.refused_params: set[str] = set()
-        # Refuse a json_schema response format (json_object is still taken), as some servers do.
-        self.refuses_schemas = False
+        # Refuse a json_schema response format with this HTTP status (json_object is still
+        # taken), as some servers do: OpenAI-compatible ones with a 400, llama-cpp-python's
+        # with a 500.
+        self.refuses_schemas: int | None = None
         self._records: list[Recorded] = []
         self._failures: dict[Kind, _Failure] = {}
         self._gates: dict[Kind, threading.Event] = {}
@@ -423,10 +425,10 @@ class ScriptedOpenAI(ThreadedServer):
         if body.get("stream"):
             return _error(400, "This scripted server does not support streaming.")
         answer_format = body.get("response_format")
-        if (self.refuses_schemas and isinstance(answer_format, dict)
+        if (self.refuses_schemas is not None and isinstance(answer_format, dict)
                 and answer_format.get("type") == "json_schema"):
-            return _error(400, "'response_format' of type 'json_schema' is not supported with "
-                          "this model.", param="response_format")
+            return _error(self.refuses_schemas, "'response_format' of type 'json_schema' is "
+                          "not supported with this model.", param="response_format")
         for param in sorted(self.refused_params & set(body)):
             return _error(400, f"Unsupported parameter: '{param}' is not supported with this "
                           "model.", "unsupported_parameter", param=param)
