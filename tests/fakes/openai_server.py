@@ -5,10 +5,10 @@ OpenAI REST API the bot and mem0 use: embeddings, chat completions and the model
 code never knows it is talking to it; it is only pointed at `server.base_url`.
 
 Answers are deterministic. Embeddings come from feature hashing, so texts that share words are
-close. membot's memory extraction (a chat call asking for a JSON object) gets one fact per new
-message, its text word for word. Any other chat call gets a reply that quotes the last user
-message and the lines of a `<memories>` block in the system prompt, so tests can see what the
-model was given.
+close. A memory extraction (a chat call asking for a JSON object: membot's, or Mem0's own in
+the plain loop benchmarks compare with) gets one fact per new message, its text word for
+word. Any other chat call gets a reply that quotes the last user message and the lines of a
+`<memories>` block in the system prompt, so tests can see what the model was given.
 
 Tests can script failures (`fail_next`, `fail_always`), hold requests of one kind until released
 (`hold`, `release`), and inspect every request that arrived (`requests`, `calls`, `wait_for`).
@@ -170,8 +170,19 @@ def _fact(entry: str | dict[str, Any], said: int) -> dict[str, Any]:
     return {"when": "", "from": list(range(1, said + 1)), "replaces": [], **entry}
 
 
+def _mem0_lines(body: dict[str, Any]) -> list[str]:
+    """The `user:` lines under the `## New Messages` header of Mem0's own extraction prompt
+    (the plain Mem0 loop's, in benchmarks)."""
+    lines = _section_lines("\n".join(_messages(body, "user")), "## New Messages",
+                           lambda line: line.startswith("## "))
+    return [line[len("user:"):].strip() for line in lines if line.startswith("user:")]
+
+
 def _extracted_memories(body: dict[str, Any]) -> str:
-    """One fact per new message, word for word, from that message."""
+    """One fact per new message, word for word, from that message; in Mem0's shape for Mem0's
+    own extraction prompt."""
+    if mem0_said := _mem0_lines(body):
+        return json.dumps({"memory": [{"text": t} for t in mem0_said if len(t) >= 3]})
     facts = [{"fact": t, "when": "", "from": [n], "replaces": []}
              for n, t in enumerate(new_messages(body), 1) if len(t) >= 3]
     return json.dumps({"facts": facts, "retracted": []})
@@ -439,6 +450,10 @@ class ScriptedOpenAI(ThreadedServer):
         if _chat_kind(body) == "extraction":
             if self.extraction_text is not None:
                 content = self.extraction_text(body)
+            elif self.extraction_reply is not None and _mem0_lines(body):
+                content = json.dumps({"memory": [
+                    {"text": e if isinstance(e, str) else e["fact"]}
+                    for e in self.extraction_reply(body)]})
             elif self.extraction_reply is not None:
                 said = len(new_messages(body))
                 facts = [_fact(entry, said) for entry in self.extraction_reply(body)]
