@@ -124,3 +124,11 @@ def test_questions_and_small_talk_written_down_as_facts_are_dropped() -> None:
         {"fact": "Keeps bees", "when": "Thu 2026-03-05", "from": [2]}]})
     assert parse_extraction(answer, known=0, said=2).facts == (
         Fact(text="Keeps bees", when=date(2026, 3, 5), sources=(1,), replaces=()),)
+
+
+def test_a_retraction_written_inside_a_fact_still_counts() -> None:
+    answer = ('{"facts": [{"fact": "Lives in Berlin", "from": [1], "replaces": [1]}, '
+              '{"fact": "Plays chess on Sundays", "from": [2], "retracted": [2]}], '
+              '"retracted": []}')
+    found = parse_extraction(answer, known=2, said=2)
+    assert found.retracted == (1,) and [f.text for f in found.facts] == ["Lives in Berlin"]

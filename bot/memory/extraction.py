@@ -206,16 +206,24 @@ def parse_extraction(answer: object, known: int, said: int) -> Extracted:
     object is read as it is, inside a code fence, or from its first ``{`` to its last ``}``.
     A fact that names no valid message comes from all of them; numbers naming no note or
     message are dropped; a note that is empty, a question or small talk is dropped (weak
-    models write "Thanks!" down). Raises
+    models write "Thanks!" down); a fact with a "retracted" list of its own is read as that
+    retraction alone. Raises
     :class:`ExtractionUnparseable` when there is no JSON object with a ``facts`` list."""
     if not isinstance(answer, str) or not answer.strip():
         raise ExtractionUnparseable("the extraction model gave an empty answer")
     found = _object(answer)
     facts: list[Fact] = []
+    retracted = list(_indexes(found.get("retracted"), known))
     for entry in found["facts"]:
         if isinstance(entry, str):
             entry = {"fact": entry}
         if not isinstance(entry, dict):
+            continue
+        # Weak models put "retracted" inside a fact at times, which then repeats the note
+        # taken back: the retraction counts, the fact does not.
+        taken_back = _indexes(entry.get("retracted"), known)
+        if taken_back:
+            retracted += [i for i in taken_back if i not in retracted]
             continue
         text = entry.get("fact")
         if not isinstance(text, str) or not _a_fact(" ".join(text.split())):
@@ -226,7 +234,7 @@ def parse_extraction(answer: object, known: int, said: int) -> Extracted:
             sources=_indexes(entry.get("from"), said) or tuple(range(said)),
             replaces=_indexes(entry.get("replaces"), known),
         ))
-    return Extracted(facts=tuple(facts), retracted=_indexes(found.get("retracted"), known))
+    return Extracted(facts=tuple(facts), retracted=tuple(retracted))
 
 
 class Extractor:
