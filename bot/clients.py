@@ -195,9 +195,10 @@ class OpenAIChat:
             self._client = clients.async_client
             self._model = settings.chat_model
             self._max_tokens = settings.max_answer_tokens
+        self._once = self._client.with_options(max_retries=0)
         self._where = clients.base_url
         self._token_param = "max_completion_tokens"
-        self._schemas = True  # until the server refuses json_schema
+        self._schemas: bool | None = None  # whether the server takes json_schema
 
     @classmethod
     def for_extraction(cls, clients: ModelClients, settings: Settings) -> OpenAIChat:
@@ -222,14 +223,19 @@ class OpenAIChat:
     async def complete_json(self, messages: Sequence[Message], *, schema: dict[str, Any],
                             name: str) -> str:
         body = self._body(messages)
-        if self._schemas:
+        if self._schemas is not False:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": name, "schema": schema,
                                                        "strict": True}}
+            # Until a server has taken json_schema once, an error is not retried here: a
+            # refusal may come as a 500 (llama-cpp-python's), and retrying it is waste.
+            # Another failure is raised; the learning job is retried later.
+            probing = self._schemas is None
             try:
-                response = await self._ask(body)
+                response = await self._ask(body, retries=not probing)
+                self._schemas = True
             except (ModelRejected, ModelUnavailable) as exc:
-                if not _refuses_schemas(exc.__cause__):
+                if not probing or not _refuses_schemas(exc.__cause__):
                     raise
                 self._schemas = False
                 log.warning("the model API refused a json_schema response format; asking "
@@ -249,13 +255,14 @@ class OpenAIChat:
             self._token_param: self._max_tokens,
         }
 
-    async def _ask(self, body: dict[str, object]) -> ChatCompletion:
-        """One request, asked again with the other token-cap parameter if the server refuses
-        the one sent. Raises :class:`ModelUnavailable` or :class:`ModelRejected`, caused by the
-        SDK's error."""
+    async def _ask(self, body: dict[str, object], *, retries: bool = True) -> ChatCompletion:
+        """One request (with the SDK's retries, unless ``retries`` is false), asked again with
+        the other token-cap parameter if the server refuses the one sent. Raises
+        :class:`ModelUnavailable` or :class:`ModelRejected`, caused by the SDK's error."""
+        client = self._client if retries else self._once
         try:
             try:
-                return await self._post(body)
+                return await self._post(body, client)
             except openai.BadRequestError as exc:
                 if not _names(exc, self._token_param):
                     raise
@@ -263,7 +270,7 @@ class OpenAIChat:
                 log.warning("the chat model API refused %s; capping answers with %s instead",
                             refused, self._token_param)
                 body[self._token_param] = body.pop(refused)
-                return await self._post(body)
+                return await self._post(body, client)
         except TRANSIENT as exc:
             raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
         except openai.APIStatusError as exc:
@@ -271,8 +278,9 @@ class OpenAIChat:
         except openai.OpenAIError as exc:
             raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
 
-    async def _post(self, body: dict[str, object]) -> ChatCompletion:
-        return await self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+    @staticmethod
+    async def _post(body: dict[str, object], client: openai.AsyncOpenAI) -> ChatCompletion:
+        return await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
 
 def _refuses_schemas(exc: BaseException | None) -> bool:

@@ -170,11 +170,22 @@ async def test_a_server_without_json_schema_is_asked_for_a_json_object_from_then
         await tell(app, "alice", "I keep bees")
         await tell(app, "alice", "I grow figs")
         asked = [c.body["response_format"]["type"] for c in openai_server.calls("extraction")]
-        # A 500 is retried by the SDK first (it could be a passing fault).
-        refused = ["json_schema"] * (2 if status == 500 else 1)
-        assert asked == [*refused, "json_object", "json_object"]
+        # Asked once: not retried, even as a 500, until the server has taken json_schema.
+        assert asked == ["json_schema", "json_object", "json_object"]
         assert await current(app, "console:alice") == ["I grow figs", "I keep bees"]
         [schema] = [c.body["response_format"]["json_schema"]
                     for c in openai_server.calls("extraction")[:1]]
         assert schema["strict"] is True and schema["schema"]["required"] == ["facts",
                                                                              "retracted"]
+
+
+async def test_a_passing_failure_while_json_schema_is_untried_is_no_refusal(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    openai_server.fail_next("extraction", 500)
+    async with services(make_settings(memory_write_attempts=2)) as app:
+        await tell(app, "alice", "I keep bees")  # the job's second attempt learns it
+        await tell(app, "alice", "I grow figs")
+        asked = [c.body["response_format"]["type"] for c in openai_server.calls("extraction")]
+        assert asked == ["json_schema"] * 3
+        assert await current(app, "console:alice") == ["I grow figs", "I keep bees"]
