@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from typing import Literal, overload
 
 import openai
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from bot.config import Settings
 from bot.errors import TRANSIENT, ConfigError, ModelRejected, ModelUnavailable, StartupError, causes
@@ -195,28 +196,10 @@ class OpenAIChat:
         # A plain body through the SDK's documented ``post``: ``chat.completions.create``
         # re-validates every message against its TypedDicts, which cost 1.1 ms of CPU per call
         # and was the largest cost of a turn under load. Retries and errors are the same.
-        body: dict[str, object] = {
-            "model": self._model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            self._token_param: self._max_tokens,
-        }
         try:
-            try:
-                response = await self._post(body)
-            except openai.BadRequestError as exc:
-                if not self._refused_token_param(exc):
-                    raise
-                refused, self._token_param = self._token_param, _OTHER_PARAM[self._token_param]
-                log.warning("the chat model API refused %s; capping answers with %s instead",
-                            refused, self._token_param)
-                body[self._token_param] = body.pop(refused)
-                response = await self._post(body)
-        except TRANSIENT as exc:
-            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
-        except openai.APIStatusError as exc:
-            raise ModelRejected(f"HTTP {exc.status_code}: {exc.message}") from exc
+            response = await self._send(self._body(messages), stream=False)
         except openai.OpenAIError as exc:
-            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
+            raise self._failure(exc) from exc
         choice = response.choices[0] if response.choices else None
         content = choice.message.content if choice else None
         if not content or not content.strip():
@@ -226,8 +209,85 @@ class OpenAIChat:
             return content.strip() + "…"
         return content.strip()
 
-    async def _post(self, body: dict[str, object]) -> ChatCompletion:
+    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        """The answer as it is written (``stream: true``): pieces of text, in order. A stream
+        that breaks off (the connection lost, or closed before the model said it had finished)
+        raises :class:`ModelUnavailable` after the pieces already given; an answer cut at
+        ``MAX_ANSWER_TOKENS`` ends with "…", as in :meth:`complete`."""
+        body = self._body(messages)
+        body["stream"] = True
+        finished: str | None = None
+        said = False
+        try:
+            chunks = await self._send(body, stream=True)
+            async with chunks:
+                async for chunk in chunks:
+                    for choice in chunk.choices[:1]:
+                        if choice.delta is not None and choice.delta.content:
+                            said = True
+                            yield choice.delta.content
+                        finished = choice.finish_reason or finished
+        except openai.OpenAIError as exc:
+            if not said:
+                raise self._failure(exc) from exc
+            # The SDK wraps a connection lost mid-stream as a connection error too.
+            raise ModelUnavailable(f"the answer broke off ({describe_failure(exc)}) at "
+                                   f"{self._where}") from exc
+        if finished is None:
+            raise ModelUnavailable(f"the answer stream ended before the model finished, at "
+                                   f"{self._where}")
+        if not said:
+            raise ModelRejected("the model returned an empty answer")
+        if finished == "length":
+            log.info("an answer reached MAX_ANSWER_TOKENS=%d and was cut", self._max_tokens)
+            yield "…"
+
+    def _body(self, messages: Sequence[Message]) -> dict[str, object]:
+        return {
+            "model": self._model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            self._token_param: self._max_tokens,
+        }
+
+    @overload
+    async def _send(self, body: dict[str, object], *, stream: Literal[False]
+                    ) -> ChatCompletion: ...
+
+    @overload
+    async def _send(self, body: dict[str, object], *, stream: Literal[True]
+                    ) -> openai.AsyncStream[ChatCompletionChunk]: ...
+
+    async def _send(self, body: dict[str, object], *, stream: bool
+                    ) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]:
+        """POST the request; a server that refuses the token-cap parameter by name is asked
+        again once with the other one, which this client then keeps using."""
+        try:
+            return await self._post(body, stream)
+        except openai.BadRequestError as exc:
+            if not self._refused_token_param(exc):
+                raise
+            refused, self._token_param = self._token_param, _OTHER_PARAM[self._token_param]
+            log.warning("the chat model API refused %s; capping answers with %s instead",
+                        refused, self._token_param)
+            body[self._token_param] = body.pop(refused)
+            return await self._post(body, stream)
+
+    async def _post(self, body: dict[str, object], stream: bool
+                    ) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]:
+        if stream:
+            return await self._client.post(
+                "/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
+                stream_cls=openai.AsyncStream[ChatCompletionChunk])
         return await self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+
+    def _failure(self, exc: openai.OpenAIError) -> ModelUnavailable | ModelRejected:
+        """The port's error for an SDK error: transient ones (after the SDK's retries) make
+        the model unavailable; any other answer of the API is a refusal."""
+        if isinstance(exc, TRANSIENT):
+            return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")
+        if isinstance(exc, openai.APIStatusError):
+            return ModelRejected(f"HTTP {exc.status_code}: {exc.message}")
+        return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")
 
     def _refused_token_param(self, exc: openai.BadRequestError) -> bool:
         """Whether a 400 names the token-cap parameter this client sent."""

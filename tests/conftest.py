@@ -100,6 +100,10 @@ def _unscript(server: ScriptedOpenAI) -> None:
     server.extraction_text = None
     server.context_chars = None
     server.refused_params = set()
+    server.stream_delay = 0.0
+    server.stream_chunk_words = 1
+    server.break_stream_after = None
+    server.break_stream_mode = "drop"
 
 
 @pytest.fixture
