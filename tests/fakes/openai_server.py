@@ -441,7 +441,7 @@ class ScriptedOpenAI(ThreadedServer):
         for n, piece in enumerate(pieces):
             if self.break_stream_after is not None and n >= self.break_stream_after:
                 if self.break_stream_mode == "drop" and request.transport is not None:
-                    request.transport.abort()  # the connection lost midway
+                    request.transport.close()  # flushes what was written, then hangs up
                     return response
                 await response.write_eof()  # ended cleanly, but before the model finished
                 return response
