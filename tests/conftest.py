@@ -102,6 +102,7 @@ def _unscript(server: ScriptedOpenAI) -> None:
     server.refused_params = set()
     server.stream_delay = 0.0
     server.stream_chunk_words = 1
+    server.stream_chunk_chars = None
     server.break_stream_after = None
     server.break_stream_mode = "drop"
 

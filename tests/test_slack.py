@@ -5,6 +5,7 @@ Socket Mode, with the real core on PostgreSQL and mem0 and the scripted model se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -52,18 +53,20 @@ class HttpRig:
         await asyncio.sleep(0.3)
         await self.app.jobs.wait_idle()
 
-    async def answered(self, payload: Json) -> list[Json]:
+    async def answered(self, payload: Json,
+                       timeout: float = TIMEOUT) -> list[Json]:  # noqa: ASYNC109
         """Once a message event has been answered (its 👀 removed), the bot's messages that
         answer it, as Slack shows them now."""
-        await answered(self.fake, payload)
+        await answered(self.fake, payload, timeout)
         return self.fake.replies_to(payload["event"])
 
 
-async def answered(fake: FakeSlack, payload: Json) -> None:
+async def answered(fake: FakeSlack, payload: Json,
+                   timeout: float = TIMEOUT) -> None:  # noqa: ASYNC109
     """Wait until the bot took its working 👀 off the message: the answer has ended."""
     ts = payload["event"]["ts"]
     await fake.wait_for_async(
-        lambda r: r.kind == "reactions.remove" and r.body.get("timestamp") == ts, TIMEOUT)
+        lambda r: r.kind == "reactions.remove" and r.body.get("timestamp") == ts, timeout)
 
 
 @pytest.fixture
@@ -75,15 +78,23 @@ def fake(slack_fake: FakeSlack) -> FakeSlack:
 @pytest.fixture
 async def http(make_settings: MakeSettings, openai_server: ScriptedOpenAI,
                fake: FakeSlack) -> AsyncIterator[HttpRig]:
-    async with services(make_settings()) as app:
+    async with http_rig(make_settings(), openai_server, fake) as rig:
+        yield rig
+
+
+@contextlib.asynccontextmanager
+async def http_rig(settings: Settings, model: ScriptedOpenAI,
+                   fake: FakeSlack) -> AsyncIterator[HttpRig]:
+    """The bot in HTTP mode on its own web server, its Web API client on ``fake``."""
+    async with services(settings) as app:
         slack = build_app(client=web_client(fake.bot_token, fake.api_url),
                           handle=app.core.handle, commands=app.commands,
                           signing_secret=fake.signing_secret)
         runner, port = await serve_web(build_web_app(slack=slack))
         try:
             async with aiohttp.ClientSession() as session:
-                yield HttpRig(app, fake, openai_server,
-                              f"http://127.0.0.1:{port}/slack/events", session)
+                yield HttpRig(app, fake, model, f"http://127.0.0.1:{port}/slack/events",
+                              session)
         finally:
             await runner.cleanup()
 

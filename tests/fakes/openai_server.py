@@ -10,7 +10,8 @@ section. Any other chat call gets a reply that quotes the last user message and 
 `<memories>` block in the system prompt, so tests can see what the model was given.
 
 A chat request with `stream: true` is answered as OpenAI streams: server-sent events, one
-`chat.completion.chunk` per word of the answer (`stream_chunk_words` words each), `stream_delay`
+`chat.completion.chunk` per word of the answer (`stream_chunk_words` words each, or
+`stream_chunk_chars` characters, which can cut a word or a mention in two), `stream_delay`
 seconds apart, then the chunk with `finish_reason` and `data: [DONE]`. `break_stream_after`
 scripts a stream that breaks midway: after that many text chunks the connection is dropped
 (`"drop"`) or the body ends cleanly with no finish (`"end"`), as `break_stream_mode` says.
@@ -214,6 +215,7 @@ class ScriptedOpenAI(ThreadedServer):
         # body ends with no finish_reason and no [DONE]).
         self.stream_delay = 0.0
         self.stream_chunk_words = 1
+        self.stream_chunk_chars: int | None = None  # or cut into pieces of this many characters
         self.break_stream_after: int | None = None
         self.break_stream_mode: Literal["drop", "end"] = "drop"
         self._records: list[Recorded] = []
@@ -435,9 +437,13 @@ class ScriptedOpenAI(ThreadedServer):
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         await send({"role": "assistant", "content": ""})
-        words = re.findall(r"\s*\S+\s*", content) or [content]
-        size = max(1, self.stream_chunk_words)
-        pieces = ["".join(words[n:n + size]) for n in range(0, len(words), size)]
+        if self.stream_chunk_chars:
+            size = self.stream_chunk_chars
+            pieces = [content[n:n + size] for n in range(0, len(content), size)] or [content]
+        else:
+            words = re.findall(r"\s*\S+\s*", content) or [content]
+            size = max(1, self.stream_chunk_words)
+            pieces = ["".join(words[n:n + size]) for n in range(0, len(words), size)]
         for n, piece in enumerate(pieces):
             if self.break_stream_after is not None and n >= self.break_stream_after:
                 if self.break_stream_mode == "drop" and request.transport is not None:
