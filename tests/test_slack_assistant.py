@@ -111,3 +111,15 @@ async def test_the_manifest_declares_the_panel_and_every_scope_it_uses(
         assert [r.kind for r in fake.requests if r.error == "missing_scope"] == []
         assert fake.calls("assistant.threads.setTitle")
         assert fake.calls("chat.stopStream")
+
+
+async def test_a_dm_thread_outside_the_panel_is_answered_with_the_working_reaction(
+        http: HttpRig) -> None:
+    # Slack refuses a status for a thread that is not the panel's; the 👀 shows instead.
+    http.fake.refuse_next("assistant.threads.setStatus", "invalid_thread_ts")
+    message = http.fake.message_im("hello in a thread", thread_ts="1690000000.000100")
+    await http.event(message)
+    [answer] = await http.answered(message)
+    assert answer["text"] == "(scripted) You said: hello in a thread"
+    assert [r.kind for r in http.fake.reactions()] == ["reactions.add", "reactions.remove"]
+    assert http.fake.calls("assistant.threads.setTitle") == []

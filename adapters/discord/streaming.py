@@ -52,8 +52,11 @@ class DiscordStream:
         self._edited: list[float] = []  # when each sent message was last sent or edited
 
     async def show(self, text: str) -> None:
-        """Show the answer so far: new pieces at once, changed ones where their message was
-        not edited within the interval (the rest catch up on a later call or at the end)."""
+        """Show the answer so far: the first words at once, then at most once an interval
+        (what comes in between is shown by a later call, or at the end). Cutting the text
+        into messages waits for that too, so a long answer costs no work per token."""
+        if self._sent and self._clock() - max(self._edited) < self._interval:
+            return
         await self._sync(split_message(_settled(text), MESSAGE_LIMIT), final=False)
 
     async def finish(self, reply: Reply) -> None:

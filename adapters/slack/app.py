@@ -142,8 +142,11 @@ def build_app(
             reply = await commands.run(await with_admin(event, name, context), name, arguments)
             await _post(client, raw, event, reply)
             return
-        await _assisting(client.assistant_threads_setStatus(
+        status = await _assisting(client.assistant_threads_setStatus(
             channel_id=channel, thread_ts=thread, status=THINKING))
+        if not status:  # a DM thread outside the panel: the 👀, as for any message
+            await answer(body, dict(context))
+            return
         if await _first_question(client, channel, thread, str(context.get("bot_user_id"))):
             await _assisting(client.assistant_threads_setTitle(
                 channel_id=channel, thread_ts=thread, title=_title(event.text)))
@@ -231,12 +234,15 @@ async def _first_question(client: AsyncWebClient, channel: str, thread_ts: str,
     return not any(m.get("user") == bot_user_id for m in replies.get("messages") or [])
 
 
-async def _assisting(call: Awaitable[Any]) -> None:
-    """An assistant panel call (status, title, prompts): best effort, never stops an answer."""
+async def _assisting(call: Awaitable[Any]) -> bool:
+    """An assistant panel call (status, title, prompts): best effort, never stops an answer.
+    False when Slack refused it (a thread outside the panel) or could not be reached."""
     try:
         await call
     except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("an assistant.threads call failed: %s", exc)
+        log.info("an assistant.threads call failed: %s", exc)
+        return False
+    return True
 
 
 async def is_admin(client: AsyncWebClient, user: str, workspace: str | None) -> bool:

@@ -88,12 +88,19 @@ class SlackStream:
         return self._stream_ts is not None or bool(self._posted)
 
     async def show(self, text: str) -> None:
+        """Show the answer so far: streamed (whole words, at most one append a second) or
+        posted and updated (at most one update every ``UPDATE_INTERVAL``)."""
+        if self._stream_ts is not None and self._clock() - self._appended < APPEND_INTERVAL:
+            return
         settled = _settled(text)
         if not settled.strip():
             return
         if self._streaming:
             await self._append(safe_markdown(settled))
         if not self._streaming:
+            # Converting to mrkdwn waits for an update to be due: no work per token.
+            if self._posted and self._clock() - max(self._updated) < UPDATE_INTERVAL:
+                return
             await self._sync(render(Reply(text=settled)), final=False)
 
     async def finish(self, reply: Reply) -> bool:
