@@ -111,6 +111,7 @@ async def test_a_stream_that_breaks_midway_ends_with_what_was_said_and_a_note(
         http: HttpRig) -> None:
     http.model.chat_reply = lambda body: STORY
     http.model.break_stream_after = 6
+    http.model.break_stream_mode = "end"  # all written arrives; a cut connection may lose some
     mention = http.fake.app_mention("tell me a story")
     await http.event(mention)
     [answer] = await http.answered(mention)

@@ -55,8 +55,12 @@ async def test_a_stream_that_breaks_midway_keeps_what_was_said(
         shown = Shown()
         reply = await app.core.handle(to_event("alice", "tell me a story", session="s"), shown)
         assert reply is not None and reply.kind is ReplyKind.ANSWER
-        assert reply.text == "(scripted) You said:…" and reply.notice == BROKE_OFF
-        assert shown.texts[-1] == "(scripted) You said: "
+        assert reply.notice == BROKE_OFF and reply.text.endswith("…")
+        if mode == "end":  # a clean end delivers every word written
+            assert reply.text == "(scripted) You said:…"
+        # A cut connection may lose the last words in flight: what was shown is what is kept.
+        assert "(scripted) You said: tell me a story".startswith(reply.text[:-1])
+        assert shown.texts[-1].rstrip() == reply.text[:-1]
         turns = await PostgresTranscript(app.database.pool).recent("console:alice:s", 10)
         assert turns[-1].text == reply.text
 

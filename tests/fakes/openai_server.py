@@ -447,7 +447,10 @@ class ScriptedOpenAI(ThreadedServer):
         for n, piece in enumerate(pieces):
             if self.break_stream_after is not None and n >= self.break_stream_after:
                 if self.break_stream_mode == "drop" and request.transport is not None:
-                    request.transport.close()  # flushes what was written, then hangs up
+                    # Hang up once what was written has had time to arrive: a client that
+                    # meets the error while its read buffer still holds chunks drops them.
+                    await asyncio.sleep(0.2)
+                    request.transport.close()
                     return response
                 await response.write_eof()  # ended cleanly, but before the model finished
                 return response
