@@ -8,7 +8,7 @@ import sys
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import TextIO
 
 from bot.commands.registry import Commands
 from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
+from bot.ports import Handle
 from bot.receipts import ReceiptRouter
 from bot.wording import plural
 
@@ -45,6 +46,37 @@ def to_event(user: str, text: str, *, session: str) -> ChatEvent:
         source=MessageRef(platform="console", channel=session, message=line_id),
         at=datetime.now(UTC),
     )
+
+
+class Printing:
+    """An answer printed as the model writes it (the ``ReplyStream`` of the terminal): the
+    ``membot>`` prompt with the first words, then each new piece on the same line; ``finish``
+    ends it with the turn's reply (the rest of it, and its note)."""
+
+    def __init__(self, stdout: TextIO) -> None:
+        self._stdout = stdout
+        self.printed = ""
+
+    async def show(self, text: str) -> None:
+        if not self.printed:
+            self._stdout.write("membot> ")
+        self._stdout.write(text[len(self.printed):])
+        self._stdout.flush()
+        self.printed = text
+
+    def finish(self, reply: Reply) -> str | None:
+        """End the printed answer; returns what is still to be printed of ``reply`` as a whole
+        (None when it was printed as it streamed)."""
+        if not self.printed:
+            return render(reply)
+        rest = reply.text[len(self.printed):] if reply.text.startswith(self.printed) else None
+        lines = [rest or ""] if rest is not None else ["", render(reply)]
+        if reply.notice and rest is not None:
+            lines.append(f"(note: {reply.notice})")
+        lines += [f"  [{a.label}] :{a.command} {a.arguments}".rstrip() for a in reply.actions]
+        self._stdout.write("\n".join(lines) + "\n")
+        self._stdout.flush()
+        return None
 
 
 def render(reply: Reply) -> str:
@@ -92,7 +124,7 @@ class ConsoleAdapter:
 
     def __init__(
         self,
-        handle: Callable[[ChatEvent], Awaitable[Reply | None]],
+        handle: Handle,
         commands: Commands,
         *,
         user: str,
@@ -188,16 +220,21 @@ class ConsoleAdapter:
             while len(self._said) > 100:
                 self._said.popitem(last=False)
         reply: Reply | None
+        shown: str | None
         command = self._command(stripped)
         if command is not None:
             name, arguments = command
             reply = await self._commands.run(event, name, arguments)
             if name.strip().lower() == "help":
                 reply = replace(reply, text=f"{reply.text}\n{QUIT_HELP}")
+            shown = render(reply)
         else:
-            reply = await self._handle(event)
+            printing = Printing(self._stdout)
+            reply = await self._handle(event, printing)
+            shown = printing.finish(reply) if reply is not None else None
         if reply is not None:
-            self._say(render(reply))
+            if shown is not None:
+                self._say(shown)
             self._save(reply)
 
     def _command(self, stripped: str) -> tuple[str, str] | None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, Literal, overload
 
 import openai
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from bot.config import Settings
 from bot.errors import TRANSIENT, ConfigError, ModelRejected, ModelUnavailable, StartupError, causes
@@ -210,7 +210,10 @@ class OpenAIChat:
         # A plain body through the SDK's documented ``post``: ``chat.completions.create``
         # re-validates every message against its TypedDicts, which cost 1.1 ms of CPU per call
         # and was the largest cost of a turn under load. Retries and errors are the same.
-        response = await self._ask(self._body(messages))
+        try:
+            response = await self._send(self._body(messages), stream=False)
+        except openai.OpenAIError as exc:
+            raise self._failure(exc) from exc
         choice = response.choices[0] if response.choices else None
         content = choice.message.content if choice else None
         if not content or not content.strip():
@@ -232,21 +235,57 @@ class OpenAIChat:
             # Another failure is raised; the learning job is retried later.
             probing = self._schemas is None
             try:
-                response = await self._ask(body, retries=not probing)
+                response = await self._send(body, stream=False, retries=not probing)
                 self._schemas = True
-            except (ModelRejected, ModelUnavailable) as exc:
-                if not probing or not _refuses_schemas(exc.__cause__):
-                    raise
+            except openai.OpenAIError as exc:
+                if not probing or not _refuses_schemas(exc):
+                    raise self._failure(exc) from exc
                 self._schemas = False
                 log.warning("the model API refused a json_schema response format; asking "
                             "for json_object instead")
         if not self._schemas:
             body["response_format"] = {"type": "json_object"}
-            response = await self._ask(body)
+            try:
+                response = await self._send(body, stream=False)
+            except openai.OpenAIError as exc:
+                raise self._failure(exc) from exc
         choice = response.choices[0] if response.choices else None
         if choice is not None and choice.finish_reason == "length":
             log.warning("an extraction answer reached its cap of %d tokens", self._max_tokens)
         return (choice.message.content if choice else None) or ""
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        """The answer as it is written (``stream: true``): pieces of text, in order. A stream
+        that breaks off (the connection lost, or closed before the model said it had finished)
+        raises :class:`ModelUnavailable` after the pieces already given; an answer cut at
+        ``MAX_ANSWER_TOKENS`` ends with "…", as in :meth:`complete`."""
+        body = self._body(messages)
+        body["stream"] = True
+        finished: str | None = None
+        said = False
+        try:
+            chunks = await self._send(body, stream=True)
+            async with chunks:
+                async for chunk in chunks:
+                    for choice in chunk.choices[:1]:
+                        if choice.delta is not None and choice.delta.content:
+                            said = True
+                            yield choice.delta.content
+                        finished = choice.finish_reason or finished
+        except openai.OpenAIError as exc:
+            if not said:
+                raise self._failure(exc) from exc
+            # The SDK wraps a connection lost mid-stream as a connection error too.
+            raise ModelUnavailable(f"the answer broke off ({describe_failure(exc)}) at "
+                                   f"{self._where}") from exc
+        if finished is None:
+            raise ModelUnavailable(f"the answer stream ended before the model finished, at "
+                                   f"{self._where}")
+        if not said:
+            raise ModelRejected("the model returned an empty answer")
+        if finished == "length":
+            log.info("an answer reached MAX_ANSWER_TOKENS=%d and was cut", self._max_tokens)
+            yield "…"
 
     def _body(self, messages: Sequence[Message]) -> dict[str, object]:
         return {
@@ -255,32 +294,53 @@ class OpenAIChat:
             self._token_param: self._max_tokens,
         }
 
-    async def _ask(self, body: dict[str, object], *, retries: bool = True) -> ChatCompletion:
-        """One request (with the SDK's retries, unless ``retries`` is false), asked again with
-        the other token-cap parameter if the server refuses the one sent. Raises
-        :class:`ModelUnavailable` or :class:`ModelRejected`, caused by the SDK's error."""
+    @overload
+    async def _send(self, body: dict[str, object], *, stream: Literal[False],
+                    retries: bool = True) -> ChatCompletion: ...
+
+    @overload
+    async def _send(self, body: dict[str, object], *, stream: Literal[True],
+                    retries: bool = True) -> openai.AsyncStream[ChatCompletionChunk]: ...
+
+    async def _send(self, body: dict[str, object], *, stream: bool, retries: bool = True
+                    ) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]:
+        """POST the request (with the SDK's retries, unless ``retries`` is false); a server
+        that refuses the token-cap parameter by name is asked again once with the other one,
+        which this client then keeps using."""
         client = self._client if retries else self._once
         try:
-            try:
-                return await self._post(body, client)
-            except openai.BadRequestError as exc:
-                if not _names(exc, self._token_param):
-                    raise
-                refused, self._token_param = self._token_param, _OTHER_PARAM[self._token_param]
-                log.warning("the chat model API refused %s; capping answers with %s instead",
-                            refused, self._token_param)
-                body[self._token_param] = body.pop(refused)
-                return await self._post(body, client)
-        except TRANSIENT as exc:
-            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
-        except openai.APIStatusError as exc:
-            raise ModelRejected(f"HTTP {exc.status_code}: {exc.message}") from exc
-        except openai.OpenAIError as exc:
-            raise ModelUnavailable(f"{describe_failure(exc)} at {self._where}") from exc
+            return await self._post(body, stream, client)
+        except openai.BadRequestError as exc:
+            if not self._refused_token_param(exc):
+                raise
+            refused, self._token_param = self._token_param, _OTHER_PARAM[self._token_param]
+            log.warning("the chat model API refused %s; capping answers with %s instead",
+                        refused, self._token_param)
+            body[self._token_param] = body.pop(refused)
+            return await self._post(body, stream, client)
 
     @staticmethod
-    async def _post(body: dict[str, object], client: openai.AsyncOpenAI) -> ChatCompletion:
+    async def _post(body: dict[str, object], stream: bool, client: openai.AsyncOpenAI
+                    ) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]:
+        if stream:
+            return await client.post(
+                "/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
+                stream_cls=openai.AsyncStream[ChatCompletionChunk])
         return await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+
+    def _failure(self, exc: openai.OpenAIError) -> ModelUnavailable | ModelRejected:
+        """The port's error for an SDK error: transient ones (after the SDK's retries) make
+        the model unavailable; any other answer of the API is a refusal."""
+        if isinstance(exc, TRANSIENT):
+            return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")
+        if isinstance(exc, openai.APIStatusError):
+            return ModelRejected(f"HTTP {exc.status_code}: {exc.message}")
+        return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")
+
+    def _refused_token_param(self, exc: openai.BadRequestError) -> bool:
+        """Whether a 400 names the token-cap parameter this client sent."""
+        param = exc.body.get("param") if isinstance(exc.body, dict) else None
+        return param == self._token_param or self._token_param in str(exc.message)
 
 
 def _refuses_schemas(exc: BaseException | None) -> bool:
@@ -289,15 +349,6 @@ def _refuses_schemas(exc: BaseException | None) -> bool:
     llama-cpp-python's with a 500 whose message names the value it did not accept."""
     return (isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 422, 500)
             and "json_schema" in str(exc.message))
-
-
-def _names(exc: BaseException | None, *params: str) -> bool:
-    """Whether ``exc`` is an HTTP 400 that names one of ``params`` (as its ``param``, or in its
-    message)."""
-    if not isinstance(exc, openai.BadRequestError):
-        return False
-    param = exc.body.get("param") if isinstance(exc.body, dict) else None
-    return any(param == p or p in str(exc.message) for p in params)
 
 
 # At most this many tokens for an extraction answer: a batch's facts fit in far fewer.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,8 +23,10 @@ from bot.ports import (
     MemoryHit,
     MemoryStore,
     MemoryWrite,
+    Message,
     Outcome,
     Owners,
+    ReplyStream,
     Transcript,
     Turn,
     TurnObserver,
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 EMPTY_HINT = "I didn't get any text there. Write me a message and I'll answer."
 MODEL_DOWN = "I can't reach my language model right now. Please try again in a moment."
 MODEL_REFUSED = "My language model refused that request, so I can't answer it."
+BROKE_OFF = "My language model stopped midway, so this answer is unfinished."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +89,12 @@ class Core:
     answer, however long, can lock a conversation. ``handle`` never raises
     for a fault of the model, the memory store, the transcript, the ledger or the job queue.
     Each ``observers`` entry hears of every event and of how its turn ended, with timings.
+
+    Streaming (``handle(event, stream)``): the answer is shown through ``stream`` as the model
+    writes it, and the turn's reply is the same answer, which is what is recorded and learned
+    from, exactly as without a stream. An answer that breaks off midway keeps what was written
+    (ending in "…", with a note saying so) and is recorded so; one that breaks off before its
+    first word is the usual error sentence.
     """
 
     def __init__(
@@ -112,13 +122,14 @@ class Core:
         self._clock = clock
         self._observers = tuple(observers)
 
-    async def handle(self, event: ChatEvent) -> Reply | None:
+    async def handle(self, event: ChatEvent, stream: ReplyStream | None = None) -> Reply | None:
         """Answer ``event``, or return None when it was already taken (a redelivery). An empty
-        message gets a hint and calls no model."""
+        message gets a hint and calls no model. With ``stream``, the answer is shown there as
+        the model writes it (see the class's docstring)."""
         started = time.perf_counter()
         self._tell(lambda observer: observer.event_received(event.platform))
         trace = _Trace()
-        reply = await self._turn(event, trace)
+        reply = await self._turn(event, trace, stream)
         report = TurnReport(
             event_id=event.event_id,
             platform=event.platform,
@@ -139,7 +150,8 @@ class Core:
             except Exception:
                 log.exception("a turn observer failed")
 
-    async def _turn(self, event: ChatEvent, trace: _Trace) -> Reply | None:
+    async def _turn(self, event: ChatEvent, trace: _Trace,
+                    stream: ReplyStream | None) -> Reply | None:
         if not await self._claim(event):
             log.info("event %s was already handled; ignoring the redelivery", event.event_id)
             return None
@@ -163,7 +175,7 @@ class Core:
         trace.memories = len(memories)
         asked = time.perf_counter()
         try:
-            answer = await self._chat.complete(messages)
+            answer, broke_off = await self._ask(messages, stream, event)
         except ModelUnavailable as exc:
             log.error("chat model unavailable for event %s: %s", event.event_id, exc)
             return Reply(text=MODEL_DOWN, kind=ReplyKind.ERROR, notice=access.notice,
@@ -178,6 +190,8 @@ class Core:
         answer_cut = len(answer) > answer_limit
         if answer_cut:
             answer = answer[: answer_limit - 1].rstrip() + "…"
+        elif broke_off:
+            answer = answer.rstrip() + "…"
         await self._record(event, owner or event.account.key, cleaned.text, answer, access)
         notices = [access.notice] if access.notice else []
         if cleaned.cut:
@@ -185,7 +199,44 @@ class Core:
             notices.append(f"Your message was long, so I read only its first {limit} characters.")
         if answer_cut:
             notices.append(f"My answer ran long, so I stopped it at {answer_limit} characters.")
+        elif broke_off:
+            notices.append(BROKE_OFF)
         return Reply(text=answer, notice=" ".join(notices) or None)
+
+    async def _ask(self, messages: Sequence[Message], stream: ReplyStream | None,
+                   event: ChatEvent) -> tuple[str, bool]:
+        """The model's answer, and whether it broke off midway. With ``stream`` the answer is
+        read as it is written and shown there (stripped of leading blanks); reading stops once
+        the answer is past ``max_answer_chars``, since the rest would be cut anyway. Raises
+        the model's errors when nothing was written yet."""
+        if stream is None:
+            return await self._chat.complete(messages), False
+        answer = ""
+        showing: ReplyStream | None = stream
+        try:
+            async with contextlib.aclosing(self._chat.stream(messages)) as pieces:
+                async for piece in pieces:
+                    answer += piece
+                    text = answer.lstrip()
+                    if len(text) > self._limits.max_answer_chars:
+                        break
+                    if text and showing is not None:
+                        try:
+                            await showing.show(text)
+                        except Exception:
+                            log.exception("showing the answer to event %s as it is written "
+                                          "failed; it is sent whole at the end",
+                                          event.event_id)
+                            showing = None
+        except ModelUnavailable as exc:
+            if not answer.strip():
+                raise
+            log.error("the chat model broke off its answer to event %s: %s",
+                      event.event_id, exc)
+            return answer.strip(), True
+        if not answer.strip():
+            raise ModelRejected("the model returned an empty answer")
+        return answer.strip(), False
 
     async def _claim(self, event: ChatEvent) -> bool:
         """Claim the event before any side effect. If the ledger fails, answer anyway: a rare

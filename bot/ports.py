@@ -11,7 +11,7 @@ through ``TurnObserver``, ``WriteObserver`` and ``ReadinessCheck`` (``bot.metric
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -71,6 +71,7 @@ __all__ = [
     "ReadinessCheck",
     "ReadinessReport",
     "Receipts",
+    "ReplyStream",
     "Source",
     "Superseded",
     "Tombstones",
@@ -81,9 +82,30 @@ __all__ = [
     "WriteObserver",
 ]
 
-# What an adapter calls to have an event answered (``bot.core.Core.handle``): None for a
-# redelivered event.
-Handle = Callable[[ChatEvent], Awaitable[Reply | None]]
+
+
+class ReplyStream(Protocol):
+    """Where an adapter shows an answer while the model is still writing it (a Discord message
+    edited as it grows, a Slack stream, the terminal)."""
+
+    async def show(self, text: str) -> None:
+        """The answer so far: the whole text, not a piece of it. Each call's text begins with
+        the previous call's. The turn's :class:`Reply`, which the adapter shows in full once
+        the turn ends, is what is recorded; it may differ from the last text shown here (a
+        note, or "…" where the answer broke off). Called inside the turn, so it should be
+        quick: pace slow sends and return. If it raises, the core logs it and shows nothing
+        more through it."""
+        ...
+
+
+class Handle(Protocol):
+    """What an adapter calls to have an event answered (``bot.core.Core.handle``): None for a
+    redelivered event. With ``stream`` the answer is shown there as it is written."""
+
+    def __call__(self, event: ChatEvent, stream: ReplyStream | None = None
+                 ) -> Awaitable[Reply | None]: ...
+
+
 # A command's handler: the event and the text after the command's name.
 Handler = Callable[[ChatEvent, str], Awaitable[Reply]]
 
@@ -160,6 +182,12 @@ class ChatModel(Protocol):
     async def complete(self, messages: Sequence[Message]) -> str:
         """The model's answer. Transient failures are retried inside; what is left raises
         :class:`bot.errors.ModelUnavailable` or :class:`bot.errors.ModelRejected`."""
+        ...
+
+    def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        """The model's answer as it is written, in pieces whose concatenation is the answer.
+        Failures before the first piece raise as :meth:`complete` does; a stream that breaks
+        off after some pieces raises :class:`bot.errors.ModelUnavailable` then."""
         ...
 
 

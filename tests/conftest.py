@@ -102,6 +102,11 @@ def _unscript(server: ScriptedOpenAI) -> None:
     server.context_chars = None
     server.refused_params = set()
     server.refuses_schemas = None
+    server.stream_delay = 0.0
+    server.stream_chunk_words = 1
+    server.stream_chunk_chars = None
+    server.break_stream_after = None
+    server.break_stream_mode = "drop"
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 from adapters.console import ConsoleAdapter, to_event
 from bot.commands.registry import Command, Commands, default_commands, guarded
 from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
+from bot.ports import ReplyStream
 from bot.receipts import ReceiptRouter
 
 
@@ -48,7 +49,7 @@ def test_a_name_cannot_be_registered_twice() -> None:
 async def test_the_terminal_maps_colon_lines_onto_the_commands() -> None:
     seen: list[str] = []
 
-    async def handle(event: ChatEvent) -> Reply:
+    async def handle(event: ChatEvent, stream: ReplyStream | None = None) -> Reply:
         seen.append(event.text)
         return Reply(text=f"answer to {event.text.strip()}")
 
@@ -81,7 +82,7 @@ async def test_the_terminals_help_is_written_as_typed_and_slash_commands_are_com
 ) -> None:
     seen: list[str] = []
 
-    async def handle(event: ChatEvent) -> Reply:
+    async def handle(event: ChatEvent, stream: ReplyStream | None = None) -> Reply:
         seen.append(event.text.strip())
         return Reply(text="answered")
 
@@ -113,7 +114,7 @@ class _Terminal:
 
 
 async def test_a_learned_notice_names_the_whole_batch_and_gives_the_prompt_back() -> None:
-    async def handle(event: ChatEvent) -> Reply:
+    async def handle(event: ChatEvent, stream: ReplyStream | None = None) -> Reply:
         return Reply(text="noted")
 
     receipts = ReceiptRouter()
@@ -149,3 +150,40 @@ def _refs_of(console: ConsoleAdapter) -> list[MessageRef]:
     """The terminal lines the console has seen, as the memory writer refers to them."""
     return [MessageRef(platform="console", channel=console._session, message=line_id)
             for line_id in console._said]
+
+
+class _Writes(io.StringIO):
+    """Standard output that keeps each write apart, to see what was printed when."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+async def test_the_terminal_prints_the_answer_as_it_is_written_then_its_note() -> None:
+    async def handle(event: ChatEvent, stream: ReplyStream | None = None) -> Reply:
+        assert stream is not None
+        for text in ("Once", "Once upon", "Once upon a"):
+            await stream.show(text)
+        return Reply(text="Once upon a…", notice="My language model stopped midway.")
+
+    out = _Writes()
+    await ConsoleAdapter(handle, default_commands(), user="alice",
+                         stdin=io.StringIO("tell me a story\n"), stdout=out).run()
+    assert out.writes[-5:-1] == ["membot> ", "Once", " upon", " a"]  # piece by piece
+    assert out.getvalue().endswith("membot> Once upon a…\n(note: My language model stopped "
+                                   "midway.)\n")
+
+
+async def test_an_error_in_the_terminal_is_one_line_as_before() -> None:
+    async def handle(event: ChatEvent, stream: ReplyStream | None = None) -> Reply:
+        return Reply(text="I can't reach it.", kind=ReplyKind.ERROR, cause="connection refused")
+
+    out = io.StringIO()
+    await ConsoleAdapter(handle, default_commands(), user="alice",
+                         stdin=io.StringIO("hello\n"), stdout=out).run()
+    assert out.getvalue().endswith("membot [error]> I can't reach it. (connection refused)\n")

@@ -4,6 +4,7 @@ the real core on PostgreSQL and mem0, and the scripted model server."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +22,7 @@ from bot.commands.registry import default_commands
 from bot.config import Settings
 from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, Reply
-from bot.ports import MemoryRecord
+from bot.ports import MemoryRecord, ReplyStream
 from tests.fakes.discord import (
     MANAGE_GUILD,
     MEMBER_PERMISSIONS,
@@ -60,11 +61,21 @@ class Rig:
         """Send a message; once it is answered and the memory write it queued has finished
         (🧠 included), the answer's content."""
         self.send(payload)
-        answer = await self.fake.wait_for_async(
+        await self.fake.wait_for_async(
             lambda r: r.kind == "message"
             and str((r.body.get("message_reference") or {}).get("message_id")) == payload["id"])
+        await self.answered()
         await self.app.jobs.wait_idle()  # queued before the answer was sent
-        return str(answer.body["content"])
+        [answer] = [m for m in self.fake.sent_messages()
+                    if str((m.body.get("message_reference") or {}).get("message_id"))
+                    == payload["id"]]
+        return str(self.fake.message(answer.message_id or 0)["content"])
+
+    async def answered(self) -> None:
+        """Wait until the client has finished every answer (streamed ones end with edits)."""
+        async with asyncio.timeout(TIMEOUT):
+            while self.client.replies_in_flight:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
 
     def brains(self, payload: Json) -> int:
         """How many 🧠 the bot put on the message."""
@@ -72,11 +83,14 @@ class Rig:
                    for r in self.fake.reactions())
 
     async def reply_to(self, payload: Json, count: int = 1) -> list[Recorded]:
-        """Wait for ``count`` messages sent to the payload's channel; return them."""
+        """Wait for ``count`` messages sent to the payload's channel, and for their answers to
+        end; return them, each with the content Discord shows now (after any edits)."""
         channel = int(payload["channel_id"])
         await self.fake.wait_for_async(
             lambda r: r.kind == "message" and r.channel_id == channel, count=count)
-        return [r for r in self.fake.sent_messages() if r.channel_id == channel]
+        await self.answered()
+        return [shown_now(self.fake, r) for r in self.fake.sent_messages()
+                if r.channel_id == channel]
 
     async def settle(self) -> None:
         """Let anything in flight finish (memory writes included)."""
@@ -115,6 +129,12 @@ class Rig:
         token = interaction["token"]
         await self.fake.wait_for_async(lambda r: r.kind == "edit_original" and token in r.path)
         return str(self.fake.message(message_id)["content"])
+
+
+def shown_now(fake: FakeDiscord, sent: Recorded) -> Recorded:
+    """A sent message's record with the content Discord shows now, after any edits."""
+    content = fake.message(sent.message_id or 0)["content"]
+    return dataclasses.replace(sent, body={**sent.body, "content": content})
 
 
 def synced(fake: FakeDiscord, name: str, subcommand: str = "") -> list[Json]:
@@ -248,7 +268,7 @@ async def test_a_4500_character_answer_arrives_as_three_messages_with_code_intac
     dm = rig.send(rig.fake.message_create("show me code", dm=True))
     await rig.reply_to(dm)
     await rig.settle()
-    pieces = [m.body["content"] for m in rig.fake.sent_messages()]
+    pieces = [shown_now(rig.fake, m).body["content"] for m in rig.fake.sent_messages()]
     assert len(pieces) == 3
     assert all(len(p) <= 2000 for p in pieces)
     assert all(p.count("```") % 2 == 0 for p in pieces)
@@ -577,7 +597,7 @@ async def mapped(make_settings: MakeSettings, openai_server: ScriptedOpenAI,
     """A client whose core only records the events the adapter made (nothing is answered)."""
     events: list[ChatEvent] = []
 
-    async def record(event: ChatEvent) -> Reply | None:
+    async def record(event: ChatEvent, stream: ReplyStream | None = None) -> Reply | None:
         events.append(event)
         return None
 
@@ -668,7 +688,7 @@ async def test_cancelling_the_adapter_finishes_the_reply_in_flight_then_closes(
             await runner
         assert client.is_closed()
         [sent] = fake.sent_messages()
-        assert "one last question" in sent.body["content"]
+        assert "one last question" in shown_now(fake, sent).body["content"]
         await app.jobs.wait_idle()
         assert app.jobs.done == 1  # and its memory write landed
 

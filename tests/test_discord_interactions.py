@@ -11,6 +11,7 @@ import pytest
 from adapters.discord import MembotDiscordClient
 from bot.commands.registry import Command, Commands
 from bot.events import Action, Attachment, ChatEvent, Reply
+from bot.ports import ReplyStream
 from tests.fakes.discord import (
     MANAGE_GUILD,
     MEMBER_PERMISSIONS,
@@ -128,7 +129,7 @@ class Rig:
 async def rig(discord_fake: FakeDiscord) -> AsyncIterator[Rig]:
     calls = Calls()
 
-    async def unanswered(event: ChatEvent) -> Reply | None:
+    async def unanswered(event: ChatEvent, stream: ReplyStream | None = None) -> Reply | None:
         return None
 
     client = without_waits(MembotDiscordClient(handle=unanswered, commands=registry(calls)))

@@ -14,6 +14,7 @@ import pytest
 from adapters.discord import MembotDiscordClient
 from bot.commands.registry import default_commands
 from bot.events import ChatEvent, MessageRef, Reply
+from bot.ports import ReplyStream
 from bot.receipts import LEARNED, ReceiptRouter
 from tests.fakes.discord import FakeDiscord, Json, snowflake
 from tests.fakes.discord import payloads as p
@@ -44,7 +45,7 @@ class Rig:
 async def rig(discord_fake: FakeDiscord) -> AsyncIterator[Rig]:
     events: asyncio.Queue[ChatEvent] = asyncio.Queue()
 
-    async def record(event: ChatEvent) -> Reply | None:
+    async def record(event: ChatEvent, stream: ReplyStream | None = None) -> Reply | None:
         events.put_nowait(event)
         return None
 

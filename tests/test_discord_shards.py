@@ -42,7 +42,8 @@ class Shards:
 
     def answers(self, message: Json) -> list[str]:
         """What the bot sent in reply to ``message``."""
-        return [str(r.body["content"]) for r in self.fake.sent_messages()
+        return [str(self.fake.message(r.message_id or 0)["content"])
+                for r in self.fake.sent_messages()
                 if str((r.body.get("message_reference") or {}).get("message_id"))
                 == message["id"]]
 

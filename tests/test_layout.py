@@ -59,10 +59,12 @@ def test_the_slack_manifest_subscribes_to_what_the_app_handles() -> None:
     manifest = yaml.safe_load((root / "deploy" / "slack" / "manifest.yaml").read_text())
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] is True
-    assert sorted(settings["event_subscriptions"]["bot_events"]) == ["app_mention", "message.im"]
+    assert sorted(settings["event_subscriptions"]["bot_events"]) == [
+        "app_mention", "assistant_thread_context_changed", "assistant_thread_started",
+        "message.im"]
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/membot"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert {"app_mentions:read", "chat:write", "commands", "im:history",
+    assert {"app_mentions:read", "assistant:write", "chat:write", "commands", "im:history",
             "reactions:write"} <= scopes
 
 

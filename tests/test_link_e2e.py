@@ -10,6 +10,7 @@ email, the callback, Confirm, the code sent back in chat), links Slack the same 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -54,6 +55,7 @@ class Stack:
     slack_events: str
     session: aiohttp.ClientSession
     model: ScriptedOpenAI
+    discord_client: MembotDiscordClient
 
     # Discord.
 
@@ -75,7 +77,10 @@ class Stack:
         channel = int(dm["channel_id"])
         sent = await self.discord.wait_for_async(
             lambda r: r.kind == "message" and r.channel_id == channel, timeout=TIMEOUT)
-        return str(sent.body["content"])
+        async with asyncio.timeout(TIMEOUT):  # the answer streams: wait for its last edit
+            while self.discord_client.replies_in_flight:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        return str(self.discord.message(sent.message_id or 0)["content"])
 
     # Slack.
 
@@ -138,7 +143,8 @@ async def stack(
         try:
             async with running(client, discord_fake.token), aiohttp.ClientSession() as session:
                 yield Stack(rig, discord_fake, slack_fake,
-                            f"http://127.0.0.1:{port}/slack/events", session, openai_server)
+                            f"http://127.0.0.1:{port}/slack/events", session, openai_server,
+                            client)
         finally:
             await runner.cleanup()
 

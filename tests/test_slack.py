@@ -5,6 +5,7 @@ Socket Mode, with the real core on PostgreSQL and mem0 and the scripted model se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -52,6 +53,21 @@ class HttpRig:
         await asyncio.sleep(0.3)
         await self.app.jobs.wait_idle()
 
+    async def answered(self, payload: Json,
+                       timeout: float = TIMEOUT) -> list[Json]:  # noqa: ASYNC109
+        """Once a message event has been answered (its 👀 removed), the bot's messages that
+        answer it, as Slack shows them now."""
+        await answered(self.fake, payload, timeout)
+        return self.fake.replies_to(payload["event"])
+
+
+async def answered(fake: FakeSlack, payload: Json,
+                   timeout: float = TIMEOUT) -> None:  # noqa: ASYNC109
+    """Wait until the bot took its working 👀 off the message: the answer has ended."""
+    ts = payload["event"]["ts"]
+    await fake.wait_for_async(
+        lambda r: r.kind == "reactions.remove" and r.body.get("timestamp") == ts, timeout)
+
 
 @pytest.fixture
 def fake(slack_fake: FakeSlack) -> FakeSlack:
@@ -62,15 +78,23 @@ def fake(slack_fake: FakeSlack) -> FakeSlack:
 @pytest.fixture
 async def http(make_settings: MakeSettings, openai_server: ScriptedOpenAI,
                fake: FakeSlack) -> AsyncIterator[HttpRig]:
-    async with services(make_settings()) as app:
+    async with http_rig(make_settings(), openai_server, fake) as rig:
+        yield rig
+
+
+@contextlib.asynccontextmanager
+async def http_rig(settings: Settings, model: ScriptedOpenAI,
+                   fake: FakeSlack) -> AsyncIterator[HttpRig]:
+    """The bot in HTTP mode on its own web server, its Web API client on ``fake``."""
+    async with services(settings) as app:
         slack = build_app(client=web_client(fake.bot_token, fake.api_url),
                           handle=app.core.handle, commands=app.commands,
                           signing_secret=fake.signing_secret)
         runner, port = await serve_web(build_web_app(slack=slack))
         try:
             async with aiohttp.ClientSession() as session:
-                yield HttpRig(app, fake, openai_server,
-                              f"http://127.0.0.1:{port}/slack/events", session)
+                yield HttpRig(app, fake, model, f"http://127.0.0.1:{port}/slack/events",
+                              session)
         finally:
             await runner.cleanup()
 
@@ -102,24 +126,23 @@ async def test_a_mention_is_answered_in_its_thread_with_a_working_reaction(
 ) -> None:
     top = http.fake.app_mention("what is the capital of France?")
     assert await http.event(top) == 200
-    posted = await http.fake.wait_for_async("chat.postMessage")
-    assert posted.body["thread_ts"] == top["event"]["ts"]
-    assert posted.body["channel"] == top["event"]["channel"]
-    assert "what is the capital of France?" in posted.body["text"]
+    [posted] = await http.answered(top)
+    assert posted["thread_ts"] == top["event"]["ts"]
+    assert "what is the capital of France?" in posted["text"]
     assert prompts(http.model)[-1][-1]["content"] == "what is the capital of France?"
 
     inside = http.fake.app_mention("and Spain?", thread_ts="1690000000.000100")
     await http.event(inside)
-    second = await http.fake.wait_for_async("chat.postMessage", count=2)
-    assert second.body["thread_ts"] == "1690000000.000100"
+    [second] = await http.answered(inside)
+    assert second["thread_ts"] == "1690000000.000100"
     await http.settle()
     for message in (top, inside):
         ts = message["event"]["ts"]
+        thread = message["event"].get("thread_ts") or ts
         order = [r.kind for r in http.fake.requests
                  if (r.kind.startswith("reactions.") and r.body.get("timestamp") == ts)
-                 or (r.kind == "chat.postMessage"
-                     and r.body.get("thread_ts") == (message["event"].get("thread_ts") or ts))]
-        assert order == ["reactions.add", "chat.postMessage", "reactions.remove"]
+                 or (r.kind == "chat.startStream" and r.body.get("thread_ts") == thread)]
+        assert order == ["reactions.add", "chat.startStream", "reactions.remove"]
 
 
 async def test_a_direct_message_is_answered_in_the_conversation(http: HttpRig) -> None:
@@ -128,6 +151,8 @@ async def test_a_direct_message_is_answered_in_the_conversation(http: HttpRig) -
     posted = await http.fake.wait_for_async("chat.postMessage")
     assert posted.body["channel"] == dm["event"]["channel"]
     assert not posted.body.get("thread_ts")
+    [shown] = await http.answered(dm)
+    assert shown["text"] == "(scripted) You said: hello there"
 
 
 async def test_a_retried_event_is_answered_once(http: HttpRig) -> None:
@@ -153,14 +178,17 @@ async def test_a_long_answer_is_split_under_3000_characters_with_code_intact(
 ) -> None:
     code = "\n".join(f"    value_{n:03d} = compute({n:03d}) * 2" for n in range(150))
     http.model.chat_reply = lambda body: f"Here:\n\n```python\n{code}\n```\n\n@everyone <!channel>"
-    await http.event(http.fake.message_im("show me code"))
-    await http.fake.wait_for_async("chat.postMessage", count=2)
-    await http.settle()
-    pieces = [m.body["text"] for m in http.fake.posted_messages()]
+    http.model.stream_chunk_words = 7
+    dm = http.fake.message_im("show me code")
+    await http.event(dm)
+    pieces = [m["text"] for m in await http.answered(dm)]
     assert len(pieces) >= 2 and all(len(p) <= 3000 for p in pieces)
     assert all(p.count("```") % 2 == 0 for p in pieces)
     assert "value_149 = compute(149) * 2" in "".join(pieces)
     assert "<!channel>" not in pieces[-1] and "&lt;!channel&gt;" in pieces[-1]
+    every = [r.body["text"] for r in http.fake.requests
+             if r.kind in ("chat.postMessage", "chat.update")]  # each version, as sent
+    assert all("<!channel>" not in text and len(text) <= 3000 for text in every)
 
 
 async def test_markdown_links_in_an_answer_cannot_ping_anyone(http: HttpRig) -> None:
@@ -168,21 +196,25 @@ async def test_markdown_links_in_an_answer_cannot_ping_anyone(http: HttpRig) -> 
     http.model.chat_reply = lambda body: (
         "[look](!channel) ![x](!here) [boss](@U0BOSS) [grp](!subteam^S0ADMINS) "
         "[x](javascript:alert(1)) and [docs](https://example.com)")
-    await http.event(http.fake.app_mention("repeat after me"))
-    posted = await http.fake.wait_for_async("chat.postMessage")
-    text = posted.body["text"]
-    for markup in ("<!channel", "<!here", "<@U0BOSS", "<!subteam", "<javascript:"):
-        assert markup not in text
-    assert "<https://example.com|docs>" in text
-    assert "&lt;!channel|look&gt;" in text
+    mention = http.fake.app_mention("repeat after me")
+    await http.event(mention)
+    [posted] = await http.answered(mention)
+    text = posted["text"]  # Markdown: what Slack's streaming methods take
+    sent = [str(r.body.get("markdown_text") or "") for r in http.fake.requests
+            if r.kind.startswith("chat.") and r.kind.endswith("Stream")]
+    for markup in ("<!channel", "<!here", "<@U0BOSS", "<!subteam", "<javascript:", "](!",
+                   "](@", "](javascript"):
+        assert markup not in text and all(markup not in piece for piece in sent)
+    assert "[docs](https://example.com)" in text
+    assert "[look]\\(!channel)" in text
 
 
 async def test_rate_limits_are_waited_out_not_surfaced(http: HttpRig) -> None:
     http.fake.fail_next("chat.postMessage", retry_after=0)
-    await http.event(http.fake.message_im("hello"))
-    posted = await http.fake.wait_for_async(lambda r: r.kind == "chat.postMessage" and r.ok,
-                                            timeout=TIMEOUT)
-    assert "hello" in posted.body["text"]
+    dm = http.fake.message_im("hello")
+    await http.event(dm)
+    [posted] = await http.answered(dm)
+    assert "hello" in posted["text"]
     assert [r.status for r in http.fake.calls("chat.postMessage")][:2] == [429, 200]
 
 
@@ -190,14 +222,16 @@ async def test_a_memory_told_in_slack_is_used_later_for_that_person_only(
     http: HttpRig,
 ) -> None:
     bob = "U0BOB"
-    await http.event(http.fake.message_im("my locker code is 4711"))
-    await http.fake.wait_for_async("chat.postMessage")
+    told = http.fake.message_im("my locker code is 4711")
+    await http.event(told)
+    await http.answered(told)
     await http.settle()
-    await http.event(http.fake.app_mention("what is my locker code?", user=bob))
-    await http.fake.wait_for_async("chat.postMessage", count=2)
+    asked = http.fake.app_mention("what is my locker code?", user=bob)
+    await http.event(asked)
+    await http.answered(asked)
     assert "4711" not in str(prompts(http.model)[-1])
     await http.event(http.fake.app_mention("what is my locker code?"))
-    await http.fake.wait_for_async("chat.postMessage", count=3)
+    assert await asyncio.to_thread(http.model.wait_for, "chat", 3)
     assert "4711" in prompts(http.model)[-1][0]["content"]
 
 
@@ -255,8 +289,9 @@ async def test_socket_mode_acks_an_envelope_and_answers(
             envelope = await asyncio.to_thread(fake.send_envelope, "events_api", dm,
                                                timeout=TIMEOUT)
             await fake.wait_for_ack_async(envelope, timeout=TIMEOUT)
-            posted = await fake.wait_for_async("chat.postMessage")
-            assert "hello over a socket" in posted.body["text"]
+            await answered(fake, dm)
+            [posted] = fake.replies_to(dm["event"])
+            assert "hello over a socket" in posted["text"]
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)

@@ -20,6 +20,7 @@ from adapters.slack import build_app, run_socket_mode, web_client
 from adapters.web import build_web_app
 from bot.commands.registry import Command, Commands
 from bot.events import Action, Attachment, ChatEvent, MessageRef, Reply
+from bot.ports import ReplyStream
 from bot.receipts import ReceiptRouter
 from tests.conftest import serve_web
 from tests.fakes.slack import (
@@ -123,7 +124,7 @@ async def running(fake: FakeSlack) -> AsyncIterator[Rig]:
         fake.add_user(member)
     heard, receipts = Heard(), ReceiptRouter()
 
-    async def handle(event: ChatEvent) -> Reply:
+    async def handle(event: ChatEvent, stream: ReplyStream | None = None) -> Reply:
         heard.messages.append(event)
         return heard.message_reply
 
@@ -301,7 +302,7 @@ async def test_a_private_answer_to_a_channel_mention_is_ephemeral_with_its_butto
 async def test_a_button_press_in_http_mode_replaces_the_message(slack_fake: FakeSlack) -> None:
     heard = Heard()
 
-    async def handle(event: ChatEvent) -> Reply:
+    async def handle(event: ChatEvent, stream: ReplyStream | None = None) -> Reply:
         return Reply(text="unused")
 
     slack = build_app(client=web_client(slack_fake.bot_token, slack_fake.api_url),

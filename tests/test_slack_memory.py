@@ -71,13 +71,14 @@ class Rig:
     async def said(self, payload: Json) -> Said:
         """A message event sent to the bot, answered where it was said, with every memory write
         it queued finished (and so its 🧠, if any, given)."""
-        answered = len(self.fake.posted_messages())
         await self.envelope("events_api", payload)
-        answer = await self.fake.wait_for_async(
-            lambda r: r.kind == "chat.postMessage" and r.ok, TIMEOUT, count=answered + 1)
+        ts = payload["event"]["ts"]  # the working 👀 comes off once the answer has ended
+        await self.fake.wait_for_async(
+            lambda r: r.kind == "reactions.remove" and r.body.get("timestamp") == ts, TIMEOUT)
         await self.app.jobs.wait_idle()
-        assert answer.body["channel"] == payload["event"]["channel"]
-        return Said(payload["event"], str(answer.body["text"]))
+        answers = self.fake.replies_to(payload["event"])
+        assert answers, f"no answer to {payload['event']['text']!r}"
+        return Said(payload["event"], "\n".join(str(m["text"]) for m in answers))
 
     async def tell(self, text: str, user_id: str | None = None) -> Said:
         """A DM to the bot (from alice unless said otherwise)."""

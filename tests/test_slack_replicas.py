@@ -66,10 +66,8 @@ class Replicas:
         return True
 
     def answers(self, payload: Json) -> list[str]:
-        """What the bot posted in the conversation of ``payload`` (each person has their own)."""
-        channel = payload["event"]["channel"]
-        return [str(r.body["text"]) for r in self.fake.posted_messages()
-                if r.body.get("channel") == channel]
+        """The bot's answers to ``payload``, as Slack shows them now (streamed or updated)."""
+        return [str(m["text"]) for m in self.fake.replies_to(payload["event"])]
 
     def taken_again(self, replica: Replica, payload: Json, fact: str) -> bool:
         """``replica`` is done with its delivery of ``payload``: it logged that the event ledger
@@ -158,7 +156,7 @@ async def test_each_event_is_answered_and_learned_once_whichever_replica_slack_r
     assert replicas.answers(second) == ["[replica-b] I keep 1 bees"]
     assert replicas.answers(third) == ["[replica-a] I sail a boat named Nr2"]
     assert replicas.answers(fourth) == ["[replica-b] I sail a boat named Nr3"]
-    assert len(fake.posted_messages()) == 4
+    assert sum(len(replicas.answers(p)) for p in everyone) == 4
     assert len(replicas.model.calls("chat")) == 4
     # Each memory write done once (one extraction, one memory), by whichever replica's worker
     # took it from the shared queue.

@@ -14,8 +14,9 @@ import discord
 from discord import app_commands
 
 from adapters.discord.events import interaction_event, manages_server, to_event
-from adapters.discord.replies import NO_PINGS, parse_button_id, render, show
+from adapters.discord.replies import NO_PINGS, parse_button_id, show
 from adapters.discord.slash import slash_commands
+from adapters.discord.streaming import DiscordStream
 from bot.commands.registry import Commands
 from bot.errors import ConfigError, StartupError
 from bot.events import MessageRef, Reply, ReplyKind
@@ -87,6 +88,12 @@ class MembotDiscordClient(discord.AutoShardedClient):
             if task is not None:
                 self._in_flight.discard(task)
 
+    @property
+    def replies_in_flight(self) -> int:
+        """How many messages, commands and presses are being answered now (an answer being
+        streamed included)."""
+        return sum(not task.done() for task in self._in_flight)
+
     async def _slash(self, interaction: discord.Interaction, name: str, arguments: str) -> None:
         with self._tracked():
             # Ephemeral at once (within Discord's 3 s), the answer as followups.
@@ -156,21 +163,15 @@ class MembotDiscordClient(discord.AutoShardedClient):
         if event is None:
             return
         with self._tracked():
+            # The answer is posted once its first words exist and edited as it grows.
+            stream = DiscordStream(message)
             try:
                 async with message.channel.typing():
-                    reply = await self._handle(event)
+                    reply = await self._handle(event, stream)
                 if reply is not None:
-                    await self._send(message, reply)
+                    await stream.finish(reply)
             except discord.HTTPException:
                 log.exception("sending the reply to Discord message %s failed", message.id)
-
-    async def _send(self, message: discord.Message, reply: Reply) -> None:
-        pieces = render(reply)
-        for n, piece in enumerate(pieces):
-            if n == 0:
-                await message.reply(piece, mention_author=False, allowed_mentions=NO_PINGS)
-            else:
-                await message.channel.send(piece, allowed_mentions=NO_PINGS)
 
     async def stop_accepting(self, grace: float) -> int:
         """Take no new messages; give the replies in flight ``grace`` seconds. Returns how many

@@ -1,5 +1,6 @@
-"""The Slack app: mentions in channels and threads, direct messages, ``/membot <command>`` and
-the buttons under its answers.
+"""The Slack app: mentions in channels and threads, direct messages, the assistant panel,
+``/membot <command>`` and the buttons under its answers. Answers stream as they are written
+(``streaming``).
 
 One bolt ``AsyncApp`` serves both transports: Socket Mode (no public URL; the default) and HTTP
 mode (events and interactions at ``/slack/events`` on the bot's web server, for replicas behind
@@ -16,6 +17,7 @@ from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.events import action_event, command_event, reply_thread, to_event
 from adapters.slack.files import send_files
 from adapters.slack.messages import ACTION_PREFIX, Message, parse_value, render_messages
+from adapters.slack.streaming import Place, SlackStream, StreamSupport
 from bot.commands.registry import Commands
 from bot.errors import ConfigError, StartupError
 from bot.events import ChatEvent, MessageRef, Reply
@@ -35,6 +38,9 @@ log = logging.getLogger(__name__)
 
 WORKING = "eyes"  # the reaction that says "thinking", removed when the answer lands
 EMOJI_NAMES = {"🧠": "brain", "👀": "eyes"}  # Slack reacts by name, not by character
+THINKING = "is thinking…"  # the assistant panel's status line while it thinks
+PROMPTS_TITLE = "Try asking"
+TITLE_LIMIT = 60
 
 
 def web_client(token: str, base_url: str | None = None) -> AsyncWebClient:
@@ -79,6 +85,16 @@ def build_app(
     if receipts is not None:
         receipts.register("slack", reaction_adder(client))
     workspace = _Workspace(client)
+    streaming = StreamSupport()
+
+    async def reply_streaming(raw: Mapping[str, Any], event: ChatEvent) -> None:
+        """Answer ``event`` where it was said, shown as it is written."""
+        place = Place(channel=str(raw["channel"]), thread_ts=reply_thread(raw),
+                      user=event.author_id, team=event.identity_scope or "")
+        stream = SlackStream(client, place, streaming)
+        reply = await handle(event, stream)
+        if reply is not None and not await stream.finish(reply):
+            await _post(client, raw, event, reply)
 
     async def answer(body: dict[str, Any], context: dict[str, Any]) -> None:
         event = to_event(body, str(context.get("bot_user_id") or ""), await workspace.url())
@@ -88,26 +104,68 @@ def build_app(
         channel, ts = raw["channel"], raw["ts"]
         await _working(client, "reactions.add", channel, ts)
         try:
-            reply = await handle(event)
-            if reply is not None:
-                await _post(client, raw, event, reply)
+            await reply_streaming(raw, event)
         finally:
             await _working(client, "reactions.remove", channel, ts)  # once the answer landed
 
     app.event("app_mention")(answer)
     app.event("message")(answer)
 
+    async def with_admin(event: ChatEvent, name: str, context: AsyncBoltContext) -> ChatEvent:
+        """``event`` with ``author_is_admin`` filled in when command ``name`` needs it."""
+        if not commands.needs_admin(name):
+            return event
+        # The workspace the bot is installed in, as auth.test told bolt: not the payload's
+        # team, which in a shared channel can be the person's own.
+        installed = context.authorize_result.team_id if context.authorize_result else None
+        return replace(event, author_is_admin=await is_admin(client, event.author_id, installed))
+
+    # The assistant panel: a thread in the person's DM with the app, whose messages come as
+    # DM messages in that thread (bolt's Assistant middleware routes them here, and only
+    # here). Memory works as in any DM; commands are typed ("/membot memory list").
+    assistant = AsyncAssistant()
+
+    async def thread_started(payload: dict[str, Any]) -> None:
+        thread = payload["assistant_thread"]
+        await _assisting(client.assistant_threads_setSuggestedPrompts(
+            channel_id=thread["channel_id"], thread_ts=thread["thread_ts"],
+            title=PROMPTS_TITLE, prompts=suggested_prompts(slash_command)))
+
+    async def user_message(body: dict[str, Any], context: AsyncBoltContext) -> None:
+        event = to_event(body, str(context.get("bot_user_id") or ""), await workspace.url())
+        if event is None:
+            return
+        raw = body["event"]
+        channel, thread = str(raw["channel"]), str(raw["thread_ts"])
+        typed = typed_command(event.text, slash_command, {c.name for c in commands.all})
+        if typed is not None:
+            name, arguments = typed
+            reply = await commands.run(await with_admin(event, name, context), name, arguments)
+            await _post(client, raw, event, reply)
+            return
+        status = await _assisting(client.assistant_threads_setStatus(
+            channel_id=channel, thread_ts=thread, status=THINKING))
+        if not status:  # a DM thread outside the panel: the 👀, as for any message
+            await answer(body, dict(context))
+            return
+        if await _first_question(client, channel, thread, str(context.get("bot_user_id"))):
+            await _assisting(client.assistant_threads_setTitle(
+                channel_id=channel, thread_ts=thread, title=_title(event.text)))
+        try:
+            await reply_streaming(raw, event)
+        finally:  # Slack clears the status when the answer comes; not when none does
+            await _assisting(client.assistant_threads_setStatus(
+                channel_id=channel, thread_ts=thread, status=""))
+
+    assistant.thread_started(thread_started)
+    assistant.user_message(user_message)
+    app.assistant(assistant)
+
     async def run(event: ChatEvent, name: str, arguments: str, respond: AsyncRespond,
                   context: AsyncBoltContext, *, replacing: bool) -> None:
         """Run a command for ``event``'s author and answer privately through ``respond``;
         ``replacing``: the answer replaces the message whose button was pressed."""
-        if commands.needs_admin(name):
-            # The workspace the bot is installed in, as auth.test told bolt: not the payload's
-            # team, which in a shared channel can be the person's own.
-            installed = context.authorize_result.team_id if context.authorize_result else None
-            admin = await is_admin(client, event.author_id, installed)
-            event = replace(event, author_is_admin=admin)
-        reply = await commands.run(event, name, arguments)
+        reply = await commands.run(await with_admin(event, name, context), name, arguments)
         if reply.files:
             asked = f"{slash_command} {name} {arguments}".strip()
             note = await send_files(client, event.author_id, reply.files, f"From `{asked}`:")
@@ -133,6 +191,59 @@ def build_app(
     app.command(slash_command)(run_command)
     app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(press)
     return app
+
+
+def suggested_prompts(slash_command: str = "/membot") -> list[dict[str, str]]:
+    """The prompts the assistant panel offers when a thread starts (Slack shows up to four)."""
+    return [
+        {"title": "What do you remember about me?", "message": "What do you remember about me?"},
+        {"title": "List my memories", "message": f"{slash_command} memory list"},
+        {"title": "How does membot work?", "message": f"{slash_command} help"},
+    ]
+
+
+def typed_command(text: str, slash_command: str, names: set[str]) -> tuple[str, str] | None:
+    """``(name, arguments)`` when a message in the assistant panel is a command typed out:
+    ``/membot memory list`` (Slack runs no slash commands there), or ``/memory list`` for one
+    of ``names``. Anything else is a message."""
+    words = text.strip()
+    if words.lower().startswith(slash_command + " ") or words.lower() == slash_command:
+        name, _, arguments = words[len(slash_command):].strip().partition(" ")
+        return (name or "help"), arguments.strip()
+    if words.startswith("/"):
+        name, _, arguments = words[1:].partition(" ")
+        if name.lower() in names:
+            return name.lower(), arguments.strip()
+    return None
+
+
+def _title(text: str) -> str:
+    """A thread's title from its first question."""
+    words = " ".join(text.split())
+    return words if len(words) <= TITLE_LIMIT else words[:TITLE_LIMIT - 1].rstrip() + "…"
+
+
+async def _first_question(client: AsyncWebClient, channel: str, thread_ts: str,
+                          bot_user_id: str) -> bool:
+    """Whether the thread has no answer from the bot yet (so its title is still to be set).
+    If that cannot be read, False: a thread keeps the title it has."""
+    try:
+        replies = await client.conversations_replies(channel=channel, ts=thread_ts, limit=50)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        log.info("reading the assistant thread failed (%s); its title stays", exc)
+        return False
+    return not any(m.get("user") == bot_user_id for m in replies.get("messages") or [])
+
+
+async def _assisting(call: Awaitable[Any]) -> bool:
+    """An assistant panel call (status, title, prompts): best effort, never stops an answer.
+    False when Slack refused it (a thread outside the panel) or could not be reached."""
+    try:
+        await call
+    except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        log.info("an assistant.threads call failed: %s", exc)
+        return False
+    return True
 
 
 async def is_admin(client: AsyncWebClient, user: str, workspace: str | None) -> bool:

@@ -18,7 +18,8 @@ from markdown_to_mrkdwn import SlackMarkdownConverter
 from bot.chunks import split_message
 from bot.events import Action, Reply
 
-__all__ = ["ACTION_PREFIX", "MESSAGE_LIMIT", "Message", "parse_value", "render", "render_messages"]
+__all__ = ["ACTION_PREFIX", "MESSAGE_LIMIT", "Message", "parse_value", "render", "render_messages",
+           "safe_markdown"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ _ESCAPED_CHANNEL = re.compile(r"&lt;#([CG][A-Z0-9]+)(\|[^&<>|]*)?&gt;")
 # <!subteam^…>, <javascript:…>) would be a mention or an odd link, so it is escaped.
 _SAFE_MARKUP = re.compile(
     r"<(?:(?:https?://|mailto:)[^\s<>|]+|#[CG][A-Z0-9]+)(?:\|[^<>]*)?>")
+# A Markdown link or image whose target is not a web or mail address ("[look](!channel)").
+_ODD_LINK = re.compile(r"\]\((?!https?://|mailto:)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,21 @@ def _only_safe_markup(mrkdwn: str) -> str:
 
 def _angles(text: str) -> str:
     return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def safe_markdown(text: str) -> str:
+    """``text`` as Markdown for Slack's streaming methods (``chat.startStream`` and the rest
+    take Markdown, not mrkdwn), unable to mention anyone: ``&``, ``<`` and ``>`` are escaped as
+    Slack asks, so no ``<!channel>`` or ``<@U…>`` can form, and a Markdown link or image whose
+    target is not a web or mail address keeps its brackets as text (``]\\(``), so
+    ``[look](!channel)`` cannot become one either.
+
+    Local, so that it can be applied to an answer as it grows: what it makes of a character
+    depends only on the text up to the next blank. The conversion of a text cut just before
+    a blank is therefore the start of the conversion of the whole, and can be sent as it is.
+    """
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _ODD_LINK.sub(r"]\\(", escaped)
 
 
 def render(reply: Reply) -> list[str]:

@@ -10,6 +10,13 @@ the plain loop benchmarks compare with) gets one fact per new message, its text 
 word. Any other chat call gets a reply that quotes the last user message and the lines of a
 `<memories>` block in the system prompt, so tests can see what the model was given.
 
+A chat request with `stream: true` is answered as OpenAI streams: server-sent events, one
+`chat.completion.chunk` per word of the answer (`stream_chunk_words` words each, or
+`stream_chunk_chars` characters, which can cut a word or a mention in two), `stream_delay`
+seconds apart, then the chunk with `finish_reason` and `data: [DONE]`. `break_stream_after`
+scripts a stream that breaks midway: after that many text chunks the connection is dropped
+(`"drop"`) or the body ends cleanly with no finish (`"end"`), as `break_stream_mode` says.
+
 Tests can script failures (`fail_next`, `fail_always`), hold requests of one kind until released
 (`hold`, `release`), and inspect every request that arrived (`requests`, `calls`, `wait_for`).
 Benchmarks read running totals per kind of call (`counts`, or `GET /v1/_counts` from another
@@ -262,6 +269,14 @@ class ScriptedOpenAI(ThreadedServer):
         # taken), as some servers do: OpenAI-compatible ones with a 400, llama-cpp-python's
         # with a 500.
         self.refuses_schemas: int | None = None
+        # Streaming (`stream: true`): seconds between chunks, words per chunk, and a stream
+        # that breaks after that many text chunks ("drop": the connection is cut; "end": the
+        # body ends with no finish_reason and no [DONE]).
+        self.stream_delay = 0.0
+        self.stream_chunk_words = 1
+        self.stream_chunk_chars: int | None = None  # or cut into pieces of this many characters
+        self.break_stream_after: int | None = None
+        self.break_stream_mode: Literal["drop", "end"] = "drop"
         self._records: list[Recorded] = []
         self._failures: dict[Kind, _Failure] = {}
         self._gates: dict[Kind, threading.Event] = {}
@@ -429,12 +444,10 @@ class ScriptedOpenAI(ThreadedServer):
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         })
 
-    async def _chat(self, request: web.Request) -> web.Response:
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         body, failure = await self._admit(request)
         if failure is not None:
             return failure
-        if body.get("stream"):
-            return _error(400, "This scripted server does not support streaming.")
         answer_format = body.get("response_format")
         if (self.refuses_schemas is not None and isinstance(answer_format, dict)
                 and answer_format.get("type") == "json_schema"):
@@ -464,6 +477,8 @@ class ScriptedOpenAI(ThreadedServer):
                 content = _extracted_memories(body)
         else:
             content = (self.chat_reply or _default_reply)(body)
+        if body.get("stream"):
+            return await self._stream(request, body, content)
         # Token counts are a crude proxy: whitespace-separated words, not real tokens.
         prompt = sum(_words(_text(m.get("content"))) for m in body.get("messages") or [])
         completion = _words(content)
@@ -475,6 +490,48 @@ class ScriptedOpenAI(ThreadedServer):
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion},
         })
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], content: str
+                      ) -> web.StreamResponse:
+        """The answer as OpenAI streams it: SSE chunks of `stream_chunk_words` words (each with
+        the whitespace after it), `stream_delay` seconds apart."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        model = body.get("model", "scripted-chat")
+
+        async def send(delta: dict[str, Any], finish: str | None = None) -> None:
+            chunk = {"id": chunk_id, "object": "chat.completion.chunk", "created": created,
+                     "model": model, "choices": [{"index": 0, "delta": delta,
+                                                  "finish_reason": finish}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        await send({"role": "assistant", "content": ""})
+        if self.stream_chunk_chars:
+            size = self.stream_chunk_chars
+            pieces = [content[n:n + size] for n in range(0, len(content), size)] or [content]
+        else:
+            words = re.findall(r"\s*\S+\s*", content) or [content]
+            size = max(1, self.stream_chunk_words)
+            pieces = ["".join(words[n:n + size]) for n in range(0, len(words), size)]
+        for n, piece in enumerate(pieces):
+            if self.break_stream_after is not None and n >= self.break_stream_after:
+                if self.break_stream_mode == "drop" and request.transport is not None:
+                    # Hang up once what was written has had time to arrive: a client that
+                    # meets the error while its read buffer still holds chunks drops them.
+                    await asyncio.sleep(0.2)
+                    request.transport.close()
+                    return response
+                await response.write_eof()  # ended cleanly, but before the model finished
+                return response
+            if self.stream_delay:
+                await asyncio.sleep(self.stream_delay)
+            await send({"content": piece})
+        await send({}, "stop")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     async def _counts(self, request: web.Request) -> web.Response:
         counts = {kind: asdict(tally) for kind, tally in self.counts().items()}
@@ -524,6 +581,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chat-delay", type=float, default=0.0)
     parser.add_argument("--extraction-delay", type=float, default=0.0)
     parser.add_argument("--embedding-delay", type=float, default=0.0)
+    parser.add_argument("--stream-delay", type=float, default=0.0,
+                        help="seconds between the chunks of a streamed answer")
     parser.add_argument("command", nargs=argparse.REMAINDER,
                         help="-- and a command to run against the server")
     args = parser.parse_args(argv)
@@ -531,6 +590,7 @@ def main(argv: list[str] | None = None) -> None:
     port = args.port if args.port is not None else (0 if command else 8765)
     server = ScriptedOpenAI(args.dims, args.chat_delay, args.extraction_delay,
                             args.embedding_delay, api_key=args.api_key, port=port)
+    server.stream_delay = args.stream_delay
     if command:
         with server:
             raise SystemExit(_run_beside(server, command))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 
+from bot.errors import ModelUnavailable
 from bot.events import ChatEvent
 from bot.ports import Access, MemoryHit, MemoryRecord, MemoryWrite, Message, Source, Turn
 
@@ -102,12 +103,27 @@ class DictOwners:
 
 
 class FakeChat:
-    """Answers ``answer`` (or raises ``failure``) and keeps every prompt it was given."""
+    """Answers ``answer`` (or raises ``failure``) and keeps every prompt it was given. Streamed,
+    the answer comes word by word (each word with the blanks after it); ``break_after`` pieces
+    in, the stream breaks off with ``ModelUnavailable``. ``pieces_read`` counts what a stream
+    gave."""
 
     def __init__(self, answer: str = "fine answer") -> None:
         self.answer = answer
         self.failure: Exception | None = None
         self.prompts: list[list[Message]] = []
+        self.break_after: int | None = None
+        self.pieces_read = 0
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        self.prompts.append(list(messages))
+        if self.failure is not None:
+            raise self.failure
+        for n, piece in enumerate(re.findall(r"\s*\S+\s*", self.answer)):
+            if self.break_after is not None and n >= self.break_after:
+                raise ModelUnavailable("the answer broke off (scripted)")
+            self.pieces_read += 1
+            yield piece
 
     async def complete(self, messages: Sequence[Message]) -> str:
         self.prompts.append(list(messages))

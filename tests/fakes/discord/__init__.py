@@ -3,7 +3,10 @@
 `FakeDiscord` is a real HTTP and websocket server (aiohttp) on 127.0.0.1, in its own thread and
 event loop, that speaks the small part of Discord a bot uses: login (`/users/@me`,
 `/oauth2/applications/@me`, `/gateway/bot`), sending messages, typing and reactions, opening
-DMs, syncing application commands, and answering interactions (callback types 4-7, followups
+DMs, editing and deleting the bot's messages (every version kept, `channel_message_versions`;
+edits recorded with their arrival times, `edits`; more than `edit_limit` edits in one channel
+within its window get 429 with `Retry-After`, as Discord answers), syncing application
+commands, and answering interactions (callback types 4-7, followups
 and edits of the original, with file uploads). Slash commands and button presses
 (`interaction_create`, `component_interaction`) carry the member's permissions in guilds; the
 messages interactions made are kept as Discord shows them (`message`), buttons and attachments

@@ -53,6 +53,17 @@ def _error(status: int, message: str, code: int = 0) -> web.Response:
     return _json({"message": message, "code": code}, status)
 
 
+def _json_limited(retry_after: float) -> web.Response:
+    """Discord's 429 for a route's limit: the body and headers discord.py reads."""
+    response = _json({"message": "You are being rate limited.", "retry_after": retry_after,
+                      "global": False}, 429)
+    response.headers.update({"Retry-After": f"{retry_after:g}", "X-RateLimit-Scope": "user",
+                             "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+                             "X-RateLimit-Reset-After": f"{retry_after:g}",
+                             "Via": "1.1 google"})
+    return response
+
+
 def _response(answer: Answer) -> web.Response:
     return web.Response(status=204) if answer.body is None else _json(answer.body, answer.status)
 
@@ -98,6 +109,12 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self._seen_channels: set[int] = set()  # channel ids of dispatched events
         self._seen_messages: set[int] = set()  # ids of dispatched and sent messages
+        self._channel_messages: dict[int, list[Json]] = {}  # the bot's, each version in order
+        # Edits of the bot's messages allowed per channel in a window of seconds, as the limit
+        # observed on Discord (5 per 5 s); beyond it: 429 with Retry-After, which discord.py
+        # waits out and retries.
+        self.edit_limit: tuple[int, float] = (5, 5.0)
+        self._edit_times: dict[int, list[float]] = {}  # channel id -> accepted edits' times
         self._synced: dict[int | None, list[Json]] = {}  # guild id (None: global) -> commands
         self._sessions: list[_Session] = []  # open gateway connections
         self._resumable: dict[str, _Session] = {}  # by session id, connected or not
@@ -108,6 +125,10 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
             ("GET", r"/gateway/bot", "gateway_bot", self._gateway_bot),
             ("GET", r"/gateway", "gateway", self._gateway_info),
             ("POST", r"/channels/(?P<channel>\d+)/messages", "message", self._create_message),
+            ("PATCH", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)", "edit",
+             self._edit_message),
+            ("DELETE", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)", "delete",
+             self._delete_message),
             ("POST", r"/channels/(?P<channel>\d+)/typing", "typing", self._typing),
             ("PUT", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)/reactions/"
                     r"(?P<emoji>[^/]+)/@me", "reaction", self._react),
@@ -176,10 +197,25 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
             return [r for r in self._records if r.kind in _OPEN_ROUTES]
 
     def message(self, message_id: int) -> Json:
-        """A message the bot made through an interaction (a response or followup), as Discord
-        shows it now: `content`, `components`, `attachments`, `flags`, `edited_timestamp`.
-        Raises LookupError for any other id."""
+        """A message the bot made (in a channel, or through an interaction: a response or
+        followup), as Discord shows it now: `content`, `components`, `attachments`, `flags`,
+        `edited_timestamp`. Raises LookupError for any other id."""
+        with self._cond:
+            versions = self._channel_messages.get(message_id)
+            if versions:
+                return versions[-1]
         return self._interactions.message(message_id)
+
+    def channel_message_versions(self, message_id: int) -> list[Json]:
+        """Every version of a message the bot sent to a channel, oldest first (as sent, then
+        each edit); empty once it was deleted."""
+        with self._cond:
+            return list(self._channel_messages.get(message_id, []))
+
+    def edits(self, message_id: int | None = None) -> list[Recorded]:
+        """`PATCH /channels/{id}/messages/{id}` requests (all, or of one message), answered or
+        not (a 429 has `status` 429); `at` is when each arrived."""
+        return [r for r in self.calls("edit") if message_id in (None, r.message_id)]
 
     def message_versions(self, message_id: int) -> list[Json]:
         """Every version of such a message, oldest first (a loading message, then its edits)."""
@@ -489,7 +525,39 @@ class FakeDiscord(ThreadedServer, Recorder[Recorded]):
             return _error(400, f"Invalid Form Body: {problem}", 50035)
         message = p.sent_message(self.bot_user, channel_id, sent.json or {}, uploads=sent.uploads)
         self._seen_messages.add(int(message["id"]))
+        with self._cond:
+            self._channel_messages[int(message["id"])] = [message]
         return Answer(200, message, int(message["id"]))
+
+    async def _edit_message(self, request: web.Request, match: re.Match[str], sent: _Sent
+                            ) -> web.Response | Answer:
+        channel_id, message_id = int(match["channel"]), int(match["message"])
+        with self._cond:
+            versions = self._channel_messages.get(message_id)
+        if not versions or int(versions[-1]["channel_id"]) != channel_id:
+            return _error(404, "Unknown Message", 10008)
+        limit, window = self.edit_limit
+        now = time.monotonic()
+        recent = [t for t in self._edit_times.get(channel_id, []) if now - t < window]
+        if len(recent) >= limit:
+            retry = round(window - (now - recent[0]), 3)
+            # "Via" tells discord.py this is Discord's own limit, not a Cloudflare ban.
+            return _json_limited(retry)
+        self._edit_times[channel_id] = [*recent, now]
+        edited = {**versions[-1], **{k: v for k, v in (sent.json or {}).items()
+                                     if k in ("content", "components", "embeds", "flags")},
+                  "edited_timestamp": p.now()}
+        with self._cond:
+            versions.append(edited)
+        return Answer(200, edited, message_id)
+
+    async def _delete_message(self, request: web.Request, match: re.Match[str], sent: _Sent
+                              ) -> web.Response | Answer:
+        message_id = int(match["message"])
+        with self._cond:
+            if self._channel_messages.pop(message_id, None) is None:
+                return _error(404, "Unknown Message", 10008)
+        return web.Response(status=204)
 
     async def _react(self, request: web.Request, match: re.Match[str], sent: _Sent
                      ) -> web.Response | Answer:

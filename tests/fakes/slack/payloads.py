@@ -309,6 +309,19 @@ class PayloadBuilders:
         return self._wrap(user_message(text, user, channel, team_id=self.team_id, ts=ts,
                                        thread_ts=thread_ts, channel_type="im"))
 
+    def assistant_thread_started(self, user: str | None = None,
+                                 context_channel: str = "C0GENERAL") -> Json:
+        """`assistant_thread_started`: the person opened membot's assistant panel, which is a
+        new thread (its `thread_ts`) in their DM with the app, seen from `context_channel`."""
+        user = user or self.user.id
+        return self._wrap({
+            "type": "assistant_thread_started",
+            "assistant_thread": {"user_id": user, "channel_id": dm_channel_id(user),
+                                 "thread_ts": new_ts(),
+                                 "context": {"channel_id": context_channel,
+                                             "team_id": self.team_id, "enterprise_id": None}},
+            "event_ts": new_ts()})
+
     def message_channel(self, text: str, user: str | None = None, channel: str = "C0GENERAL",
                         thread_ts: str | None = None, ts: str | None = None) -> Json:
         """A plain channel message (`message`, channel_type "channel")."""

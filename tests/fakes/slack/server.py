@@ -34,6 +34,12 @@ _SCOPES: dict[str, frozenset[str]] = {
     "chat.postMessage": frozenset({"chat:write"}),
     "chat.postEphemeral": frozenset({"chat:write"}),
     "chat.update": frozenset({"chat:write"}),
+    "chat.delete": frozenset({"chat:write"}),
+    "chat.startStream": frozenset({"chat:write"}),
+    "chat.appendStream": frozenset({"chat:write"}),
+    "chat.stopStream": frozenset({"chat:write"}),
+    "assistant.threads.setSuggestedPrompts": frozenset({"assistant:write"}),
+    "assistant.threads.setTitle": frozenset({"assistant:write"}),
     "reactions.add": frozenset({"reactions:write"}),
     "reactions.remove": frozenset({"reactions:write"}),
     "users.info": frozenset({"users:read"}),
@@ -45,6 +51,7 @@ _SCOPES: dict[str, frozenset[str]] = {
     "files.completeUploadExternal": frozenset({"files:write"}),
     "assistant.threads.setStatus": frozenset({"assistant:write", "chat:write"}),
 }
+_STREAM_METHODS = frozenset({"chat.startStream", "chat.appendStream", "chat.stopStream"})
 
 
 class SlackError(Exception):
@@ -104,6 +111,9 @@ class FakeSlack(PayloadBuilders, SocketMode, ThreadedServer, Recorder[Recorded])
         self._failures: dict[str, list[int]] = {}  # method -> [remaining, retry_after]
         self._refusals: dict[str, tuple[int, str]] = {}  # method -> (remaining, error)
         self._uploads = Uploads()
+        # What chat.startStream (and the other streaming methods) answer in a workspace without
+        # them, e.g. "unknown_method" or "not_allowed"; None: streaming works.
+        self.stream_refusal: str | None = None
         Recorder.__init__(self)
         self._init_socket_mode()
         self._methods: dict[str, _Method] = {
@@ -116,7 +126,13 @@ class FakeSlack(PayloadBuilders, SocketMode, ThreadedServer, Recorder[Recorded])
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
             "conversations.replies": self._conversations_replies,
-            "assistant.threads.setStatus": lambda args: {},
+            "chat.delete": self._delete,
+            "chat.startStream": self._start_stream,
+            "chat.appendStream": lambda args: self._stream(args, stop=False),
+            "chat.stopStream": lambda args: self._stream(args, stop=True),
+            "assistant.threads.setStatus": self._set_status,
+            "assistant.threads.setSuggestedPrompts": self._set_suggested_prompts,
+            "assistant.threads.setTitle": self._set_title,
             "apps.connections.open": self._connections_open,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
@@ -167,6 +183,24 @@ class FakeSlack(PayloadBuilders, SocketMode, ThreadedServer, Recorder[Recorded])
     def dm_channel(self, user_id: str) -> str:
         """The bot's DM channel with `user_id` (what conversations.open answers)."""
         return p.dm_channel_id(user_id)
+
+    def message(self, channel: str, ts: str) -> Json:
+        """A message the bot posted or streamed, as Slack shows it now (`text` is a streamed
+        message's Markdown so far; `streaming` is true until chat.stopStream). Raises
+        LookupError when there is none (never sent, or deleted)."""
+        with self._cond:
+            return dict(self._messages[(channel, ts)])
+
+    def replies_to(self, event: Json) -> list[Json]:
+        """The bot's messages after a person's message `event` where it answers it: in the
+        message's thread, or (a DM message outside a thread) in the DM itself; oldest first,
+        as Slack shows them now."""
+        channel, ts = str(event["channel"]), str(event["ts"])
+        thread = event.get("thread_ts") or (None if event.get("channel_type") == "im" else ts)
+        with self._cond:
+            found = [dict(m) for (c, t), m in self._messages.items()
+                     if c == channel and float(t) > float(ts) and m.get("thread_ts") == thread]
+        return sorted(found, key=lambda m: float(m["ts"]))
 
     def unknown_methods(self) -> list[Recorded]:
         with self._cond:
@@ -260,6 +294,8 @@ class FakeSlack(PayloadBuilders, SocketMode, ThreadedServer, Recorder[Recorded])
         handler = self._methods.get(method)
         if handler is None:
             return {"ok": False, "error": "unknown_method"}
+        if method in _STREAM_METHODS and self.stream_refusal is not None:
+            return {"ok": False, "error": self.stream_refusal}
         wanted = self.app_token if method in _APP_TOKEN_METHODS else self.bot_token
         if token is None:
             return {"ok": False, "error": "not_authed"}
@@ -361,6 +397,90 @@ class FakeSlack(PayloadBuilders, SocketMode, ThreadedServer, Recorder[Recorded])
         message["edited"] = {"user": self.bot_user_id, "ts": p.new_ts()}
         return {"channel": channel, "ts": ts, "text": message.get("text", ""),
                 "message": dict(message)}
+
+    def _delete(self, args: Json) -> Json:
+        channel, ts = self._channel(args), _need(args, "ts", "message_not_found")
+        if self._messages.pop((channel, ts), None) is None:
+            raise SlackError("message_not_found")
+        return {"channel": channel, "ts": ts}
+
+    @staticmethod
+    def _markdown(args: Json) -> str:
+        """The Markdown a streaming call adds: `markdown_text`, or its `markdown_text`
+        chunks (what slack-sdk's chat_stream sends)."""
+        if args.get("markdown_text") and args.get("chunks"):
+            raise SlackError("invalid_arguments")
+        chunks = args.get("chunks") or []
+        if not isinstance(chunks, list):
+            raise SlackError("invalid_chunks")
+        texts = [str(c.get("text", "")) for c in chunks
+                 if isinstance(c, dict) and c.get("type") == "markdown_text"]
+        text = str(args.get("markdown_text") or "") + "".join(texts)
+        if len(text) > 12_000:  # Slack's limit per call
+            raise SlackError("msg_too_long")
+        return text
+
+    def _start_stream(self, args: Json) -> Json:
+        """chat.startStream: a message in a thread (`thread_ts`) that grows as text is
+        appended. Outside a DM it needs the person it streams to (`recipient_user_id`,
+        `recipient_team_id`)."""
+        channel = self._channel(args)
+        thread_ts = _need(args, "thread_ts", "invalid_thread_ts")
+        if not channel.startswith("D") and not (args.get("recipient_user_id")
+                                                and args.get("recipient_team_id")):
+            raise SlackError("invalid_arguments")
+        ts = p.new_ts()
+        self._messages[(channel, ts)] = {
+            "type": "message", "text": self._markdown(args), "user": self.bot_user_id,
+            "bot_id": self.bot_id, "ts": ts, "team": self.team_id, "app_id": self.api_app_id,
+            "thread_ts": thread_ts, "streaming": True}
+        return {"channel": channel, "ts": ts}
+
+    def _stream(self, args: Json, *, stop: bool) -> Json:
+        """chat.appendStream and chat.stopStream: more Markdown for a message still
+        streaming (stopping ends it, with optional `blocks` under it)."""
+        channel, ts = self._channel(args), _need(args, "ts", "message_not_found")
+        message = self._messages.get((channel, ts))
+        if message is None:
+            raise SlackError("message_not_found")
+        if not message.get("streaming"):
+            raise SlackError("message_not_in_streaming_state")
+        added = self._markdown(args)
+        if not added and not stop:
+            raise SlackError("no_text")
+        message["text"] += added
+        if stop:
+            message["streaming"] = False
+            if args.get("blocks"):
+                message["blocks"] = args["blocks"]
+        return {"channel": channel, "ts": ts}
+
+    def _assistant_thread(self, args: Json) -> str:
+        channel = _need(args, "channel_id", "channel_not_found")
+        if not channel.startswith("D"):
+            raise SlackError("invalid_channel")  # assistant threads are in the app's DM
+        return channel
+
+    def _set_status(self, args: Json) -> Json:
+        self._assistant_thread(args)
+        _need(args, "thread_ts", "invalid_thread_ts")
+        if "status" not in args:
+            raise SlackError("invalid_arguments")
+        return {}
+
+    def _set_suggested_prompts(self, args: Json) -> Json:
+        self._assistant_thread(args)
+        prompts = args.get("prompts")
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 4 or not all(
+                isinstance(x, dict) and x.get("title") and x.get("message") for x in prompts):
+            raise SlackError("invalid_arguments")
+        return {}
+
+    def _set_title(self, args: Json) -> Json:
+        self._assistant_thread(args)
+        _need(args, "thread_ts", "invalid_thread_ts")
+        _need(args, "title", "invalid_arguments")
+        return {}
 
     def _react(self, args: Json, add: bool) -> Json:
         key = (self._channel(args), _need(args, "timestamp", "no_item_specified"),
