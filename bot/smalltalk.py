@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["worth_learning"]
+__all__ = ["only_small_talk", "worth_learning"]
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 # Scripts written without spaces between words (Chinese, Japanese, Korean syllables): there a
@@ -42,3 +42,11 @@ def worth_learning(text: str) -> bool:
     if len(words) <= 1:
         return False
     return not all(word in _SMALL_TALK for word in words)
+
+
+def only_small_talk(text: str) -> bool:
+    """True when ``text`` has no letters or only words of greeting, thanks and acknowledgement
+    ("Thanks!", "ok great"); a single word that is not small talk ("Vegetarian") is not."""
+    if _UNSPACED.search(text):
+        return False
+    return all(word.lower() in _SMALL_TALK for word in _WORD.findall(text))

@@ -55,12 +55,14 @@ def test_an_answer_with_facts_dates_sources_and_replacements_is_read() -> None:
         {"fact": "Moved to  Lisbon", "when": "2026-02-26", "from": [1], "replaces": [2]},
         {"fact": "Has a beagle", "when": "", "from": [], "replaces": []},
     ], "retracted": [1]})
-    assert parse_extraction(answer, known=2, said=3) == Extracted(
+    known = ["Works in Lisbon", "Lives in Porto"]
+    messages = ["I moved to Lisbon", "We got a beagle", "Forget my job, I quit it"]
+    assert parse_extraction(answer, known, messages) == Extracted(
         facts=(Fact(text="Moved to Lisbon", when=date(2026, 2, 26), sources=(0,),
                     replaces=(1,)),
                # A fact that names no message comes from all of them.
                Fact(text="Has a beagle", when=None, sources=(0, 1, 2), replaces=())),
-        retracted=(0,))
+        retracted=(0,))  # "Works in Lisbon": the messages speak of Lisbon
 
 
 @pytest.mark.parametrize("answer", [
@@ -69,14 +71,15 @@ def test_an_answer_with_facts_dates_sources_and_replacements_is_read() -> None:
     '```json\n{"facts": []}\n```',
 ])
 def test_nothing_to_learn_is_a_valid_answer(answer: str) -> None:
-    assert parse_extraction(answer, known=0, said=1) == Extracted()
+    assert parse_extraction(answer, [], ["hello"]) == Extracted()
 
 
 def test_sloppy_parts_of_an_answer_are_dropped_not_trusted() -> None:
     answer = ('Sure! {"facts": ["Is a nurse", {"fact": ""}, 7, {"fact": "Keeps bees", '
               '"when": "soon", "from": [0, 2, "1", 9, true, 2], "replaces": [5, -1]}], '
               '"retracted": [3, "x"]} Anything else?')
-    assert parse_extraction(answer, known=2, said=2) == Extracted(
+    messages = ["I am a nurse", "and I keep bees"]
+    assert parse_extraction(answer, ["Keeps goats", "Is a doctor"], messages) == Extracted(
         facts=(Fact(text="Is a nurse", when=None, sources=(0, 1), replaces=()),
                Fact(text="Keeps bees", when=None, sources=(1, 0), replaces=())),
         retracted=())
@@ -93,7 +96,7 @@ def test_sloppy_parts_of_an_answer_are_dropped_not_trusted() -> None:
 ])
 def test_anything_else_is_a_failure_rather_than_nothing_learned(answer: str) -> None:
     with pytest.raises(ExtractionUnparseable):
-        parse_extraction(answer, known=0, said=1)
+        parse_extraction(answer, [], ["I am a nurse"])
 
 
 class Answers:
@@ -122,7 +125,7 @@ def test_questions_and_small_talk_written_down_as_facts_are_dropped() -> None:
     answer = json.dumps({"facts": [
         {"fact": "Thanks!", "from": [1]}, {"fact": "What should I cook tonight?", "from": [2]},
         {"fact": "Keeps bees", "when": "Thu 2026-03-05", "from": [2]}]})
-    assert parse_extraction(answer, known=0, said=2).facts == (
+    assert parse_extraction(answer, [], ["Thanks!", "What should I cook? I keep bees"]).facts == (
         Fact(text="Keeps bees", when=date(2026, 3, 5), sources=(1,), replaces=()),)
 
 
@@ -130,5 +133,26 @@ def test_a_retraction_written_inside_a_fact_still_counts() -> None:
     answer = ('{"facts": [{"fact": "Lives in Berlin", "from": [1], "replaces": [1]}, '
               '{"fact": "Plays chess on Sundays", "from": [2], "retracted": [2]}], '
               '"retracted": []}')
-    found = parse_extraction(answer, known=2, said=2)
-    assert found.retracted == (1,) and [f.text for f in found.facts] == ["Lives in Berlin"]
+    found = parse_extraction(answer, ["Lives in Lyon", "Plays chess on Sundays"],
+                             ["I live in Berlin now", "forget the chess thing"])
+    assert found.retracted == (1,) and found.facts == (
+        Fact(text="Lives in Berlin", when=None, sources=(0,), replaces=(0,)),)
+
+
+def test_what_the_messages_do_not_speak_of_is_neither_learned_nor_retracted() -> None:
+    """A weak model copies its example and retracts notes the messages never mention: both
+    are checked against the texts."""
+    answer = json.dumps({"facts": [
+        {"fact": "Works as a nurse", "from": [1]},  # the instructions' example, not said
+        {"fact": "Vegetarian", "from": [1]},
+    ], "retracted": [1, 2]})
+    found = parse_extraction(answer, ["Likes rock climbing", "Eats meat daily"],
+                             ["I'm vegetarian, and I gave up meat"])
+    assert found == Extracted(facts=(Fact(text="Vegetarian", when=None, sources=(0,),
+                                          replaces=()),), retracted=(1,))
+
+
+def test_a_question_copied_out_as_a_fact_is_dropped() -> None:
+    answer = '{"facts": [{"fact": "Can you give me a recipe for banana bread", "from": [1]}]}'
+    assert parse_extraction(answer, [], ["Can you give me a recipe for banana bread?"]) == (
+        Extracted())

@@ -22,7 +22,7 @@ from typing import Any
 
 from bot.errors import ExtractionUnparseable
 from bot.ports import JsonModel, Message, Source
-from bot.smalltalk import worth_learning
+from bot.smalltalk import only_small_talk
 
 __all__ = ["INSTRUCTIONS", "SCHEMA", "Extracted", "Extractor", "Fact", "Known",
            "extraction_prompt", "parse_extraction"]
@@ -198,43 +198,85 @@ def _day(raw: object) -> date | None:
 
 def _a_fact(text: str) -> bool:
     """Whether a note can be a fact at all: not a question, not small talk ("Thanks!")."""
-    return len(text) >= 3 and not text.endswith("?") and worth_learning(text)
+    return len(text) >= 3 and not text.endswith("?") and not only_small_talk(text)
 
 
-def parse_extraction(answer: object, known: int, said: int) -> Extracted:
-    """The checked answer of an extraction with ``known`` notes and ``said`` messages. The
-    object is read as it is, inside a code fence, or from its first ``{`` to its last ``}``.
-    A fact that names no valid message comes from all of them; numbers naming no note or
-    message are dropped; a note that is empty, a question or small talk is dropped (weak
-    models write "Thanks!" down); a fact with a "retracted" list of its own is read as that
-    retraction alone. Raises
-    :class:`ExtractionUnparseable` when there is no JSON object with a ``facts`` list."""
+# Words that say nothing of what a text is about, left out when two texts are compared.
+_FILLER = frozenset({
+    "the", "and", "but", "for", "with", "that", "this", "these", "those", "from", "into",
+    "onto", "about", "over", "under", "since", "after", "before", "then", "than", "was", "were",
+    "are", "has", "have", "had", "having", "been", "being", "not", "any", "all", "its", "his",
+    "her", "their", "they", "them", "she", "him", "you", "your", "yours", "our", "ours", "who",
+    "whom", "what", "which", "when", "where", "why", "how", "just", "very", "really", "also",
+    "too", "some", "more", "most", "much", "many", "one", "ones", "now", "still", "will",
+    "would", "could", "should", "can", "may", "might", "did", "does", "doing", "done", "get",
+    "got", "say", "said", "says", "like",
+})
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _topics(text: str) -> set[str]:
+    """The words ``text`` is about: three letters or more, no filler, each cut to five letters
+    (so "cats" and "cat", "hiking" and "hikes" meet)."""
+    return {word[:5] for word in _WORD.findall(text.casefold())
+            if len(word) >= 3 and word not in _FILLER}
+
+
+def _plain(text: str) -> str:
+    """``text``'s words, lower case, without punctuation."""
+    return " ".join(_WORD.findall(text.casefold()))
+
+
+def _related(one: str, other: str) -> bool:
+    """Whether two texts share a word they are about."""
+    return bool(_topics(one) & _topics(other))
+
+
+def parse_extraction(answer: object, known: Sequence[str], said: Sequence[str]) -> Extracted:
+    """The checked answer of an extraction that showed the notes ``known`` and the messages
+    ``said`` (their texts, numbered from 1 in the prompt). Raises
+    :class:`ExtractionUnparseable` when there is no JSON object with a ``facts`` list (read as
+    it is, inside a code fence, or from its first ``{`` to its last ``}``).
+
+    What a weak model gets wrong is checked against the texts, never trusted:
+    - a note that is empty, a question or small talk is dropped ("Thanks!"), and so is a
+      question of the messages written out as a note;
+    - a note that shares no word with the messages is dropped: it did not come from them (a
+      model copies its instructions' example at times);
+    - a number naming no note or message is dropped; a fact naming no message comes from all;
+    - a note is retracted only if it shares a word with the messages (a weak model "retracts"
+      notes nothing was said about); a fact with a "retracted" list of its own is read as that
+      retraction alone. Replacements are taken as given: the fact that replaces a note often
+      shares no word with it ("Moved to Lisbon" replaces "Lives in Porto").
+    """
     if not isinstance(answer, str) or not answer.strip():
         raise ExtractionUnparseable("the extraction model gave an empty answer")
     found = _object(answer)
+    everything = " ".join(said)
+    # A question copied out as a "fact" ("Can you give me a recipe for banana bread").
+    asked = {_plain(m) for m in said if m.rstrip().endswith("?")}
     facts: list[Fact] = []
-    retracted = list(_indexes(found.get("retracted"), known))
+    taken_back = list(_indexes(found.get("retracted"), len(known)))
     for entry in found["facts"]:
         if isinstance(entry, str):
             entry = {"fact": entry}
         if not isinstance(entry, dict):
             continue
-        # Weak models put "retracted" inside a fact at times, which then repeats the note
-        # taken back: the retraction counts, the fact does not.
-        taken_back = _indexes(entry.get("retracted"), known)
-        if taken_back:
-            retracted += [i for i in taken_back if i not in retracted]
+        if own := _indexes(entry.get("retracted"), len(known)):
+            taken_back += [i for i in own if i not in taken_back]
             continue
         text = entry.get("fact")
-        if not isinstance(text, str) or not _a_fact(" ".join(text.split())):
+        text = " ".join(text.split()) if isinstance(text, str) else ""
+        if not _a_fact(text) or not _related(text, everything) or _plain(text) in asked:
             continue
         facts.append(Fact(
-            text=" ".join(text.split()),
+            text=text,
             when=_day(entry.get("when")),
-            sources=_indexes(entry.get("from"), said) or tuple(range(said)),
-            replaces=_indexes(entry.get("replaces"), known),
+            sources=_indexes(entry.get("from"), len(said)) or tuple(range(len(said))),
+            replaces=_indexes(entry.get("replaces"), len(known)),
         ))
-    return Extracted(facts=tuple(facts), retracted=tuple(retracted))
+    retracted = tuple(i for i in taken_back if _related(known[i], everything))
+    return Extracted(facts=tuple(facts), retracted=retracted)
 
 
 class Extractor:
@@ -255,7 +297,8 @@ class Extractor:
             answer = await self._model.complete_json(prompt, schema=SCHEMA,
                                                      name="membot_memories")
             try:
-                return parse_extraction(answer, len(known), len(said))
+                return parse_extraction(answer, [k.text for k in known],
+                                        [s.quote for s in said])
             except ExtractionUnparseable:
                 if attempt == self._attempts:
                     raise
