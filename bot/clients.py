@@ -113,12 +113,18 @@ class ModelClients:
 
 class OpenAIEmbedder:
     """Embeddings for queries on the reply path (async; a single quick try per call, since the
-    turn's memory search has its own time budget)."""
+    turn's memory search has its own time budget), or, built with :meth:`for_learning`, for the
+    learning step's look-up of what a person already has, which can wait."""
 
-    def __init__(self, clients: ModelClients, settings: Settings) -> None:
-        self._client = clients.embedding_async.with_options(
-            max_retries=min(settings.model_max_retries, 1), timeout=settings.memory_search_timeout
-        )
+    def __init__(self, clients: ModelClients, settings: Settings, *,
+                 patient: bool = False) -> None:
+        if patient:
+            self._client = clients.embedding_async.with_options(
+                max_retries=settings.model_max_retries, timeout=settings.model_timeout)
+        else:
+            self._client = clients.embedding_async.with_options(
+                max_retries=min(settings.model_max_retries, 1),
+                timeout=settings.memory_search_timeout)
         self._model = settings.embedding_model
         self._dims = settings.embedding_dims if settings.send_embedding_dims else None
         self._prefix = settings.embedding_query_prefix
@@ -128,6 +134,12 @@ class OpenAIEmbedder:
                              else "OPENAI_BASE_URL")
         self._key_setting = ("EMBEDDING_API_KEY" if settings.embedding_api_key is not None
                              else "OPENAI_API_KEY")
+
+    @classmethod
+    def for_learning(cls, clients: ModelClients, settings: Settings) -> OpenAIEmbedder:
+        """Query embeddings with ``MODEL_TIMEOUT`` and the full ``MODEL_MAX_RETRIES``: the
+        learning step runs after the reply, and a slow embedding server must not fail it."""
+        return cls(clients, settings, patient=True)
 
     async def embed(self, text: str) -> list[float]:
         """One vector for ``text`` as a search query (``EMBEDDING_QUERY_PREFIX`` before it).

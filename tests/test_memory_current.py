@@ -190,3 +190,23 @@ async def test_a_passing_failure_while_json_schema_is_untried_is_no_refusal(
         asked = [c.body["response_format"]["type"] for c in openai_server.calls("extraction")]
         assert asked == ["json_schema"] * 3
         assert await current(app, "console:alice") == ["I grow figs", "I keep bees"]
+
+
+async def test_a_slow_embedding_server_slows_the_answer_s_memories_but_never_fails_learning(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    """The reply's search gives up at MEMORY_SEARCH_TIMEOUT; the learning step's look-up of
+    what the person already has waits as long as any model call."""
+    async with services(make_settings(memory_search_timeout=0.3, memory_write_attempts=1,
+                                      model_timeout=10.0)) as app:
+        await tell(app, "alice", "I live in Porto")
+        openai_server.embedding_delay = 0.6
+        try:
+            await tell(app, "alice", "I keep bees")
+        finally:
+            openai_server.embedding_delay = 0.0
+        assert (await app.jobs.counts()).failed_messages == 0
+        assert await current(app, "console:alice") == ["I keep bees", "I live in Porto"]
+        [second] = [c for c in openai_server.calls("extraction")
+                    if "I keep bees" in new_messages(c.body)]
+        assert kept_notes(second.body) == ["I live in Porto"]

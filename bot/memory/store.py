@@ -133,6 +133,7 @@ class Mem0Memory:
         mem0: Any,
         database: Database,
         embedder: OpenAIEmbedder,
+        learning_embedder: OpenAIEmbedder,
         extractor: Extractor,
         table: str,
         writes: ThreadPoolExecutor,
@@ -144,6 +145,7 @@ class Mem0Memory:
         self._pool = database.pool
         self._table = table
         self._embedder = embedder
+        self._learning_embedder = learning_embedder
         self._writes = writes
         self._write_pool = write_pool
         self._search_sql = search_sql(table)
@@ -196,6 +198,7 @@ class Mem0Memory:
             mem0=mem0,
             database=database,
             embedder=embedder,
+            learning_embedder=OpenAIEmbedder.for_learning(clients, settings),
             extractor=Extractor(OpenAIChat.for_extraction(clients, settings)),
             table=table,
             writes=writes,
@@ -212,8 +215,12 @@ class Mem0Memory:
         the query shares no word with any of the owner's memories (after stemming and stop
         words) and names no date, the result is exactly the owner's vector top-k.
         ``score`` is the cosine similarity. Raises :class:`MemoryUnavailable`."""
+        return await self._ranked(owner_id, query, limit, self._embedder)
+
+    async def _ranked(self, owner_id: str, query: str, limit: int,
+                      embedder: OpenAIEmbedder) -> list[MemoryHit]:
         try:
-            vector = await self._embedder.embed(query)
+            vector = await embedder.embed(query)
             rows = await self._pool.fetch(self._search_sql, owner_id, vector, query,
                                           dates_named(query), limit)
         except Exception as exc:
@@ -239,7 +246,8 @@ class Mem0Memory:
         # embedding model takes a few hundred tokens at most).
         query = " ".join(s.quote for s in said)[:QUERY_CHARS]
         try:
-            nearest = await self.search(owner_id, query, NEAREST) if query.strip() else []
+            nearest = (await self._ranked(owner_id, query, NEAREST, self._learning_embedder)
+                       if query.strip() else [])
             known = [Known(id=h.id, text=h.text, recorded=h.created_at) for h in nearest]
             extracted = await self._extractor.extract(known, said)
         except MemoryUnavailable:
