@@ -1,8 +1,9 @@
-"""Counted nouns in what membot says: one helper, so no answer reads "1 memories"."""
+"""Wording shared by what membot says: counted nouns (one helper, so no answer reads "1
+memories"), and a text shown on one line."""
 
 from __future__ import annotations
 
-__all__ = ["plural"]
+__all__ = ["one_line", "plural"]
 
 _IRREGULAR = {"memory": "memories", "is": "are", "was": "were"}
 
@@ -14,3 +15,10 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
     if count == 1:
         return f"{count} {noun}"
     return f"{count} {many or _IRREGULAR.get(noun) or noun + 's'}"
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """``text`` with its runs of whitespace (newlines included) made single spaces, and, past
+    ``limit`` characters, cut with "…" (``limit`` characters in all)."""
+    text = " ".join(text.split())
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bot.events import Attachment
 from bot.ports import MemoryRecord, Turn
+from bot.wording import one_line
 
 __all__ = ["export_files"]
 
@@ -72,25 +73,25 @@ def export_files(
         "",
     ]
     for m in memories:
-        lines.append(f"- {_day(m.created_at)} `{m.id}` {_one_line(m.text)}"
+        lines.append(f"- {_day(m.created_at)} `{m.id}` {one_line(m.text)}"
                      + (f" _(from {m.metadata['platform']})_" if "platform" in m.metadata
                         else ""))
         if m.superseded is not None:
             lines.append(f"  - no longer current: replaced {_day(m.superseded.at)} by "
                          f"`{m.superseded.by}`" if m.superseded.by else
                          f"  - no longer current: taken back {_day(m.superseded.at)}")
-        lines += [f"  - learned from: {_when(s.said_at)} “{_one_line(s.quote)}”"
+        lines += [f"  - learned from: {_when(s.said_at)} “{one_line(s.quote)}”"
                   + (f" {s.link}" if s.link else "") for s in m.sources]
     if not memories:
         lines.append("Nothing yet.")
     lines += ["", "## Recent messages (short-term context of each conversation)", ""]
     lines += [
-        f"- {_when(t.at)} {conversation} {t.role}: {_one_line(t.text)}"
+        f"- {_when(t.at)} {conversation} {t.role}: {one_line(t.text)}"
         for conversation, t in turns
     ] or ["None."]
     if queued:
         lines += ["", "## Waiting to be learned", ""]
-        lines += [f"- {_when(t.at)} {_one_line(t.text)}" for t in queued]
+        lines += [f"- {_when(t.at)} {one_line(t.text)}" for t in queued]
     return (
         Attachment(
             filename=f"membot-memories-{stamp}.json",
@@ -104,6 +105,3 @@ def export_files(
         ),
     )
 
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -17,7 +17,7 @@ from bot.events import Action, ChatEvent, Reply, ReplyKind
 from bot.ports import Erasing, MemoryRecord, MemoryStore, Owners, PendingWrites, Source
 from bot.transcript import PostgresTranscript
 from bot.usage import typed
-from bot.wording import plural
+from bot.wording import one_line, plural
 
 __all__ = ["PAGE_SIZE", "MemoryCommands"]
 
@@ -34,14 +34,9 @@ def _short(memory_id: str) -> str:
     return memory_id[:8]
 
 
-def _one_line(text: str, limit: int = SHOWN_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _line(memory: MemoryRecord) -> str:
     day = memory.created_at.strftime("%Y-%m-%d") if memory.created_at else "undated"
-    line = f"- `{_short(memory.id)}` {day}: {_one_line(memory.text)}"
+    line = f"- `{_short(memory.id)}` {day}: {one_line(memory.text, SHOWN_CHARS)}"
     gone = memory.superseded
     if gone is not None:
         line += (f" (replaced {gone.at:%Y-%m-%d} by `{_short(gone.by)}`)" if gone.by
@@ -54,7 +49,7 @@ def _quote(source: Source) -> str:
         source.platform, source.platform or "chat")
     said = f"{source.said_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     link = f" {source.link}" if source.link else ""
-    return f"> {_one_line(source.quote, 400)}\n— {said}, on {where}{link}"
+    return f"> {one_line(source.quote, 400)}\n— {said}, on {where}{link}"
 
 
 def _hint(text: str) -> Reply:
@@ -178,7 +173,7 @@ class MemoryCommands:
         if isinstance(found, Reply):
             return found
         memory, owner = found
-        lines = [f"“{_one_line(memory.text)}” (`{_short(memory.id)}`)"]
+        lines = [f"“{one_line(memory.text, SHOWN_CHARS)}” (`{_short(memory.id)}`)"]
         if memory.sources:
             told = "this message" if len(memory.sources) == 1 else "these messages"
             lines[0] += f": I learned it from {told} of yours."
@@ -191,13 +186,14 @@ class MemoryCommands:
         replaced = [m for m in everything
                     if m.superseded is not None and m.superseded.by == memory.id]
         for old in replaced:
-            lines.append(f"It replaced “{_one_line(old.text)}” (`{_short(old.id)}`).")
+            lines.append(f"It replaced “{one_line(old.text, SHOWN_CHARS)}” (`{_short(old.id)}`).")
         if memory.superseded is not None:
             gone = memory.superseded
             newer = next((m for m in everything if m.id == gone.by), None)
             lines.append(
-                f"No longer current: replaced on {gone.at:%Y-%m-%d} by “{_one_line(newer.text)}” "
-                f"(`{_short(newer.id)}`)." if newer is not None else
+                f"No longer current: replaced on {gone.at:%Y-%m-%d} by "
+                f"“{one_line(newer.text, SHOWN_CHARS)}” (`{_short(newer.id)}`)."
+                if newer is not None else
                 f"No longer current: you took it back on {gone.at:%Y-%m-%d}.")
         return Reply(text="\n".join(lines))
 
@@ -224,7 +220,7 @@ class MemoryCommands:
             return found
         memory, owner = found
         await self._memory.forget(owner, [memory.id])
-        return Reply(text=f"Forgotten: “{_one_line(memory.text)}”.")
+        return Reply(text=f"Forgotten: “{one_line(memory.text, SHOWN_CHARS)}”.")
 
     async def _one(self, event: ChatEvent, arguments: str,
                    doing: str) -> tuple[MemoryRecord, str] | Reply:

@@ -23,6 +23,7 @@ from typing import Any
 from bot.errors import ExtractionUnparseable
 from bot.ports import JsonModel, Message, Source
 from bot.smalltalk import only_small_talk
+from bot.wording import one_line
 
 __all__ = ["INSTRUCTIONS", "SCHEMA", "Extracted", "Extractor", "Fact", "Known",
            "extraction_prompt", "parse_extraction"]
@@ -128,23 +129,18 @@ class Extracted:
     retracted: tuple[int, ...] = ()
 
 
-def _one_line(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def extraction_prompt(known: Sequence[Known], said: Sequence[Source]) -> list[Message]:
     """The messages of one extraction call: the instructions, then the kept notes and the new
     messages, numbered from 1, each message with the day it was said. Message texts are quoted
     as JSON strings, so no message can pose as a part of the prompt."""
     notes = "\n".join(
-        f"[{n}] {_one_line(k.text, 300)}"
+        f"[{n}] {one_line(k.text, 300)}"
         + (f" (noted {k.recorded.date().isoformat()})" if k.recorded else "")
         for n, k in enumerate(known, 1)
     ) or "(none)"
     messages = "\n".join(
         f"<{n}> ({s.said_at.strftime('%a %Y-%m-%d')}) "
-        + json.dumps(_one_line(s.quote, QUOTE_CHARS), ensure_ascii=False)
+        + json.dumps(one_line(s.quote, QUOTE_CHARS), ensure_ascii=False)
         for n, s in enumerate(said, 1)
     )
     task = f"Kept notes:\n{notes}\n\nNew messages:\n{messages}"

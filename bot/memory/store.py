@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -30,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
@@ -45,7 +43,8 @@ from bot.memory.history import PostgresHistory, session_scope
 from bot.memory.mem0 import build_mem0, mem0_pool, stored_dims
 from bot.memory.owners import entities_table
 from bot.memory.ranking import add_lexemes, search_sql
-from bot.ports import MemoryHit, MemoryRecord, Source, Superseded
+from bot.memory.records import parse_time, record_of, stored_source
+from bot.ports import MemoryHit, MemoryRecord, Source
 
 __all__ = ["Mem0Memory"]
 
@@ -54,72 +53,9 @@ log = logging.getLogger(__name__)
 _SETUP_LOCK = 7_291_002  # pg_advisory_lock key for creating the memory table and its indexes
 
 
-_HIDDEN = frozenset({"data", "user_id", "hash", "text_lemmatized", "created_at", "updated_at",
-                     "sources", "superseded", "role"})
-QUOTE_CHARS = 500  # of each source message, kept with a memory
 NEAREST = 10  # current memories shown to an extraction
 QUERY_CHARS = 2_000  # of a batch's messages, to find those memories
 _CURRENT = "not (payload ? 'superseded')"
-
-
-def _record(row: asyncpg.Record) -> MemoryRecord:
-    payload: dict[str, Any] = json.loads(row["payload"])
-    return MemoryRecord(
-        id=row["id"],
-        text=str(payload.get("data") or ""),
-        created_at=_parse_time(payload.get("created_at")),
-        updated_at=_parse_time(payload.get("updated_at")),
-        metadata={k: str(v) for k, v in payload.items() if k not in _HIDDEN and v is not None},
-        sources=tuple(_sources(payload.get("sources"))),
-        superseded=_superseded(payload.get("superseded")),
-    )
-
-
-def _sources(raw: object) -> list[Source]:
-    """The stored sources of a memory (none for memories of earlier versions)."""
-    found: list[Source] = []
-    for entry in raw if isinstance(raw, list) else ():
-        said = _parse_time(entry.get("said_at")) if isinstance(entry, dict) else None
-        if said is None:
-            continue
-        found.append(Source(
-            event_id=str(entry.get("event_id") or ""), said_at=said,
-            quote=str(entry.get("quote") or ""), platform=str(entry.get("platform") or ""),
-            conversation=str(entry.get("conversation") or ""),
-            channel=_text_or_none(entry.get("channel")),
-            message=_text_or_none(entry.get("message")),
-            link=_text_or_none(entry.get("link"))))
-    return found
-
-
-def _superseded(raw: object) -> Superseded | None:
-    if not isinstance(raw, dict) or (at := _parse_time(raw.get("at"))) is None:
-        return None
-    return Superseded(at=at, by=_text_or_none(raw.get("by")),
-                      event_id=_text_or_none(raw.get("event_id")))
-
-
-def _text_or_none(value: object) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
-def _stored_source(source: Source) -> dict[str, str]:
-    quote = " ".join(source.quote.split())
-    if len(quote) > QUOTE_CHARS:
-        quote = quote[: QUOTE_CHARS - 1] + "…"
-    stored = {"event_id": source.event_id, "said_at": source.said_at.isoformat(),
-              "quote": quote, "platform": source.platform, "conversation": source.conversation,
-              "channel": source.channel, "message": source.message, "link": source.link}
-    return {k: v for k, v in stored.items() if v is not None}
-
-
-def _parse_time(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        return None
 
 
 class Mem0Memory:
@@ -229,7 +165,7 @@ class Mem0Memory:
             MemoryHit(
                 id=row["id"],
                 text=row["text"] or "",
-                created_at=_parse_time(row["created_at"]),
+                created_at=parse_time(row["created_at"]),
                 score=float(row["score"]),
             )
             for row in rows
@@ -281,7 +217,7 @@ class Mem0Memory:
                 sources = [said[i] for i in fact.sources]
                 payload: dict[str, Any] = {
                     **metadata,
-                    "sources": [_stored_source(s) for s in sources],
+                    "sources": [stored_source(s) for s in sources],
                     "event_ids": " ".join(s.event_id for s in sources),
                     # "recorded" is when the person said it, not when the job ran.
                     "created_at": max(s.said_at for s in sources).isoformat(),
@@ -336,14 +272,14 @@ class Mem0Memory:
                 total = await conn.fetchval(self._count_sql[superseded], owner_id)
         except Exception as exc:
             raise MemoryUnavailable(f"listing memories failed: {exc.__class__.__name__}") from exc
-        return [_record(row) for row in rows], int(total)
+        return [record_of(row) for row in rows], int(total)
 
     async def records(self, owner_id: str, *, superseded: bool = True) -> list[MemoryRecord]:
         try:
             rows = await self._pool.fetch(self._records_sql[superseded], owner_id)
         except Exception as exc:
             raise MemoryUnavailable(f"reading memories failed: {exc.__class__.__name__}") from exc
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     async def find(self, owner_id: str, id_prefix: str) -> list[MemoryRecord]:
         prefix = id_prefix.strip().lower()
@@ -359,7 +295,7 @@ class Mem0Memory:
             )
         except Exception as exc:
             raise MemoryUnavailable(f"finding a memory failed: {exc.__class__.__name__}") from exc
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     async def forget(self, owner_id: str, memory_ids: Sequence[str]) -> int:
         ids = list(memory_ids)
