@@ -7,6 +7,7 @@ else is retried.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -211,6 +212,7 @@ class OpenAIChat:
         self._where = clients.base_url
         self._token_param = "max_completion_tokens"
         self._schemas: bool | None = None  # whether the server takes json_schema
+        self._probing = asyncio.Lock()
 
     @classmethod
     def for_extraction(cls, clients: ModelClients, settings: Settings) -> OpenAIChat:
@@ -238,29 +240,35 @@ class OpenAIChat:
     async def complete_json(self, messages: Sequence[Message], *, schema: dict[str, Any],
                             name: str) -> str:
         body = self._body(messages)
-        if self._schemas is not False:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": name, "schema": schema,
-                                                       "strict": True}}
-            # Until a server has taken json_schema once, an error is not retried here: a
-            # refusal may come as a 500 (llama-cpp-python's), and retrying it is waste.
-            # Another failure is raised; the learning job is retried later.
-            probing = self._schemas is None
-            try:
-                response = await self._send(body, stream=False, retries=not probing)
-                self._schemas = True
-            except openai.OpenAIError as exc:
-                if not probing or not _refuses_schemas(exc):
-                    raise self._failure(exc) from exc
-                self._schemas = False
-                log.warning("the model API refused a json_schema response format; asking "
-                            "for json_object instead")
-        if not self._schemas:
-            body["response_format"] = {"type": "json_object"}
-            try:
-                response = await self._send(body, stream=False)
-            except openai.OpenAIError as exc:
-                raise self._failure(exc) from exc
+        constrained = {"type": "json_schema",
+                       "json_schema": {"name": name, "schema": schema, "strict": True}}
+        if self._schemas is None:
+            # One request finds out whether the server takes json_schema; those sent meanwhile
+            # wait for its answer. It is not retried: a refusal may come as a 500
+            # (llama-cpp-python's), and retrying that is waste. Any other failure is raised
+            # (the learning job is retried later), and the next request asks again.
+            async with self._probing:
+                if self._schemas is None:
+                    body["response_format"] = constrained
+                    try:
+                        response = await self._send(body, stream=False, retries=False)
+                        self._schemas = True
+                        return self._json_text(response)
+                    except openai.OpenAIError as exc:
+                        if not _refuses_schemas(exc):
+                            raise self._failure(exc) from exc
+                        self._schemas = False
+                        log.warning("the model API refused a json_schema response format; "
+                                    "asking for json_object instead")
+        body["response_format"] = constrained if self._schemas else {"type": "json_object"}
+        try:
+            response = await self._send(body, stream=False)
+        except openai.OpenAIError as exc:
+            raise self._failure(exc) from exc
+        return self._json_text(response)
+
+    def _json_text(self, response: ChatCompletion) -> str:
+        """An extraction answer's text as it came ("" for none); a cut one is logged."""
         choice = response.choices[0] if response.choices else None
         if choice is not None and choice.finish_reason == "length":
             log.warning("an extraction answer reached its cap of %d tokens", self._max_tokens)

@@ -210,3 +210,25 @@ async def test_a_slow_embedding_server_slows_the_answer_s_memories_but_never_fai
         [second] = [c for c in openai_server.calls("extraction")
                     if "I keep bees" in new_messages(c.body)]
         assert kept_notes(second.body) == ["I live in Porto"]
+
+
+async def test_extractions_sent_at_once_ask_a_refusing_server_for_json_schema_only_once(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    openai_server.refuses_schemas = 500
+    async with services(make_settings(memory_write_threads=4)) as app:
+        people = ["ann", "ben", "cat", "dan"]
+        held = openai_server.hold("extraction")
+        try:
+            await asyncio.gather(*(answer(app.core, to_event(p, f"{p} keeps bees",
+                                                             session="s")) for p in people))
+            assert await asyncio.to_thread(openai_server.wait_for, "extraction", 1)
+            # Every job is running by now; only the first may be asking.
+            assert not await asyncio.to_thread(openai_server.wait_for, "extraction", 2, 1.0)
+        finally:
+            held.set()
+        await app.jobs.wait_idle()
+        asked = [c.body["response_format"]["type"] for c in openai_server.calls("extraction")]
+        assert sorted(asked) == ["json_object"] * 4 + ["json_schema"]
+        for person in people:
+            assert await current(app, f"console:{person}") == [f"{person} keeps bees"]
