@@ -23,7 +23,6 @@ from bot.learning.learner import Learner
 from bot.learning.pipeline import LearningPipeline
 from bot.learning.queue import MemoryQueue
 from bot.learning.schedule import Batching, Schedule
-from bot.ledger import PostgresLedger
 from bot.linking.emails import EmailLimits, LoginEmails
 from bot.linking.flow import Linking
 from bot.linking.purge import Purger
@@ -34,6 +33,7 @@ from bot.logs import TurnLog
 from bot.memory.owners import Eraser, OwnerMove
 from bot.memory.store import Mem0Memory
 from bot.metrics import Metrics
+from bot.opening import PostgresTurnStart
 from bot.readiness import CachedReadiness, DatabaseCheck, ModelCheck
 from bot.receipts import ReceiptRouter
 from bot.transcript import PostgresTranscript
@@ -111,7 +111,8 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
         learner = Learner(memory=memory, inbox=inbox, owners=links, people=choices,
                           move=links.move_memories, receipts=receipts, schedule=schedule)
         learning = LearningPipeline(inbox, schedule, queue, learner,
-                                    sweep_every=max(1.0, settings.worker_stalled_after / 2))
+                                    sweep_every=max(1.0, settings.worker_stalled_after / 2),
+                                    unrecorded_after=_longest_turn(settings) * 2)
         if settings.in_process_worker and start_worker:
             await learning.start_worker(settings.memory_write_threads)
         stack.push_async_callback(learning.stop, settings.shutdown_grace)
@@ -124,11 +125,8 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
         core = Core(
             memory=memory,
             chat=OpenAIChat(clients, settings),
-            transcript=transcript,
+            start=PostgresTurnStart(database.pool),
             exchanges=inbox,
-            ledger=PostgresLedger(database.pool),
-            owners=links,
-            controls=choices,
             limits=TurnLimits(
                 memory_top_k=settings.memory_top_k,
                 context_turns=settings.context_turns,
@@ -180,6 +178,13 @@ async def learning_admin(settings: Settings) -> AsyncIterator[LearningPipeline]:
 def _schedule(settings: Settings, queue: MemoryQueue) -> Schedule:
     return Schedule(Batching(size=settings.memory_batch_size, idle=settings.memory_batch_idle,
                              max_wait=settings.memory_batch_max_wait), queue)
+
+
+def _longest_turn(settings: Settings) -> float:
+    """Seconds a turn can take at most between its claim and its reply: the memory search's
+    budget, then the chat call with every retry."""
+    return (settings.memory_search_timeout
+            + settings.model_timeout * (settings.model_max_retries + 1))
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

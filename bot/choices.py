@@ -14,12 +14,14 @@ from bot.events import ChatEvent
 from bot.ports import Access
 
 __all__ = [
+    "ACCESS_COLUMNS",
     "OWNER_LOCK",
     "PAUSED_NOTICE",
     "UNCHECKED_KEYS",
     "ChoiceStore",
     "Person",
     "Place",
+    "access_of",
     "decide",
     "unchecked_place",
 ]
@@ -92,6 +94,12 @@ def unchecked_place(event: ChatEvent) -> dict[str, str]:
             "direct": "yes" if event.is_direct else ""}
 
 
+# What ``access_of`` reads, as columns of a statement that left joins ``owner_settings o`` (the
+# owner's) and ``workspace_settings w`` (the event's place) and names ``first_notice``.
+ACCESS_COLUMNS = ("o.paused, o.receipts, o.forgotten_at, w.memory, w.channels, w.public_recall,"
+                  " w.receipts as place_receipts")
+
+
 _PLACE_COLUMNS = {f.name for f in fields(Place)}
 
 
@@ -101,32 +109,6 @@ class ChoiceStore:
 
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
-
-    async def access(self, owner_id: str, event: ChatEvent) -> Access:
-        """The ``MemoryControls`` port: one round trip, which also marks the pause notice as
-        given. The notice is given only in a direct conversation: in a channel it would tell
-        everyone there that this person paused memory."""
-        row = await self._pool.fetchrow(
-            "with noticed as (update owner_settings set pause_noticed = true"
-            " where owner_id = $1 and paused and not pause_noticed and $4"
-            " returning owner_id)"
-            " select o.paused, o.receipts, o.forgotten_at,"
-            " exists (select from noticed) as first_notice,"
-            " w.memory, w.channels, w.public_recall, w.receipts as place_receipts"
-            " from (select 1) one"
-            " left join owner_settings o on o.owner_id = $1"
-            " left join workspace_settings w on w.platform = $2 and w.workspace_id = $3",
-            owner_id,
-            event.platform,
-            event.workspace_id or "",
-            event.is_direct,
-        )
-        assert row is not None  # the select always yields its one row
-        place = None
-        if row["memory"] is not None:
-            place = Place(memory=row["memory"], channels=tuple(row["channels"]),
-                          public_recall=row["public_recall"], receipts=row["place_receipts"])
-        return decide(event, _person(row), place, first_pause_notice=row["first_notice"])
 
     async def person(self, owner_id: str) -> Person:
         row = await self._pool.fetchrow(
@@ -239,7 +221,17 @@ class ChoiceStore:
         return await self.place(platform, workspace_id)
 
 
-def _person(row: asyncpg.Record) -> Person:
+def access_of(row: Mapping[str, Any], event: ChatEvent) -> Access:
+    """The access of ``event``'s turn from a row with :data:`ACCESS_COLUMNS` and
+    ``first_notice``."""
+    place = None
+    if row["memory"] is not None:
+        place = Place(memory=row["memory"], channels=tuple(row["channels"]),
+                      public_recall=row["public_recall"], receipts=row["place_receipts"])
+    return decide(event, _person(row), place, first_pause_notice=row["first_notice"])
+
+
+def _person(row: Mapping[str, Any]) -> Person:
     return Person(
         paused=bool(row["paused"]),
         receipts=row["receipts"] is not False,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,20 +17,18 @@ from bot.ports import (
     UNCHECKED,
     Access,
     ChatModel,
-    EventLedger,
     Exchanges,
-    MemoryControls,
     MemoryHit,
     MemoryStore,
     MemoryWrite,
     Message,
+    Opening,
     Outcome,
-    Owners,
     ReplyStream,
-    Transcript,
     Turn,
     TurnObserver,
     TurnReport,
+    TurnStart,
 )
 from bot.prompt import build_prompt, fit_turns
 from bot.smalltalk import worth_learning
@@ -78,6 +76,13 @@ class Core:
     """Answers one person at a time with their own memories in view, then hands what they said
     to the memory writer.
 
+    Before the model is asked, a turn makes two trips to the store, started together: one
+    claims the event and reads its owner, their and their place's settings and the recent
+    turns (``TurnStart``); the other embeds the message and, once the owner is known, searches
+    their memories. The exchange is recorded, and the memory write queued, after the reply is
+    returned (``Exchanges``), and a message kept ahead with the claim covers a process that
+    dies in between.
+
     Guarantees: each event id is answered at most once, across processes (a redelivered event
     gets ``None``); the memories in a prompt are only the author's own (their linked Supabase
     user's, once the account is linked), and only where they and their server or workspace
@@ -102,22 +107,16 @@ class Core:
         *,
         memory: MemoryStore,
         chat: ChatModel,
-        transcript: Transcript,
+        start: TurnStart,
         exchanges: Exchanges,
-        ledger: EventLedger,
-        owners: Owners,
-        controls: MemoryControls,
         limits: TurnLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observers: Sequence[TurnObserver] = (),
     ) -> None:
         self._memory = memory
         self._chat = chat
-        self._transcript = transcript
+        self._start = start
         self._exchanges = exchanges
-        self._ledger = ledger
-        self._owners = owners
-        self._controls = controls
         self._limits = limits
         self._clock = clock
         self._observers = tuple(observers)
@@ -152,38 +151,49 @@ class Core:
 
     async def _turn(self, event: ChatEvent, trace: _Trace,
                     stream: ReplyStream | None) -> Reply | None:
-        if not await self._claim(event):
-            log.info("event %s was already handled; ignoring the redelivery", event.event_id)
-            return None
         cleaned = clean_message(event.text, self._limits.max_message_chars)
+        ahead = self._ahead(event, cleaned.text) if worth_learning(cleaned.text) else None
+        opening = asyncio.ensure_future(self._open(event, ahead))
+        recall = None
+        if cleaned.text and self._limits.memory_top_k:
+            recall = asyncio.ensure_future(
+                self._recall(self._readable(opening), cleaned.text, event, trace))
+        try:
+            start = await opening
+        finally:
+            if recall is not None and not (opening.done() and opening.result().claimed):
+                recall.cancel()
+        if not start.claimed:
+            log.info("event %s was already handled; ignoring the redelivery", event.event_id)
+            trace.search_seconds = None
+            return None
         if not cleaned.text:
             return Reply(text=EMPTY_HINT, kind=ReplyKind.HINT)
-        owner = trace.owner = await self._owner(event)
-        access = await self._access(owner, event) if owner else UNCHECKED
-        memories, recent = await asyncio.gather(
-            self._recall(owner, cleaned.text, event, trace) if owner and access.recall
-            else self._nothing(),
-            self._recent(event.conversation_id),
-        )
+        owner = start.owner
+        trace.owner = owner if start.access.checked else None
+        access = start.access
+        memories = await recall if recall is not None else []
+        if not access.recall:
+            trace.search_seconds = None  # nothing was searched
         messages = build_prompt(
             message=cleaned.text,
             author_name=event.author_name,
             memories=memories,
-            recent=fit_turns(recent, self._limits.context_chars),
+            recent=fit_turns(self._recent(event.conversation_id, start.recent),
+                             self._limits.context_chars),
             now=self._clock(),
         )
         trace.memories = len(memories)
         asked = time.perf_counter()
         try:
             answer, broke_off = await self._ask(messages, stream, event)
-        except ModelUnavailable as exc:
-            log.error("chat model unavailable for event %s: %s", event.event_id, exc)
-            return Reply(text=MODEL_DOWN, kind=ReplyKind.ERROR, notice=access.notice,
-                         cause=str(exc))
-        except ModelRejected as exc:
-            log.error("chat model rejected event %s: %s", event.event_id, exc)
-            return Reply(text=MODEL_REFUSED, kind=ReplyKind.ERROR, notice=access.notice,
-                         cause=str(exc))
+        except (ModelUnavailable, ModelRejected) as exc:
+            self._exchanges.record(event.event_id, event.conversation_id, owner, (), None)
+            down = isinstance(exc, ModelUnavailable)
+            log.error("chat model %s event %s: %s", "unavailable for" if down else "rejected",
+                      event.event_id, exc)
+            return Reply(text=MODEL_DOWN if down else MODEL_REFUSED, kind=ReplyKind.ERROR,
+                         notice=access.notice, cause=str(exc))
         finally:
             trace.model_seconds = time.perf_counter() - asked
         answer_limit = self._limits.max_answer_chars
@@ -192,7 +202,7 @@ class Core:
             answer = answer[: answer_limit - 1].rstrip() + "…"
         elif broke_off:
             answer = answer.rstrip() + "…"
-        await self._record(event, owner or event.account.key, cleaned.text, answer, access)
+        self._record(event, owner, cleaned.text, answer, access)
         notices = [access.notice] if access.notice else []
         if cleaned.cut:
             limit = self._limits.max_message_chars
@@ -238,53 +248,35 @@ class Core:
             raise ModelRejected("the model returned an empty answer")
         return answer.strip(), False
 
-    async def _claim(self, event: ChatEvent) -> bool:
-        """Claim the event before any side effect. If the ledger fails, answer anyway: a rare
-        double answer is better than silence."""
+    async def _open(self, event: ChatEvent, ahead: MemoryWrite | None) -> Opening:
+        """The turn's start. If the store fails, the turn is answered anyway (a rare double
+        answer is better than silence), without memories or recent turns, and its message is
+        queued under the account with its settings unchecked: it is learned later only if the
+        settings, read then, allow it (a pause or an admin's "off" is never overridden by an
+        outage, and what was said during one is not lost)."""
         try:
-            return await self._ledger.claim(event.event_id)
+            return await self._start.open(event, turns=self._limits.context_turns, ahead=ahead)
         except Exception:
-            log.exception("claiming event %s failed; answering it anyway", event.event_id)
-            return True
-
-    async def _owner(self, event: ChatEvent) -> str | None:
-        """Whose memories this turn reads: the linked Supabase user, else the account itself.
-        None when that cannot be told (the turn then reads no memories, rather than risk
-        reading the wrong ones)."""
-        try:
-            return await self._owners.owner_of(event.account.key)
-        except Exception:
-            log.exception("finding the memory owner of event %s failed; answering without "
-                          "memories", event.event_id)
-            return None
-
-    async def _access(self, owner: str, event: ChatEvent) -> Access:
-        """What the person and their server allow this turn. If that cannot be read, no
-        memories in the answer, and the message is queued unchecked: it is learned later only
-        if the settings, read then, allow it (a pause or an admin's "off" is never overridden
-        by an outage, and what was said during one is not lost)."""
-        try:
-            return await self._controls.access(owner, event)
-        except Exception:
-            log.exception("reading the memory settings for event %s failed; answering without "
+            log.exception("reading the start of event %s failed; answering it anyway, without "
                           "memories, learning later only what the settings allow then",
                           event.event_id)
-            return UNCHECKED
+            return Opening(claimed=True, owner=event.account.key, access=UNCHECKED)
 
     @staticmethod
-    async def _nothing() -> list[MemoryHit]:
-        return []
+    async def _readable(opening: asyncio.Future[Opening]) -> str | None:
+        """Whose memories the turn may read, once its start is known (None: nobody's)."""
+        start = await opening
+        return start.owner if start.claimed and start.access.recall else None
 
     async def _recall(
-        self, owner: str, query: str, event: ChatEvent, trace: _Trace
+        self, owner: Awaitable[str | None], query: str, event: ChatEvent, trace: _Trace
     ) -> list[MemoryHit]:
         """The owner's memories for this turn, or none when the store fails or is too slow."""
-        if self._limits.memory_top_k == 0:
-            return []
         started = time.perf_counter()
+        hits: list[MemoryHit] = []
         try:
             async with asyncio.timeout(self._limits.memory_search_timeout):
-                return await self._memory.search(owner, query, self._limits.memory_top_k)
+                hits = await self._memory.search_for(owner, query, self._limits.memory_top_k)
         except TimeoutError:
             log.warning(
                 "memory search over %.1fs for event %s; answering without memories",
@@ -297,28 +289,40 @@ class Core:
         except Exception:
             log.exception("memory search failed for event %s; answering without memories",
                           event.event_id)
-        finally:
-            trace.search_seconds = time.perf_counter() - started
-        return []
+        trace.search_seconds = time.perf_counter() - started  # not for a cancelled search
+        return hits
 
-    async def _recent(self, conversation_id: str) -> list[Turn]:
-        if self._limits.context_turns == 0:
-            return []
-        try:
-            return await self._transcript.recent(conversation_id, self._limits.context_turns)
-        except Exception:
-            log.exception("reading recent turns of %s failed", conversation_id)
-            return []
+    def _recent(self, conversation_id: str, read: Sequence[Turn]) -> list[Turn]:
+        """The conversation's last turns: those read at the start, then those this process
+        has not written yet (the previous exchange may still be on its way)."""
+        unrecorded = self._exchanges.unrecorded(conversation_id)
+        if not unrecorded:
+            return list(read)
+        written = set(read)
+        turns = [*read, *(turn for turn in unrecorded if turn not in written)]
+        return turns[-self._limits.context_turns:] if self._limits.context_turns else []
 
-    async def _record(
+    def _ahead(self, event: ChatEvent, text: str) -> MemoryWrite:
+        """The message as it is queued when its settings could not be read, kept with the
+        claim until the turn is recorded."""
+        return MemoryWrite(owner_id=event.account.key, account=event.account.key,
+                           event_id=event.event_id, text=text, at=event.at,
+                           metadata=self._metadata(event, UNCHECKED))
+
+    @staticmethod
+    def _metadata(event: ChatEvent, access: Access) -> dict[str, str]:
+        return {"platform": event.platform, "conversation_id": event.conversation_id,
+                **_coordinates(event), **({} if access.checked else unchecked_place(event))}
+
+    def _record(
         self, event: ChatEvent, owner: str, text: str, answer: str, access: Access
     ) -> None:
-        """Record the exchange and, where allowed and worth it, queue the memory write (only
-        the person's own words) in the same step."""
-        exchange = [
+        """Hand over the exchange and, where allowed and worth it, the memory write (only the
+        person's own words), to be recorded together after the reply is sent."""
+        exchange = (
             Turn(role="user", text=text, at=event.at),
             Turn(role="assistant", text=answer, at=self._clock()),
-        ]
+        )
         write = None
         if access.learn and worth_learning(text):
             write = MemoryWrite(
@@ -327,12 +331,10 @@ class Core:
                 event_id=event.event_id,
                 text=text,
                 at=event.at,
-                metadata={"platform": event.platform, "conversation_id": event.conversation_id,
-                          **_coordinates(event),
-                          **({} if access.checked else unchecked_place(event))},
+                metadata=self._metadata(event, access),
                 source=event.source if access.receipts else None,
             )
-        await self._exchanges.record(event.conversation_id, owner, exchange, write)
+        self._exchanges.record(event.event_id, event.conversation_id, owner, exchange, write)
 
 
 def _coordinates(event: ChatEvent) -> dict[str, str]:

@@ -121,6 +121,13 @@ async def apply_migrations(
         await conn.execute("select pg_advisory_unlock($1)", _MIGRATIONS_LOCK)
 
 
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """A connection going back to the pool keeps its session as it is: membot leaves no state
+    in one (no ``SET``, no ``LISTEN``, no cursor outside a transaction, and a session advisory
+    lock is released where it is taken), and asyncpg itself still rolls back a transaction left
+    open. asyncpg's default reset would cost a round trip each time a connection is used."""
+
+
 async def _ensure_vector(conn: asyncpg.Connection[Any], where: str) -> str:
     version: str | None = await conn.fetchval(
         "select extversion from pg_extension where extname = 'vector'"
@@ -193,7 +200,8 @@ class Database:
         finally:
             await conn.close()
         pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=settings.db_pool_size, init=register_vector
+            dsn, min_size=1, max_size=settings.db_pool_size, init=register_vector,
+            reset=_keep_session,
         )
         log.info("database ready: %s, pgvector %s", where, vector_version)
         return cls(pool=pool, dsn=dsn, where=where, vector_version=vector_version)

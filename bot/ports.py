@@ -2,7 +2,7 @@
 
 Every Protocol of ``bot/`` is here. Implementations satisfy them structurally (for the core:
 ``bot.memory.store.Mem0Memory``, ``bot.clients.OpenAIChat``,
-``bot.transcript.PostgresTranscript``, ``bot.learning.inbox.MemoryInbox``) in production, and
+``bot.opening.PostgresTurnStart``, ``bot.learning.inbox.MemoryInbox``) in production, and
 in-memory fakes in the tests; the feature packages reach each other only through them. The
 plain values they carry are in :mod:`bot.values`. What the process reports about itself goes out
 through ``TurnObserver``, ``WriteObserver`` and ``ReadinessCheck`` (``bot.metrics``,
@@ -27,6 +27,7 @@ from bot.values import (
     MemoryWrite,
     Message,
     Moved,
+    Opening,
     Outcome,
     ReadinessReport,
     Source,
@@ -49,19 +50,18 @@ __all__ = [
     "Connection",
     "Erased",
     "Erasing",
-    "EventLedger",
     "Exchanges",
     "Handle",
     "Handler",
     "JsonModel",
     "LinkCommands",
-    "MemoryControls",
     "MemoryHit",
     "MemoryRecord",
     "MemoryStore",
     "MemoryWrite",
     "Message",
     "Moved",
+    "Opening",
     "Outcome",
     "OwnerMove",
     "OwnerRows",
@@ -75,10 +75,10 @@ __all__ = [
     "Source",
     "Superseded",
     "Tombstones",
-    "Transcript",
     "Turn",
     "TurnObserver",
     "TurnReport",
+    "TurnStart",
     "WriteObserver",
 ]
 
@@ -125,6 +125,12 @@ class MemoryStore(Protocol):
         fuses the exact vector rank with keyword and named-date ranks).
         Raises :class:`bot.errors.MemoryUnavailable` when the store or the embedder fails.
         """
+        ...
+
+    async def search_for(self, owner: Awaitable[str | None], query: str,
+                         limit: int) -> list[MemoryHit]:
+        """:meth:`search`, started before the owner is known: the query is embedded while
+        ``owner`` is found; none when it comes out None (the turn may not read memories)."""
         ...
 
     async def learn(self, owner_id: str, said: Sequence[Source], *, batch: str,
@@ -203,33 +209,38 @@ class JsonModel(Protocol):
         ...
 
 
-class Transcript(Protocol):
-    """The recent turns of each conversation: short-term context while memories are written."""
+class TurnStart(Protocol):
+    """What a turn claims and reads before it asks the model, in one trip to the store."""
 
-    async def recent(self, conversation_id: str, limit: int) -> list[Turn]:
-        """The last ``limit`` turns of the conversation, oldest first."""
-        ...
-
-
-
-class EventLedger(Protocol):
-    """Inbound events already taken, shared by every process."""
-
-    async def claim(self, event_id: str) -> bool:
-        """True for the first claim of ``event_id``, False for every later one, whichever
-        process makes it."""
+    async def open(self, event: ChatEvent, *, turns: int,
+                   ahead: MemoryWrite | None) -> Opening:
+        """Claim ``event`` (only the first claim, whichever process makes it, gets
+        ``claimed``) and read its memory owner, what the owner and the place allow, and the
+        conversation's last ``turns`` turns. ``ahead`` (the message as it would be queued
+        with unchecked settings) is kept with the claim until :meth:`Exchanges.record`
+        settles it, so a process that dies after sending the answer and before recording it
+        loses no write; it is not kept when the owner paused memory or the place turned it
+        off. Raises when the store fails."""
         ...
 
 
 class Exchanges(Protocol):
-    """Where the core records each answered exchange and the memory write it asks for."""
+    """Where the core hands each answered exchange and the memory write it asks for."""
 
-    async def record(self, conversation_id: str, owner_id: str, turns: Sequence[Turn],
-                     write: MemoryWrite | None) -> None:
-        """Record the turns and queue ``write`` (when given) in one step, so an answer that
-        was sent always has its write. Returns once both are durable, or held by this process
-        to be written as soon as the store answers; never waits for the write to be learned
-        and never raises. One owner's writes are learned in the order they were said."""
+    def record(self, event_id: str, conversation_id: str, owner_id: str,
+               turns: Sequence[Turn], write: MemoryWrite | None) -> None:
+        """Take the turn of ``event_id``: its ``turns`` are recorded and ``write`` (when
+        given) queued, in one step, soon after (once the caller's reply has gone out), in
+        the order handed over; the event's claim is settled in that step (what
+        :meth:`TurnStart.open` kept ahead is dropped, and a write already queued from it is
+        not queued again). Never waits and never raises: while the store fails, the exchange
+        is held in this process and written once it answers. One owner's writes are learned
+        in the order they were said."""
+        ...
+
+    def unrecorded(self, conversation_id: str) -> list[Turn]:
+        """The conversation's turns handed to :meth:`record` and not yet written, oldest
+        first (the next turn's context must not miss them)."""
         ...
 
 
@@ -303,15 +314,6 @@ class Owners(Protocol):
 
     async def owner_of(self, account_key: str) -> str:
         """The linked Supabase user id of the account, or else the account key itself."""
-        ...
-
-
-class MemoryControls(Protocol):
-    """What people and admins decided about memory."""
-
-    async def access(self, owner_id: str, event: ChatEvent) -> Access:
-        """What the turn of ``event``, whose memories belong to ``owner_id``, may do. A pause
-        notice is handed out once per pause, whichever process asks."""
         ...
 
 

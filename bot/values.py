@@ -19,6 +19,7 @@ __all__ = [
     "MemoryWrite",
     "Message",
     "Moved",
+    "Opening",
     "Outcome",
     "ReadinessReport",
     "Role",
@@ -140,6 +141,18 @@ NO_ACCESS = Access(recall=False, learn=False, receipts=False)
 # The settings could not be read (the database is away): no memories in the answer, and the
 # message is learned later only if the settings allow it then (``bot.learning.learner``).
 UNCHECKED = Access(recall=False, learn=True, receipts=False, checked=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Opening:
+    """What a turn reads before it asks the model. ``claimed`` is false for an event already
+    taken (a redelivery); ``owner`` is whose memories the turn reads, ``access`` what the
+    owner and the place allow, ``recent`` the conversation's last turns, oldest first."""
+
+    claimed: bool
+    owner: str
+    access: Access
+    recent: tuple[Turn, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

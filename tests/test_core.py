@@ -13,34 +13,20 @@ from bot.errors import MemoryUnavailable, ModelRejected, ModelUnavailable
 from bot.events import ChatEvent, MessageRef, Reply, ReplyKind
 from bot.ports import Access
 from tests.conftest import answer
-from tests.fakes.ports import (
-    DictOwners,
-    FakeChat,
-    FakeMemory,
-    FixedControls,
-    ListJobs,
-    ListTranscript,
-    SetLedger,
-)
+from tests.fakes.ports import FakeChat, FakeMemory, FakeStart, ListJobs
 
 
 class Rig:
     def __init__(self, **limits: float) -> None:
         self.memory = FakeMemory()
         self.chat = FakeChat()
-        self.transcript = ListTranscript()
-        self.jobs = ListJobs(self.transcript)
-        self.ledger = SetLedger()
-        self.owners = DictOwners()
-        self.controls = FixedControls()
+        self.start = FakeStart()
+        self.jobs = ListJobs(self.start)
         self.core = Core(
             memory=self.memory,
             chat=self.chat,
-            transcript=self.transcript,
+            start=self.start,
             exchanges=self.jobs,
-            ledger=self.ledger,
-            owners=self.owners,
-            controls=self.controls,
             limits=TurnLimits(**limits),  # type: ignore[arg-type]
         )
 
@@ -79,7 +65,7 @@ async def test_answer_uses_only_the_askers_memories(rig: Rig) -> None:
 
 
 async def test_a_linked_account_answers_with_its_users_memories(rig: Rig) -> None:
-    rig.owners.links["console:alice"] = "user-1"
+    rig.start.links["console:alice"] = "user-1"
     rig.memory.remember("user-1", "Alice sails on Lake Geneva every summer")
     rig.memory.remember("console:alice", "left behind under the account itself")
     await rig.answer(to_event("alice", "where do I sail?", session="s"))
@@ -91,7 +77,7 @@ async def test_a_linked_account_answers_with_its_users_memories(rig: Rig) -> Non
 
 
 async def test_when_the_owner_cannot_be_told_no_ones_memories_are_read(rig: Rig) -> None:
-    rig.owners.failure = ConnectionError("database gone")
+    rig.start.failure = ConnectionError("database gone")
     rig.memory.remember("console:alice", "Alice sails")
     reply = await rig.answer(to_event("alice", "where do I sail?", session="s"))
     assert reply.kind is ReplyKind.ANSWER
@@ -105,24 +91,24 @@ async def test_when_the_owner_cannot_be_told_no_ones_memories_are_read(rig: Rig)
 
 async def test_what_the_controls_forbid_is_neither_read_nor_learned(rig: Rig) -> None:
     rig.memory.remember("console:alice", "Alice sails")
-    rig.controls.access_given = Access(recall=False, learn=False, notice="Memory is paused.")
+    rig.start.access_given = Access(recall=False, learn=False, notice="Memory is paused.")
     reply = await rig.answer(to_event("alice", "where do I sail?", session="s"))
     assert reply.kind is ReplyKind.ANSWER and reply.notice == "Memory is paused."
     assert rig.memory.searches == [] and "Alice sails" not in rig.system_prompt()
     assert rig.jobs.writes == []
-    assert len(rig.transcript.turns["console:alice:s"]) == 2  # the conversation goes on
+    assert len(rig.start.turns["console:alice:s"]) == 2  # the conversation goes on
 
 
 async def test_learning_without_recall_and_receipts_follow_the_controls(rig: Rig) -> None:
     rig.memory.remember("console:alice", "Alice sails")
-    rig.controls.access_given = Access(recall=False, learn=True, receipts=False)
+    rig.start.access_given = Access(recall=False, learn=True, receipts=False)
     event = dataclasses.replace(to_event("alice", "I sail", session="s"),
                                 source=MessageRef(platform="console", channel="s", message="1"))
     await rig.answer(event)
     assert "Alice sails" not in rig.system_prompt()
     [write] = rig.jobs.writes
     assert write.source is None
-    rig.controls.access_given = Access(recall=True, learn=True, receipts=True)
+    rig.start.access_given = Access(recall=True, learn=True, receipts=True)
     await rig.answer(dataclasses.replace(event, event_id="console:2"))
     assert rig.jobs.writes[-1].source == event.source
 
@@ -131,7 +117,7 @@ async def test_when_the_controls_cannot_be_read_no_memory_is_used_and_learning_w
     rig: Rig
 ) -> None:
     rig.memory.remember("console:alice", "Alice sails")
-    rig.controls.failure = ConnectionError("database gone")
+    rig.start.failure = ConnectionError("database gone")
     reply = await rig.answer(to_event("alice", "I sail a small dinghy", session="s"))
     assert reply.kind is ReplyKind.ANSWER
     assert rig.memory.searches == []
@@ -164,7 +150,7 @@ async def test_control_characters_are_stripped_before_anything_is_stored(rig: Ri
     await rig.answer(to_event("alice", "I like\x00 tea\x1b[31m\x07 a lot\r\n", session="s"))
     [write] = rig.jobs.writes
     assert write.text == "I like tea[31m a lot"
-    user_turn = rig.transcript.turns[next(iter(rig.transcript.turns))][0]
+    user_turn = rig.start.turns[next(iter(rig.start.turns))][0]
     assert user_turn.text == write.text
     assert rig.chat.prompts[0][-1].content == write.text
 
@@ -242,7 +228,7 @@ async def test_a_redelivered_event_is_answered_once(rig: Rig) -> None:
 async def test_a_failing_ledger_does_not_silence_the_bot(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rig.ledger.failure = RuntimeError("database down")
+    rig.start.failure = RuntimeError("database down")
     with caplog.at_level(logging.ERROR):
         reply = await rig.core.handle(to_event("alice", "hello", session="s"))
     assert reply is not None and reply.kind is ReplyKind.ANSWER
@@ -258,7 +244,7 @@ async def test_the_name_is_in_the_prompt_only_when_the_platform_gave_one(rig: Ri
 
 
 async def test_a_notice_is_not_lost_when_the_model_fails(rig: Rig) -> None:
-    rig.controls.access_given = Access(recall=False, learn=False, notice="Memory is paused.")
+    rig.start.access_given = Access(recall=False, learn=False, notice="Memory is paused.")
     rig.chat.failure = ModelUnavailable("down")
     reply = await rig.answer(to_event("alice", "hello", session="s"))
     assert (reply.text, reply.notice) == (MODEL_DOWN, "Memory is paused.")
@@ -268,4 +254,4 @@ async def test_small_talk_is_answered_and_recorded_but_not_queued_for_learning(r
     reply = await rig.answer(to_event("alice", "thanks!", session="s"))
     assert reply.kind is ReplyKind.ANSWER
     assert rig.jobs.writes == []
-    assert rig.transcript.turns["console:alice:s"][0].text == "thanks!"
+    assert rig.start.turns["console:alice:s"][0].text == "thanks!"

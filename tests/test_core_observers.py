@@ -10,15 +10,7 @@ from adapters.console import to_event
 from bot.core import Core, TurnLimits
 from bot.errors import ModelRejected
 from bot.ports import TurnReport
-from tests.fakes.ports import (
-    DictOwners,
-    FakeChat,
-    FakeMemory,
-    FixedControls,
-    ListJobs,
-    ListTranscript,
-    SetLedger,
-)
+from tests.fakes.ports import FakeChat, FakeMemory, FakeStart, ListJobs
 
 
 class Recorder:
@@ -42,9 +34,8 @@ class Broken:
 
 
 def build(memory: FakeMemory, chat: FakeChat, *observers: Recorder | Broken) -> Core:
-    transcript = ListTranscript()
-    return Core(memory=memory, chat=chat, transcript=transcript, exchanges=ListJobs(transcript),
-                ledger=SetLedger(), owners=DictOwners(), controls=FixedControls(),
+    start = FakeStart()
+    return Core(memory=memory, chat=chat, start=start, exchanges=ListJobs(start),
                 limits=TurnLimits(memory_search_timeout=0.2), observers=observers)
 
 

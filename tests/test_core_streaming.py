@@ -52,7 +52,7 @@ async def test_streaming_records_and_learns_exactly_what_a_plain_turn_does(rig: 
     plain = await rig.core.handle(to_event("alice", "I move to Lisbon", session="a"))
     streamed = await rig.core.handle(to_event("alice", "I move to Lisbon", session="b"), Shown())
     assert plain is not None and streamed is not None and plain.text == streamed.text
-    turns = {cid: [(t.role, t.text) for t in ts] for cid, ts in rig.transcript.turns.items()}
+    turns = {cid: [(t.role, t.text) for t in ts] for cid, ts in rig.start.turns.items()}
     assert turns["console:alice:a"] == turns["console:alice:b"] == [
         ("user", "I move to Lisbon"), ("assistant", ANSWER)]
     first, second = rig.jobs.writes
@@ -68,7 +68,7 @@ async def test_an_answer_that_breaks_off_keeps_what_was_said_and_says_so(rig: Ri
     assert reply is not None and reply.kind is ReplyKind.ANSWER
     assert reply.text == said + "…" and reply.notice == BROKE_OFF
     assert shown.texts[-1].rstrip() == said
-    assert [(t.role, t.text) for t in rig.transcript.turns["console:alice:s"]] == [
+    assert [(t.role, t.text) for t in rig.start.turns["console:alice:s"]] == [
         ("user", "I move to Lisbon"), ("assistant", said + "…")]
     assert [w.text for w in rig.jobs.writes] == ["I move to Lisbon"]
 
@@ -79,7 +79,7 @@ async def test_a_stream_that_fails_before_its_first_word_is_the_usual_error(rig:
     reply = await rig.core.handle(to_event("alice", "hello", session="s"), shown)
     assert reply is not None and reply.kind is ReplyKind.ERROR and reply.text == MODEL_DOWN
     assert shown.texts == []
-    assert rig.transcript.turns["console:alice:s"] == []
+    assert rig.start.turns["console:alice:s"] == []
 
 
 async def test_a_long_answer_stops_streaming_at_the_limit_and_is_cut_with_a_note() -> None:

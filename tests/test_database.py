@@ -1,9 +1,10 @@
-"""Migrations and the event ledger on a real PostgreSQL: each applied or claimed once, also when
-processes race."""
+"""Migrations and the claim of each event on a real PostgreSQL: each applied or claimed once,
+also when processes race."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -12,9 +13,12 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
+from adapters.console import to_event
 from bot.config import Settings
 from bot.database import Database, apply_migrations
-from bot.ledger import PostgresLedger
+from bot.events import ChatEvent
+from bot.opening import PostgresTurnStart
+from bot.ports import MemoryWrite
 from tests.conftest import MIGRATIONS
 
 
@@ -58,23 +62,39 @@ async def migrated_pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
         await pool.close()
 
 
+def event(event_id: str) -> ChatEvent:
+    return dataclasses.replace(to_event("alice", "hello there", session="s"),
+                               event_id=event_id)
+
+
+async def claimed(start: PostgresTurnStart, event_id: str) -> bool:
+    return (await start.open(event(event_id), turns=6, ahead=None)).claimed
+
+
 async def test_an_event_is_claimed_once_across_connections(
     migrated_pool: asyncpg.Pool[Any],
 ) -> None:
-    ledger = PostgresLedger(migrated_pool)
-    results = await asyncio.gather(*(ledger.claim("discord:123") for _ in range(8)))
+    start = PostgresTurnStart(migrated_pool)
+    results = await asyncio.gather(*(claimed(start, "discord:123") for _ in range(8)))
     assert sorted(results) == [False] * 7 + [True]
-    assert await ledger.claim("discord:124") is True
+    assert await claimed(start, "discord:124") is True
 
 
-async def test_old_event_ids_are_pruned(migrated_pool: asyncpg.Pool[Any]) -> None:
-    ledger = PostgresLedger(migrated_pool, keep=timedelta(hours=1), prune_every=3)
-    await ledger.claim("old")
+async def test_old_event_ids_are_pruned_once_their_turns_are_recorded(
+    migrated_pool: asyncpg.Pool[Any],
+) -> None:
+    start = PostgresTurnStart(migrated_pool, keep=timedelta(hours=1), prune_every=4)
+    await claimed(start, "old")
+    unrecorded = event("old-unrecorded")
+    await start.open(unrecorded, turns=6, ahead=MemoryWrite(
+        owner_id="console:alice", account="console:alice", event_id=unrecorded.event_id,
+        text="hello there", at=unrecorded.at))
     await migrated_pool.execute(
         "update processed_events set claimed_at = now() - interval '2 hours'"
-        " where event_id = 'old'")
-    await ledger.claim("new-1")
-    await ledger.claim("new-2")  # the third claim prunes
+        " where event_id like 'old%'")
+    await claimed(start, "new-1")
+    await claimed(start, "new-2")  # the fourth claim prunes
     rows = await migrated_pool.fetch("select event_id from processed_events")
-    assert {r["event_id"] for r in rows} == {"new-1", "new-2"}
-    assert await ledger.claim("old") is True  # forgotten, so it counts as new again
+    # A claim whose message was never recorded stays until the sweep queues it.
+    assert {r["event_id"] for r in rows} == {"new-1", "new-2", "old-unrecorded"}
+    assert await claimed(start, "old") is True  # forgotten, so it counts as new again

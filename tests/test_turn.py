@@ -208,6 +208,7 @@ async def test_an_endless_answer_is_capped_in_tokens_asked_and_characters_sent_a
             assert openai_server.calls("chat")[-1].body["max_completion_tokens"] == 700
             assert reply.kind is ReplyKind.ANSWER and len(reply.text) <= 3000
             assert reply.notice is not None and "3000 characters" in reply.notice
+            await app.jobs.flush()
             recorded = await app.database.pool.fetch(
                 "select role, length(content) as size from conversation_turns"
                 " where owner_id = 'console:alice' order by id")

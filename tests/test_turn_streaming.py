@@ -36,6 +36,7 @@ async def test_a_streamed_answer_arrives_in_pieces_and_is_recorded_whole(
         assert reply.text == "(scripted) You said: I keep bees"
         assert shown.texts[0] == "(scripted) " and shown.texts[-1] == reply.text
         assert openai_server.calls("chat")[-1].body["stream"] is True
+        await app.jobs.flush()
         turns = await PostgresTranscript(app.database.pool).recent("console:alice:s", 10)
         assert [(t.role, t.text) for t in turns] == [("user", "I keep bees"),
                                                     ("assistant", reply.text)]
@@ -61,6 +62,7 @@ async def test_a_stream_that_breaks_midway_keeps_what_was_said(
         # A cut connection may lose the last words in flight: what was shown is what is kept.
         assert "(scripted) You said: tell me a story".startswith(reply.text[:-1])
         assert shown.texts[-1].rstrip() == reply.text[:-1]
+        await app.jobs.flush()
         turns = await PostgresTranscript(app.database.pool).recent("console:alice:s", 10)
         assert turns[-1].text == reply.text
 

@@ -1,11 +1,14 @@
 """Each answered exchange and its memory write, recorded together (the ``Exchanges`` port), and
 the inbox of messages waiting to be learned.
 
-One transaction writes the conversation's turns and the person's message into ``memory_inbox``; only
-then is the owner's learning job woken (:class:`bot.learning.schedule.Schedule`). So an answer that
-was sent always has its write queued, and a wake lost to a crash is made good by the queue's sweep.
-When the database cannot be reached, the exchange is held in this process and written as soon as the
-database answers again, in the order it was said.
+The core hands an exchange over as its reply goes out; a task of this process writes what was
+handed over, oldest first, several exchanges to a transaction when they come faster than one
+transaction takes: the conversations' turns, the people's messages into ``memory_inbox``, their
+owners' learning jobs woken (:class:`bot.learning.schedule.Schedule`), and each event's claim
+settled. So an answer that was sent has its write queued; and if this process dies before that
+transaction, the message its claim kept ahead is queued by the next sweep
+(:meth:`MemoryInbox.recover`). When the database cannot be reached, the exchanges are held here
+and written as soon as it answers again, in the order they were said.
 """
 
 from __future__ import annotations
@@ -33,14 +36,88 @@ __all__ = ["InboxItem", "MemoryInbox"]
 log = logging.getLogger(__name__)
 
 HELD_LIMIT = 10_000  # exchanges kept in memory while the database is away
+BATCH_LIMIT = 200  # exchanges written in one transaction at most
 
-# An inbox row as :func:`_item` reads it; ``age`` by the database's clock.
 # True unless the owner forgot everything at or after the message was said.
 _NOT_FORGOTTEN = ("not exists (select from owner_settings where owner_id = {owner}"
                   " and forgotten_at >= {said})")
 
-_SELECT = ("select id, owner_id, account, event_id, text, said_at, metadata, source,"
-           " extract(epoch from now() - created_at)::float8 as age from memory_inbox")
+# One statement for a batch of exchanges (arrays, one element per turn and per write): the
+# turns added and each conversation trimmed to its newest $keep (the delete cannot see the rows
+# this statement adds, hence the count of those kept from before), the claims settled, the
+# writes queued (unless the sweep queued one from its claim already: its claim is settled and
+# kept), and how many messages each owner with a write now has waiting.
+_RECORD = f"""
+with turns as (
+    select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                         $6::timestamptz[]) with ordinality
+        as t(conversation_id, owner_id, role, content, at, said, n)),
+added_turns as (
+    insert into conversation_turns (conversation_id, owner_id, role, content, at)
+    select conversation_id, owner_id, role, content, at from turns
+    where {_NOT_FORGOTTEN.format(owner='turns.owner_id', said='turns.said')}
+    order by n),
+trimmed as (
+    delete from conversation_turns old using (
+        select r.id from (
+            select id, conversation_id,
+                   row_number() over (partition by conversation_id order by id desc) as age
+            from conversation_turns
+            where conversation_id in (select conversation_id from turns)) r
+        join (select conversation_id, count(*) as new from turns group by conversation_id) k
+            using (conversation_id)
+        where r.age > greatest($7 - k.new, 0)) gone
+    where old.id = gone.id),
+settled as (
+    update processed_events set pending = null
+    where event_id = any($8::text[]) and pending is not null
+    returning event_id),
+writes as (
+    select * from unnest($9::text[], $10::text[], $11::text[], $12::text[],
+                         $13::timestamptz[], $14::text[], $15::text[])
+        as w(event_id, owner_id, account, text, said_at, metadata, source)),
+added as (
+    insert into memory_inbox (owner_id, account, event_id, text, said_at, metadata, source)
+    select owner_id, account, event_id, text, said_at, metadata::jsonb, source::jsonb
+    from writes
+    where {_NOT_FORGOTTEN.format(owner='writes.owner_id', said='writes.said_at')}
+      and (event_id in (select event_id from settled)
+           or not exists (select from processed_events p where p.event_id = writes.event_id))
+    on conflict (event_id) do nothing
+    returning owner_id)
+select o.owner_id,
+       (select count(*) from added a where a.owner_id = o.owner_id)
+       + (select count(*) from memory_inbox m
+          where m.owner_id = o.owner_id and m.failed_at is null) as waiting
+from (select distinct owner_id from writes) o
+"""
+
+
+# The messages kept ahead by the claims $1 (of owners $2), queued like :data:`_RECORD`'s
+# writes, their claims settled; how many each owner gained and now has waiting.
+_RECOVER = f"""
+with taken as (
+    update processed_events p set pending = null
+    from (select k.event_id, c.owner_id, k.pending as kept
+          from processed_events k join unnest($1::text[], $2::text[]) c(event_id, owner_id)
+          using (event_id)
+          where k.pending is not null) c
+    where p.event_id = c.event_id
+    returning p.event_id, c.owner_id, c.kept as pending),
+added as (
+    insert into memory_inbox (owner_id, account, event_id, text, said_at, metadata)
+    select owner_id, pending->>'account', event_id, pending->>'text',
+           (pending->>'at')::timestamptz, pending->'metadata'
+    from taken
+    where {_NOT_FORGOTTEN.format(owner="taken.owner_id",
+                                 said="(taken.pending->>'at')::timestamptz")}
+    on conflict (event_id) do nothing
+    returning owner_id)
+select owner_id, count(*) as added,
+       count(*) + (select count(*) from memory_inbox m
+                   where m.owner_id = added.owner_id and m.failed_at is null) as waiting
+from added group by owner_id
+"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,18 +137,25 @@ class InboxItem:
 
 
 @dataclass(frozen=True, slots=True)
-class _Held:
+class _Exchange:
+    event_id: str
     conversation_id: str
     owner_id: str
     turns: tuple[Turn, ...]
     write: MemoryWrite | None
 
 
+_SELECT = ("select id, owner_id, account, event_id, text, said_at, metadata, source,"
+           " extract(epoch from now() - created_at)::float8 as age from memory_inbox")
+
+
 class MemoryInbox:
     """The production ``Exchanges`` and the learner's view of what is waiting.
 
-    After a write is committed, ``schedule.recorded`` hears how many of the owner's messages
-    now wait (:class:`bot.learning.schedule.Schedule`: it decides when they are learned)."""
+    Guarantees: exchanges are written in the order they were handed over, each once; an
+    exchange's turns, its write and its owner's job wake commit together (so a write is never
+    queued without a job that will take it); none is written before the current turn of the
+    loop has ended (the reply that was handed over with it goes out first)."""
 
     def __init__(self, pool: asyncpg.Pool[Any], *, keep: int, schedule: Schedule,
                  retry_every: float = 2.0) -> None:
@@ -79,118 +163,138 @@ class MemoryInbox:
         self._keep = keep
         self._schedule = schedule
         self._retry_every = retry_every
-        self._held: deque[_Held] = deque()
-        self._flushing: asyncio.Task[None] | None = None
+        self._waiting: deque[_Exchange] = deque()
+        self._writing: asyncio.Task[None] | None = None
+        self._failing = False
+        self._handed = 0  # exchanges handed over, ever
+        self._written = asyncio.Condition()
+        self._done = 0  # of those, written (or lost to HELD_LIMIT)
 
     @property
     def held(self) -> int:
-        """Exchanges waiting in this process for the database to come back."""
-        return len(self._held)
+        """Exchanges handed over and not yet written (many only while the database is away)."""
+        return len(self._waiting)
 
-    async def record(self, conversation_id: str, owner_id: str, turns: Sequence[Turn],
-                     write: MemoryWrite | None) -> None:
-        """Record the turns and queue the write in one transaction, then wake the owner's job.
-        Never raises: if the database fails, the exchange is held and retried in order."""
-        item = _Held(conversation_id, owner_id, tuple(turns), write)
-        if self._held:  # keep the order: behind what is already waiting
-            self._hold(item)
-            return
-        try:
-            waiting = await self._store(item)
-        except Exception as exc:
-            log.warning("recording an exchange failed (%s); holding it until the database "
-                        "answers", exc.__class__.__name__)
-            self._hold(item)
-            return
-        await self._after(item, waiting)
+    @property
+    def held_messages(self) -> int:
+        """Messages to learn among the exchanges not yet written."""
+        return sum(exchange.write is not None for exchange in self._waiting)
 
-    async def _store(self, item: _Held) -> int:
-        """Write one exchange; returns how many messages its owner now has waiting (0 when it
-        queues no write). Nothing is written for a message said before the owner's last
-        forget (their tombstone): the shared erase lock makes a forget that is being recorded
-        wait for this transaction, whose rows it then deletes, or be seen by it."""
-        said = item.turns[0].at if item.turns else item.write.at if item.write else None
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("select pg_advisory_xact_lock_shared($1, hashtext($2))",
-                               OWNER_LOCK, item.owner_id)
-            if self._keep and item.turns:
-                await conn.execute(
-                    "insert into conversation_turns (conversation_id, owner_id, role, content,"
-                    " at) select $1, $2, t.role, t.content, t.at"
-                    " from unnest($3::text[], $4::text[], $5::timestamptz[])"
-                    " with ordinality as t(role, content, at, n)"
-                    f" where {_NOT_FORGOTTEN.format(owner='$2', said='$6')} order by t.n",
-                    item.conversation_id, item.owner_id, [t.role for t in item.turns],
-                    [t.text for t in item.turns], [t.at for t in item.turns], said,
-                )
-                await conn.execute(
-                    "delete from conversation_turns where conversation_id = $1 and id <= ("
-                    " select id from conversation_turns where conversation_id = $1"
-                    " order by id desc offset $2 limit 1)",
-                    item.conversation_id, self._keep,
-                )
-            write = item.write
-            if write is None:
-                return 0
-            source = None if write.source is None else json.dumps(
-                {"platform": write.source.platform, "channel": write.source.channel,
-                 "message": write.source.message})
-            # One round trip: the count cannot see the row its own statement inserts, hence
-            # the added count of what was inserted (0 for a redelivered event).
-            waiting: int = await conn.fetchval(
-                "with added as (insert into memory_inbox (owner_id, account, event_id, text,"
-                " said_at, metadata, source) select $1, $2, $3, $4, $5, $6, $7"
-                f" where {_NOT_FORGOTTEN.format(owner='$1', said='$5')}"
-                " on conflict (event_id) do nothing returning 1)"
-                " select (select count(*) from added) + (select count(*) from memory_inbox"
-                " where owner_id = $1 and failed_at is null)",
-                write.owner_id, write.account, write.event_id, write.text, write.at,
-                json.dumps(write.metadata), source,
-            )
-            return waiting
-
-    async def _after(self, item: _Held, waiting: int) -> None:
-        if item.write is None:
-            return
-        try:
-            await self._schedule.recorded(item.write.owner_id, waiting)
-        except Exception:
-            log.exception("waking the memory writer failed; the queue's sweep will")
-
-    def _hold(self, item: _Held) -> None:
-        if len(self._held) >= HELD_LIMIT:
-            lost = self._held.popleft()
+    def record(self, event_id: str, conversation_id: str, owner_id: str,
+               turns: Sequence[Turn], write: MemoryWrite | None) -> None:
+        if len(self._waiting) >= HELD_LIMIT:
+            lost = self._waiting.popleft()
             log.error("more than %d exchanges held while the database is away; the oldest "
-                      "(event %s) is lost", HELD_LIMIT,
-                      lost.write.event_id if lost.write else "without a write")
-        self._held.append(item)
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush(), name="memory-inbox-flush")
+                      "(event %s) is lost", HELD_LIMIT, lost.event_id)
+            self._done += 1
+        self._waiting.append(_Exchange(event_id, conversation_id, owner_id, tuple(turns), write))
+        self._handed += 1
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write(), name="memory-inbox-writer")
 
-    async def _flush(self) -> None:
-        """Write the held exchanges, oldest first, as soon as the database takes them."""
-        while self._held:
-            item = self._held[0]
+    def unrecorded(self, conversation_id: str) -> list[Turn]:
+        return [turn for exchange in self._waiting if exchange.conversation_id == conversation_id
+                for turn in exchange.turns]
+
+    async def _write(self) -> None:
+        """Write what was handed over, oldest first, until nothing is left."""
+        await asyncio.sleep(0)  # the reply handed over with the first exchange goes out first
+        while self._waiting:
+            batch = [self._waiting[i] for i in range(min(len(self._waiting), BATCH_LIMIT))]
             try:
-                waiting = await self._store(item)
-            except Exception:
+                await self._store(batch)
+            except Exception as exc:
+                if not self._failing:
+                    log.warning("recording exchanges failed (%s); holding them until the "
+                                "database answers", exc.__class__.__name__)
+                    self._failing = True
                 await asyncio.sleep(self._retry_every)
                 continue
-            self._held.popleft()
-            await self._after(item, waiting)
-        log.info("the database is back; every held exchange is recorded")
+            written = 0
+            for exchange in batch:  # those HELD_LIMIT dropped meanwhile are gone already
+                if self._waiting and self._waiting[0] is exchange:
+                    self._waiting.popleft()
+                    written += 1
+            async with self._written:
+                self._done += written
+                self._written.notify_all()
+            if self._failing:
+                log.info("the database is back; every held exchange is recorded")
+                self._failing = False
+
+    async def _store(self, batch: Sequence[_Exchange]) -> None:
+        """Write ``batch`` in one transaction, and wake its owners' jobs in it. Nothing is
+        written for a message said before its owner's last forget (their tombstone): the shared
+        erase lock makes a forget that is being recorded wait for this transaction, whose rows
+        it then deletes, or be seen by it."""
+        turns = [(e, t) for e in batch for t in (e.turns if self._keep else ())]
+        writes = [e.write for e in batch if e.write is not None]
+        owners = sorted({e.owner_id for e in batch} | {w.owner_id for w in writes})
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("select pg_advisory_xact_lock_shared($1, hashtext(o))"
+                               " from unnest($2::text[]) o", OWNER_LOCK, owners)
+            rows = await conn.fetch(
+                _RECORD,
+                [e.conversation_id for e, _ in turns], [e.owner_id for e, _ in turns],
+                [t.role for _, t in turns], [t.text for _, t in turns],
+                [t.at for _, t in turns], [e.turns[0].at for e, _ in turns],
+                self._keep, [e.event_id for e in batch],
+                [w.event_id for w in writes], [w.owner_id for w in writes],
+                [w.account for w in writes], [w.text for w in writes], [w.at for w in writes],
+                [json.dumps(w.metadata) for w in writes], [_source(w) for w in writes],
+            )
+            await self._schedule.recorded(conn, {row["owner_id"]: row["waiting"] for row in rows})
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until every exchange handed over before the call
+        is written. Returns whether they were."""
+        target = self._handed
+        try:
+            async with asyncio.timeout(timeout), self._written:
+                await self._written.wait_for(lambda: self._done >= target)
+        except TimeoutError:
+            return False
+        return True
 
     async def close(self, grace: float) -> None:
-        """Give held exchanges ``grace`` seconds to be written; log what could not be."""
-        task = self._flushing
+        """Give the exchanges not yet written ``grace`` seconds; log what could not be."""
+        task = self._writing
         if task is None or task.done():
             return
         try:
             await asyncio.wait_for(asyncio.shield(task), grace)
         except TimeoutError:
             task.cancel()
-            log.error("%d exchanges held while the database was away could not be recorded "
-                      "and are lost", len(self._held))
+            log.error("%d exchanges held while the database was away could not be recorded; "
+                      "the messages their claims kept are queued by the next sweep",
+                      len(self._waiting))
+
+    async def recover(self, older_than: float) -> int:
+        """Queue the messages kept ahead by claims older than ``older_than`` seconds whose
+        turns were never recorded (their process died between the reply and the record),
+        under the owner their account has now, with their settings to be checked when they
+        are learned; wake those owners' jobs. Returns how many messages."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            claims = await conn.fetch(
+                "select p.event_id, coalesce(l.user_id::text, p.pending->>'account') as owner_id"
+                " from processed_events p left join account_links l"
+                " on l.account_key = p.pending->>'account'"
+                " where p.pending is not null and p.claimed_at < now() - make_interval(secs => $1)"
+                " order by p.claimed_at limit $2 for update of p skip locked",
+                older_than, BATCH_LIMIT)
+            if not claims:
+                return 0
+            owners = sorted({row["owner_id"] for row in claims})
+            await conn.execute("select pg_advisory_xact_lock_shared($1, hashtext(o))"
+                               " from unnest($2::text[]) o", OWNER_LOCK, owners)
+            rows = await conn.fetch(_RECOVER, [row["event_id"] for row in claims],
+                                    [row["owner_id"] for row in claims])
+            await self._schedule.recorded(conn, {row["owner_id"]: row["waiting"] for row in rows})
+        recovered = sum(int(row["added"]) for row in rows)
+        if recovered:
+            log.warning("%d messages whose turns were never recorded (their process stopped "
+                        "after answering) are queued from their claims", recovered)
+        return recovered
 
     async def pending(self, owner_id: str, limit: int) -> list[InboxItem]:
         """The owner's oldest ``limit`` messages waiting to be learned, in the order said."""
@@ -258,6 +362,14 @@ class MemoryInbox:
         rows = await self._pool.fetch(_SELECT + " where owner_id = $1 order by said_at, id",
                                       owner_id)
         return [_item(row) for row in rows]
+
+
+def _source(write: MemoryWrite) -> str | None:
+    """Where a receipt for ``write`` goes, as stored (None: no receipt)."""
+    if write.source is None:
+        return None
+    return json.dumps({"platform": write.source.platform, "channel": write.source.channel,
+                       "message": write.source.message})
 
 
 def _item(row: asyncpg.Record) -> InboxItem:

@@ -20,6 +20,8 @@ __all__ = ["LearningPipeline", "Leftover"]
 
 log = logging.getLogger(__name__)
 
+FLUSH_WAIT = 5.0  # seconds a reader waits for the exchanges this process has not written yet
+
 
 class LearningPipeline:
     """Owns the inbox, the schedule, the queue and this process's worker task (if any; a
@@ -29,18 +31,20 @@ class LearningPipeline:
     queued (a job already running checks the forget itself); :meth:`stop` never loses a queued
     write: what a worker does not finish within the grace time stays in Postgres and is run
     again by the next worker; while a worker runs here, every message waiting for longer than
-    ``orphan_after`` seconds with no job (its wake lost to a crash) gets one.
+    ``orphan_after`` seconds with no job gets one, and every message whose turn was answered
+    but never recorded (see :meth:`sweep`) is queued.
     """
 
     def __init__(self, inbox: MemoryInbox, schedule: Schedule, queue: MemoryQueue,
                  learner: Learner | None = None, *, sweep_every: float = 15.0,
-                 orphan_after: float = 30.0) -> None:
+                 orphan_after: float = 30.0, unrecorded_after: float = 600.0) -> None:
         self.inbox = inbox
         self.queue = queue
         self._schedule = schedule
         self._learner = learner
         self._sweep_every = sweep_every
         self._orphan_after = orphan_after
+        self._unrecorded_after = unrecorded_after
         self._worker: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
         self.depth = 0  # messages waiting, as last counted (see watch)
@@ -78,10 +82,12 @@ class LearningPipeline:
                 await sweeping
 
     async def sweep(self) -> int:
-        """Hand out again the jobs of stopped workers, and wake every owner with a message
-        waiting and no job (a wake lost to a crash between the commit and the defer). Returns
-        how many owners were woken."""
+        """Hand out again the jobs of stopped workers; queue the messages of turns claimed more
+        than ``unrecorded_after`` seconds ago and never recorded (their process stopped
+        between the reply and the record); and wake every owner with a message waiting and no
+        job. Returns how many owners were woken."""
         await self.queue.sweep()
+        await self.inbox.recover(self._unrecorded_after)
         orphans = (await self.inbox.waiting_since(self._orphan_after)
                    - await self.queue.owners_with_jobs())
         for owner in sorted(orphans):
@@ -125,17 +131,27 @@ class LearningPipeline:
 
         self._watching = asyncio.create_task(count(), name="memory-queue-depth")
 
+    async def flush(self) -> None:
+        """Wait until the exchanges this process was handed are written (at most
+        ``FLUSH_WAIT`` seconds: while the database is away they are held): what is read next
+        includes the messages just said."""
+        if self.inbox.held:
+            await self.inbox.flush(FLUSH_WAIT)
+
     async def waiting(self, owner_id: str) -> int:
         """How many of the owner's messages are queued and not yet learned."""
+        await self.flush()
         return await self.inbox.waiting(owner_id)
 
     async def queued(self, owner_id: str) -> list[Turn]:
         """The owner's messages still in the inbox, oldest first."""
+        await self.flush()
         return [Turn(role="user", text=item.text, at=item.said_at)
                 for item in await self.inbox.of_owner(owner_id)]
 
     async def counts(self) -> QueueCounts:
         """Messages waiting and failed, and the queue's jobs by status."""
+        await self.flush()
         waiting, failed = await self.inbox.counts()
         return QueueCounts(messages=waiting, failed_messages=failed,
                            jobs=await self.queue.job_counts())
@@ -151,7 +167,7 @@ class LearningPipeline:
 
     async def pending(self) -> int:
         """Messages waiting to be learned, held in this process or queued in Postgres."""
-        return self.inbox.held + (await self.inbox.counts())[0]
+        return self.inbox.held_messages + (await self.inbox.counts())[0]
 
     async def wait_idle(self, poll: float = 0.05) -> None:
         """Wait until no write is held, waiting or running (for tests and benchmarks; needs a
@@ -212,7 +228,7 @@ class LearningPipeline:
             return await self.pending()
         except Exception as exc:
             log.warning("could not count the queued memory writes: %s", exc.__class__.__name__)
-            return self.inbox.held
+            return self.inbox.held_messages
 
 
 @dataclass(frozen=True, slots=True)

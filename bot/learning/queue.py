@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,7 +30,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from bot.config import Settings
 from bot.database import Database
-from bot.ports import WriteObserver
+from bot.ports import Connection, WriteObserver
 
 __all__ = ["LearnJob", "MemoryQueue", "QueueCounts"]
 
@@ -138,6 +138,24 @@ class MemoryQueue:
             await self.cancel(owner_id)
             with contextlib.suppress(AlreadyEnqueued):
                 await deferrer.defer_async(owner_id=owner_id)
+
+    async def wake_in(self, conn: Connection, delays: Mapping[str, float]) -> None:
+        """:meth:`wake` for each owner of ``delays``, inside the caller's transaction on
+        ``conn`` (so the wake commits with what it is for, in the same round trips): the job
+        rows are written as procrastinate's ``defer`` writes them (this version of it is
+        pinned), and its triggers notify the workers at commit."""
+        now = [_lock(owner) for owner, delay in delays.items() if delay <= 0]
+        if now:  # a waiting job due later is replaced by one due now
+            await conn.execute(
+                "delete from procrastinate_jobs where queueing_lock = any($1::text[])"
+                " and status = 'todo' and scheduled_at > now()", now)
+        await conn.execute(
+            "insert into procrastinate_jobs (queue_name, task_name, lock, queueing_lock, args,"
+            " scheduled_at) select $1, $2, lock, lock, jsonb_build_object('owner_id', owner),"
+            " case when delay > 0 then now() + make_interval(secs => ceil(delay)) end"
+            " from unnest($3::text[], $4::text[], $5::float8[]) w(owner, lock, delay)"
+            " on conflict (queueing_lock) where status = 'todo' do nothing",
+            QUEUE, TASK, list(delays), [_lock(owner) for owner in delays], list(delays.values()))
 
     async def cancel(self, owner_id: str) -> int:
         """Delete the owner's waiting jobs (a running one finishes). Returns how many."""

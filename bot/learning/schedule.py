@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.learning.inbox import InboxItem
     from bot.learning.queue import MemoryQueue
+    from bot.ports import Connection
 
 __all__ = ["Batching", "Schedule"]
 
@@ -38,10 +39,14 @@ class Schedule:
         self._jobs = jobs
         self.hurry = False
 
-    async def recorded(self, owner_id: str, waiting: int) -> None:
-        """A message of the owner was queued, and ``waiting`` of theirs now wait."""
-        full = waiting >= self.batching.size
-        await self._jobs.wake(owner_id, delay=0.0 if full else self.batching.idle)
+    async def recorded(self, conn: Connection, waiting: Mapping[str, int]) -> None:
+        """Messages of these owners were queued in ``conn``'s transaction, and ``waiting``
+        says how many of each owner's now wait: their jobs are woken in the same
+        transaction."""
+        if waiting:
+            await self._jobs.wake_in(conn, {
+                owner: 0.0 if count >= self.batching.size else self.batching.idle
+                for owner, count in waiting.items()})
 
     def wait(self, items: Sequence[InboxItem]) -> float:
         """Seconds to wait for more of the conversation before learning ``items`` (the owner's

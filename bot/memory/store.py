@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -153,10 +153,35 @@ class Mem0Memory:
         ``score`` is the cosine similarity. Raises :class:`MemoryUnavailable`."""
         return await self._ranked(owner_id, query, limit, self._embedder)
 
+    async def search_for(self, owner: Awaitable[str | None], query: str,
+                         limit: int) -> list[MemoryHit]:
+        """:meth:`search`, with the query's embedding under way while ``owner`` is found;
+        none (and no statement) when it comes out None."""
+        embedding = asyncio.ensure_future(self._embed(query, self._embedder))
+        try:
+            owner_id = await owner
+        except BaseException:
+            _drop(embedding)
+            raise
+        if owner_id is None:
+            _drop(embedding)
+            return []
+        return await self._rows(owner_id, query, limit, await embedding)
+
     async def _ranked(self, owner_id: str, query: str, limit: int,
                       embedder: OpenAIEmbedder) -> list[MemoryHit]:
+        return await self._rows(owner_id, query, limit, await self._embed(query, embedder))
+
+    @staticmethod
+    async def _embed(query: str, embedder: OpenAIEmbedder) -> list[float]:
         try:
-            vector = await embedder.embed(query)
+            return await embedder.embed(query)
+        except Exception as exc:
+            raise MemoryUnavailable(f"memory search failed: {describe_failure(exc)}") from exc
+
+    async def _rows(self, owner_id: str, query: str, limit: int,
+                    vector: list[float]) -> list[MemoryHit]:
+        try:
             rows = await self._pool.fetch(self._search_sql, owner_id, vector, query,
                                           dates_named(query), limit)
         except Exception as exc:
@@ -364,3 +389,13 @@ class Mem0Memory:
         a write still running on a thread by then was already counted as lost."""
         self._writes.shutdown(wait=False, cancel_futures=True)
         self._write_pool.close()
+
+
+def _drop(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task``, or, if it has ended, take its outcome (so a failure no one waits for is
+    not reported as never retrieved)."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()
+    else:
+        task.cancel()

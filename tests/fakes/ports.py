@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from datetime import UTC, datetime
 
 from bot.errors import ModelUnavailable
 from bot.events import ChatEvent
-from bot.ports import Access, MemoryHit, MemoryRecord, MemoryWrite, Message, Source, Turn
+from bot.ports import (
+    Access,
+    MemoryHit,
+    MemoryRecord,
+    MemoryWrite,
+    Message,
+    Opening,
+    Source,
+    Turn,
+)
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -41,6 +50,11 @@ class FakeMemory:
             return len(words & set(_WORD.findall(hit.text.lower())))
 
         return sorted(self.by_owner[owner_id], key=shared, reverse=True)[:limit]
+
+    async def search_for(self, owner: Awaitable[str | None], query: str,
+                         limit: int) -> list[MemoryHit]:
+        owner_id = await owner
+        return [] if owner_id is None else await self.search(owner_id, query, limit)
 
     async def learn(self, owner_id: str, said: Sequence[Source], *, batch: str,
                     metadata: dict[str, str]) -> list[str]:
@@ -76,32 +90,6 @@ class FakeMemory:
         return len(self.by_owner.pop(owner_id, []))
 
 
-class FixedControls:
-    """Gives every turn ``access`` (all allowed unless a test changes it)."""
-
-    def __init__(self) -> None:
-        self.access_given = Access(recall=True, learn=True)
-        self.failure: Exception | None = None
-
-    async def access(self, owner_id: str, event: ChatEvent) -> Access:
-        if self.failure is not None:
-            raise self.failure
-        return self.access_given
-
-
-class DictOwners:
-    """Account keys linked to owners in a dict; unlinked accounts own their memories."""
-
-    def __init__(self) -> None:
-        self.links: dict[str, str] = {}
-        self.failure: Exception | None = None
-
-    async def owner_of(self, account_key: str) -> str:
-        if self.failure is not None:
-            raise self.failure
-        return self.links.get(account_key, account_key)
-
-
 class FakeChat:
     """Answers ``answer`` (or raises ``failure``) and keeps every prompt it was given. Streamed,
     the answer comes word by word (each word with the blanks after it); ``break_after`` pieces
@@ -132,40 +120,49 @@ class FakeChat:
         return self.answer
 
 
-class ListTranscript:
-    def __init__(self) -> None:
-        self.turns: dict[str, list[Turn]] = defaultdict(list)
+class FakeStart:
+    """The ``TurnStart`` port in dicts: events claimed once (``seen``), account keys linked to
+    owners (``links``; an unlinked account owns its memories), every turn given
+    ``access_given``, the recent turns of each conversation in ``turns``, and what each claim
+    kept ahead in ``ahead``. With ``failure`` set, every start raises it."""
 
-    async def recent(self, conversation_id: str, limit: int) -> list[Turn]:
-        return self.turns[conversation_id][-limit:]
-
-    async def append(self, conversation_id: str, owner_id: str, turns: Sequence[Turn]) -> None:
-        self.turns[conversation_id].extend(turns)
-
-
-class SetLedger:
     def __init__(self) -> None:
         self.seen: set[str] = set()
+        self.links: dict[str, str] = {}
+        self.access_given = Access(recall=True, learn=True)
+        self.turns: dict[str, list[Turn]] = defaultdict(list)
+        self.ahead: dict[str, MemoryWrite] = {}
         self.failure: Exception | None = None
 
-    async def claim(self, event_id: str) -> bool:
+    async def open(self, event: ChatEvent, *, turns: int,
+                   ahead: MemoryWrite | None) -> Opening:
         if self.failure is not None:
             raise self.failure
-        first = event_id not in self.seen
-        self.seen.add(event_id)
-        return first
+        owner = self.links.get(event.account.key, event.account.key)
+        if event.event_id in self.seen:
+            return Opening(claimed=False, owner=owner, access=self.access_given)
+        self.seen.add(event.event_id)
+        if ahead is not None:
+            self.ahead[event.event_id] = ahead
+        recent = self.turns[event.conversation_id][-turns:] if turns else []
+        return Opening(claimed=True, owner=owner, access=self.access_given,
+                       recent=tuple(recent))
 
 
 class ListJobs:
-    """The ``Exchanges`` port in lists: turns go to ``transcript``, writes are kept without
-    being learned."""
+    """The ``Exchanges`` port in lists, written at once: turns go to ``start.turns``, writes
+    are kept without being learned, and the claim's message kept ahead is dropped."""
 
-    def __init__(self, transcript: ListTranscript) -> None:
-        self.transcript = transcript
+    def __init__(self, start: FakeStart) -> None:
+        self.start = start
         self.writes: list[MemoryWrite] = []
 
-    async def record(self, conversation_id: str, owner_id: str, turns: Sequence[Turn],
-                     write: MemoryWrite | None) -> None:
-        self.transcript.turns[conversation_id].extend(turns)
+    def record(self, event_id: str, conversation_id: str, owner_id: str,
+               turns: Sequence[Turn], write: MemoryWrite | None) -> None:
+        self.start.turns[conversation_id].extend(turns)
+        self.start.ahead.pop(event_id, None)
         if write is not None:
             self.writes.append(write)
+
+    def unrecorded(self, conversation_id: str) -> list[Turn]:
+        return []
