@@ -200,6 +200,16 @@ async def test_the_start_up_check_names_a_rejected_key_and_a_missing_model(
             update={"model_max_retries": 0})).check(TEST_DIMS)
 
 
+async def test_a_streamed_answer_comes_in_pieces_in_order(
+    build: Build, openai_server: ScriptedOpenAI
+) -> None:
+    clients, settings = build()
+    openai_server.stream_chunk_chars = 4
+    pieces = [piece async for piece in OpenAIChat(clients, settings).stream(HELLO)]
+    assert "".join(pieces) == "(scripted) You said: hello there"
+    assert pieces[:3] == ["(scr", "ipte", "d) Y"]
+
+
 def test_the_wait_a_server_asks_for_is_read_as_the_sdk_reads_it() -> None:
     assert _retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
     assert _retry_after({"retry-after": "2"}) == 2.0
