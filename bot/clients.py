@@ -1,24 +1,40 @@
 """The OpenAI-compatible model API: chat answers and embeddings, on clients built once.
 
-Retries are the official SDK's own: timeouts, connection errors, 408/409/429 and 5xx are retried
-with exponential backoff (honouring ``Retry-After``) up to ``MODEL_MAX_RETRIES`` times; nothing
+The reply path's calls (:meth:`OpenAIChat.complete`, :meth:`OpenAIEmbedder.embed`) go over one
+long-lived aiohttp session per endpoint with raw JSON (:mod:`bot.endpoint`); streamed answers,
+memory extraction and Mem0's sync calls go through the official SDK. Retries are the same on
+both: timeouts, connection errors, 408/409/429 and 5xx are retried with exponential backoff
+(honouring ``Retry-After`` and ``retry-after-ms``) up to ``MODEL_MAX_RETRIES`` times; nothing
 else is retried.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
+import base64
 import logging
 import socket
 import ssl
+import sys
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal, overload
 
+import aiohttp
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from bot.config import Settings
-from bot.errors import TRANSIENT, ConfigError, ModelRejected, ModelUnavailable, StartupError, causes
+from bot.endpoint import Endpoint, Policy
+from bot.errors import (
+    TRANSIENT,
+    ConfigError,
+    ModelAPIError,
+    ModelRejected,
+    ModelUnavailable,
+    StartupError,
+    causes,
+)
 from bot.ports import Message
 
 __all__ = ["ModelClients", "OpenAIChat", "OpenAIEmbedder", "describe_failure"]
@@ -26,12 +42,11 @@ __all__ = ["ModelClients", "OpenAIChat", "OpenAIEmbedder", "describe_failure"]
 log = logging.getLogger(__name__)
 
 
-
 def describe_failure(exc: BaseException) -> str:
     """What went wrong with a model call, in a few plain words an operator can act on: the
-    real cause under the SDK's wrapper ("connection refused", "the name api.example.invalid
-    was not found", "no answer within 60 s", "HTTP 503"), never a key. The SDK alone would say
-    ``APIConnectionError`` or ``APITimeoutError`` for all of these."""
+    real cause under the SDK's or aiohttp's wrapper ("connection refused", "the server's name
+    was not found (DNS)", "no answer in time (MODEL_TIMEOUT)", "HTTP 503"), never a key. The
+    SDK alone would say ``APIConnectionError`` or ``APITimeoutError`` for all of these."""
     chain = causes(exc)
     for error in chain:
         if isinstance(error, socket.gaierror):
@@ -42,12 +57,16 @@ def describe_failure(exc: BaseException) -> str:
             return f"TLS failed ({error.reason or error.__class__.__name__})"
         if isinstance(error, ConnectionResetError):
             return "the connection was reset"
+        if isinstance(error, aiohttp.ServerDisconnectedError):
+            return "the server closed the connection"
     for error in reversed(chain):  # the innermost system error says the most
         if isinstance(error, OSError) and not isinstance(error, TimeoutError) and error.strerror:
             return error.strerror[:1].lower() + error.strerror[1:]
     for error in chain:
         if isinstance(error, openai.APIStatusError):
             return f"HTTP {error.status_code}"
+        if isinstance(error, ModelAPIError):
+            return f"HTTP {error.status}"
         if isinstance(error, openai.APITimeoutError | TimeoutError):
             return "no answer in time (MODEL_TIMEOUT)"
     return chain[-1].__class__.__name__
@@ -66,11 +85,15 @@ def _api_key(settings: Settings) -> str:
 
 
 class ModelClients:
-    """The async and sync OpenAI clients of this process (the sync ones serve mem0's threads).
+    """The model API clients of this process: a lean :class:`Endpoint` (one aiohttp session)
+    per endpoint for the reply path's calls, and the official SDK's clients for the rest: the
+    async one for chat (streamed answers, extraction, the readiness check), the sync ones for
+    mem0's threads.
 
-    Built once at start, all with the same retry policy and ``MODEL_TIMEOUT`` (memory
-    extraction uses the async one with ``EXTRACTION_TIMEOUT``: see
-    :meth:`OpenAIChat.for_extraction`). The chat clients use
+    Built once at start, inside the running event loop (the aiohttp sessions belong to it),
+    and closed with :meth:`close`. The SDK clients have ``MODEL_TIMEOUT`` and the same retry
+    policy as the endpoints (memory extraction uses the async one with
+    ``EXTRACTION_TIMEOUT``: see :meth:`OpenAIChat.for_extraction`). The chat clients use
     ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``; the embedding clients ``EMBEDDING_BASE_URL`` and
     ``EMBEDDING_API_KEY``, each defaulting to the chat one, and are the chat clients themselves
     when both are the same (one connection pool, not two).
@@ -88,27 +111,27 @@ class ModelClients:
         )
         self.sync_client = openai.OpenAI(api_key=key, base_url=self.base_url,
                                          **common)  # type: ignore[arg-type]
+        self.chat_endpoint = Endpoint(self.base_url, key)
         embedding_key = (settings.embedding_api_key.get_secret_value()
                          if settings.embedding_api_key is not None else key)
         self.embedding_base_url = settings.embedding_base_url or self.base_url
         self.embedding_separate = (self.embedding_base_url, embedding_key) != (self.base_url, key)
         """Whether embeddings go to another endpoint or with another key than chat."""
         if self.embedding_separate:
-            self.embedding_async = openai.AsyncOpenAI(
-                api_key=embedding_key, base_url=self.embedding_base_url,
-                http_client=openai.DefaultAioHttpClient(), **common,  # type: ignore[arg-type]
-            )
             self.embedding_sync = openai.OpenAI(api_key=embedding_key,
                                                 base_url=self.embedding_base_url,
                                                 **common)  # type: ignore[arg-type]
+            self.embedding_endpoint = Endpoint(self.embedding_base_url, embedding_key)
         else:
-            self.embedding_async, self.embedding_sync = self.async_client, self.sync_client
+            self.embedding_sync = self.sync_client
+            self.embedding_endpoint = self.chat_endpoint
 
     async def close(self) -> None:
+        await self.chat_endpoint.close()
         await self.async_client.close()
         self.sync_client.close()
         if self.embedding_separate:
-            await self.embedding_async.close()
+            await self.embedding_endpoint.close()
             self.embedding_sync.close()
 
 
@@ -119,13 +142,13 @@ class OpenAIEmbedder:
 
     def __init__(self, clients: ModelClients, settings: Settings, *,
                  patient: bool = False) -> None:
+        self._endpoint = clients.embedding_endpoint
         if patient:
-            self._client = clients.embedding_async.with_options(
-                max_retries=settings.model_max_retries, timeout=settings.model_timeout)
+            self._policy = Policy(timeout=settings.model_timeout,
+                                  retries=settings.model_max_retries)
         else:
-            self._client = clients.embedding_async.with_options(
-                max_retries=min(settings.model_max_retries, 1),
-                timeout=settings.memory_search_timeout)
+            self._policy = Policy(timeout=settings.memory_search_timeout,
+                                  retries=min(settings.model_max_retries, 1))
         self._model = settings.embedding_model
         self._dims = settings.embedding_dims if settings.send_embedding_dims else None
         self._prefix = settings.embedding_query_prefix
@@ -143,16 +166,18 @@ class OpenAIEmbedder:
         return cls(clients, settings, patient=True)
 
     async def embed(self, text: str) -> list[float]:
-        """One vector for ``text`` as a search query (``EMBEDDING_QUERY_PREFIX`` before it).
-        Raises ``openai.OpenAIError`` subclasses on failure."""
-        query = [self._prefix + text]
-        if self._dims is None:
-            response = await self._client.embeddings.create(model=self._model, input=query)
-        else:
-            response = await self._client.embeddings.create(
-                model=self._model, input=query, dimensions=self._dims
-            )
-        return list(response.data[0].embedding)
+        """One vector for ``text`` as a search query (``EMBEDDING_QUERY_PREFIX`` before it),
+        asked for in base64 as the SDK asks (a list of numbers is read too). Raises what
+        :meth:`Endpoint.post` raises, or :class:`ModelAPIError` for an answer with no vector."""
+        body: dict[str, Any] = {"model": self._model, "input": [self._prefix + text],
+                                "encoding_format": "base64"}
+        if self._dims is not None:
+            body["dimensions"] = self._dims
+        answer = await self._endpoint.post("/embeddings", body, self._policy)
+        try:
+            return _vector(answer["data"][0]["embedding"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise ModelAPIError(200, "the answer held no embedding") from None
 
     async def check(self, expected_dims: int) -> None:
         """Start-up check: the API answers with the key we have, and the embedding model gives
@@ -160,25 +185,26 @@ class OpenAIEmbedder:
         with one sentence naming the setting to change."""
         try:
             vector = await self.embed("membot start-up check")
-        except openai.AuthenticationError:
-            raise ConfigError(
-                f"The model API at {self._where} rejected {self._key_setting} (HTTP 401)."
+        except ModelAPIError as exc:
+            if exc.status == 401:
+                raise ConfigError(
+                    f"The model API at {self._where} rejected {self._key_setting} (HTTP 401)."
+                ) from None
+            if exc.status == 404:
+                raise ConfigError(
+                    f"The model API at {self._where} ({self._url_setting}) does not offer "
+                    f"EMBEDDING_MODEL={self._model!r} (HTTP 404): many chat-only providers "
+                    "serve no embeddings; set EMBEDDING_BASE_URL and EMBEDDING_API_KEY to an "
+                    "API that does."
+                ) from None
+            raise StartupError(
+                f"The model API at {self._where} ({self._url_setting}) answered HTTP "
+                f"{exc.status} to an embedding request."
             ) from None
-        except openai.NotFoundError:
-            raise ConfigError(
-                f"The model API at {self._where} ({self._url_setting}) does not offer "
-                f"EMBEDDING_MODEL={self._model!r} (HTTP 404): many chat-only providers serve no "
-                "embeddings; set EMBEDDING_BASE_URL and EMBEDDING_API_KEY to an API that does."
-            ) from None
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise StartupError(
                 f"Cannot reach the model API at {self._where} ({self._url_setting}): "
                 f"{describe_failure(exc)}."
-            ) from None
-        except openai.APIStatusError as exc:
-            raise StartupError(
-                f"The model API at {self._where} ({self._url_setting}) answered HTTP "
-                f"{exc.status_code} to an embedding request."
             ) from None
         if len(vector) != expected_dims:
             raise ConfigError(
@@ -188,7 +214,8 @@ class OpenAIEmbedder:
 
 
 class OpenAIChat:
-    """The chat model (the ``ChatModel`` and ``JsonModel`` ports) on the async client.
+    """The chat model (the ``ChatModel`` and ``JsonModel`` ports): :meth:`complete` on the lean
+    endpoint, :meth:`stream` and :meth:`complete_json` on the SDK's async client.
 
     Every request caps the answer at ``max_tokens``. It is sent as ``max_completion_tokens``
     (what OpenAI's current models take); a server that refuses that parameter by name (HTTP
@@ -204,11 +231,15 @@ class OpenAIChat:
             self._client = clients.async_client.with_options(timeout=settings.extraction_timeout)
             self._model = settings.extraction_model_name
             self._max_tokens = EXTRACTION_TOKENS
+            timeout = settings.extraction_timeout
         else:
             self._client = clients.async_client
             self._model = settings.chat_model
             self._max_tokens = settings.max_answer_tokens
+            timeout = settings.model_timeout
         self._once = self._client.with_options(max_retries=0)
+        self._endpoint = clients.chat_endpoint
+        self._policy = Policy(timeout=timeout, retries=settings.model_max_retries)
         self._where = clients.base_url
         self._token_param = "max_completion_tokens"
         self._schemas: bool | None = None  # whether the server takes json_schema
@@ -221,21 +252,35 @@ class OpenAIChat:
         return cls(clients, settings, extraction=True)
 
     async def complete(self, messages: Sequence[Message]) -> str:
-        # A plain body through the SDK's documented ``post``: ``chat.completions.create``
-        # re-validates every message against its TypedDicts, which cost 1.1 ms of CPU per call
-        # and was the largest cost of a turn under load. Retries and errors are the same.
+        """The model's answer to ``messages``, stripped; one cut at ``MAX_ANSWER_TOKENS`` ends
+        with "…". Raises :class:`ModelUnavailable` for a transient failure that outlasted the
+        retries, :class:`ModelRejected` for a refusal or an empty answer."""
         try:
-            response = await self._send(self._body(messages), stream=False)
-        except openai.OpenAIError as exc:
+            answer = await self._post(self._body(messages))
+        except (ModelAPIError, aiohttp.ClientError, TimeoutError) as exc:
             raise self._failure(exc) from exc
-        choice = response.choices[0] if response.choices else None
-        content = choice.message.content if choice else None
-        if not content or not content.strip():
+        choices = answer.get("choices") if isinstance(answer, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        choice = choice if isinstance(choice, dict) else {}
+        message = choice.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str) or not content.strip():
             raise ModelRejected("the model returned an empty answer")
-        if choice is not None and choice.finish_reason == "length":
+        if choice.get("finish_reason") == "length":
             log.info("an answer reached MAX_ANSWER_TOKENS=%d and was cut", self._max_tokens)
             return content.strip() + "…"
         return content.strip()
+
+    async def _post(self, body: dict[str, object]) -> Any:
+        """POST a chat request on the lean endpoint; a server that refuses the token-cap
+        parameter by name is asked again once with the other one, as :meth:`_send` does."""
+        try:
+            return await self._endpoint.post("/chat/completions", body, self._policy)
+        except ModelAPIError as exc:
+            if exc.status != 400 or not self._names_token_param(exc.param, exc.message):
+                raise
+            self._switch_token_param(body)
+            return await self._endpoint.post("/chat/completions", body, self._policy)
 
     async def complete_json(self, messages: Sequence[Message], *, schema: dict[str, Any],
                             name: str) -> str:
@@ -279,6 +324,7 @@ class OpenAIChat:
         that breaks off (the connection lost, or closed before the model said it had finished)
         raises :class:`ModelUnavailable` after the pieces already given; an answer cut at
         ``MAX_ANSWER_TOKENS`` ends with "…", as in :meth:`complete`."""
+        # On the SDK, not the lean endpoint: no well-kept SSE client for aiohttp is published.
         body = self._body(messages)
         body["stream"] = True
         finished: str | None = None
@@ -329,38 +375,48 @@ class OpenAIChat:
         which this client then keeps using."""
         client = self._client if retries else self._once
         try:
-            return await self._post(body, stream, client)
+            return await self._sdk_post(body, stream, client)
         except openai.BadRequestError as exc:
-            if not self._refused_token_param(exc):
+            param = exc.body.get("param") if isinstance(exc.body, dict) else None
+            if not self._names_token_param(param, str(exc.message)):
                 raise
-            refused, self._token_param = self._token_param, _OTHER_PARAM[self._token_param]
-            log.warning("the chat model API refused %s; capping answers with %s instead",
-                        refused, self._token_param)
-            body[self._token_param] = body.pop(refused)
-            return await self._post(body, stream, client)
+            self._switch_token_param(body)
+            return await self._sdk_post(body, stream, client)
+
+    def _switch_token_param(self, body: dict[str, object]) -> None:
+        """Cap answers with the other token parameter from now on, in ``body`` too."""
+        refused, self._token_param = self._token_param, _OTHER_PARAM[self._token_param]
+        log.warning("the chat model API refused %s; capping answers with %s instead",
+                    refused, self._token_param)
+        body[self._token_param] = body.pop(refused)
 
     @staticmethod
-    async def _post(body: dict[str, object], stream: bool, client: openai.AsyncOpenAI
-                    ) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]:
+    async def _sdk_post(body: dict[str, object], stream: bool, client: openai.AsyncOpenAI
+                        ) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]:
         if stream:
             return await client.post(
                 "/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
                 stream_cls=openai.AsyncStream[ChatCompletionChunk])
         return await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
-    def _failure(self, exc: openai.OpenAIError) -> ModelUnavailable | ModelRejected:
-        """The port's error for an SDK error: transient ones (after the SDK's retries) make
-        the model unavailable; any other answer of the API is a refusal."""
+    def _failure(self, exc: Exception) -> ModelUnavailable | ModelRejected:
+        """The port's error for a failed call, on the endpoint or the SDK: transient ones
+        (after the retries) make the model unavailable; any other answer of the API is a
+        refusal."""
+        if isinstance(exc, ModelAPIError):
+            if exc.transient:
+                return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")
+            return ModelRejected(f"HTTP {exc.status}: {exc.message}")
         if isinstance(exc, TRANSIENT):
             return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")
         if isinstance(exc, openai.APIStatusError):
             return ModelRejected(f"HTTP {exc.status_code}: {exc.message}")
         return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")
 
-    def _refused_token_param(self, exc: openai.BadRequestError) -> bool:
-        """Whether a 400 names the token-cap parameter this client sent."""
-        param = exc.body.get("param") if isinstance(exc.body, dict) else None
-        return param == self._token_param or self._token_param in str(exc.message)
+    def _names_token_param(self, param: object, message: str) -> bool:
+        """Whether a 400's ``param`` or message names the token-cap parameter this client
+        sent."""
+        return param == self._token_param or self._token_param in message
 
 
 def _refuses_schemas(exc: BaseException | None) -> bool:
@@ -369,6 +425,18 @@ def _refuses_schemas(exc: BaseException | None) -> bool:
     llama-cpp-python's with a 500 whose message names the value it did not accept."""
     return (isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 422, 500)
             and "json_schema" in str(exc.message))
+
+
+def _vector(embedding: object) -> list[float]:
+    """An embedding as the API gives it: base64 of little-endian float32s, or numbers."""
+    if isinstance(embedding, str):
+        floats = array.array("f", base64.b64decode(embedding))
+        if sys.byteorder == "big":
+            floats.byteswap()
+        return floats.tolist()
+    if isinstance(embedding, list):
+        return [float(x) for x in embedding]
+    raise TypeError("not an embedding")
 
 
 # At most this many tokens for an extraction answer: a batch's facts fit in far fewer.

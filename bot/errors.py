@@ -11,6 +11,8 @@
     ├── ModelError             the chat model failed after retries
     │   ├── ModelUnavailable   a transient failure (timeout, 429, 5xx) that outlasted retries
     │   └── ModelRejected      the model API refused the request (auth, bad request)
+    ├── ModelAPIError          the model API answered an HTTP error status (``bot.endpoint``;
+    │                          ``bot.clients`` turns it into one of the two above)
     └── AuthError              Supabase Auth did not do what a linking step asked
         ├── AuthUnavailable    unreachable, or failing on its side (5xx, timeout)
         ├── AuthRateLimited    it refused to send another email so soon (429)
@@ -25,6 +27,7 @@ later may fix.
 
 from __future__ import annotations
 
+import aiohttp
 import asyncpg
 import openai
 import psycopg
@@ -43,6 +46,7 @@ __all__ = [
     "ExtractionUnparseable",
     "MembotError",
     "MemoryUnavailable",
+    "ModelAPIError",
     "ModelError",
     "ModelRejected",
     "ModelUnavailable",
@@ -94,6 +98,29 @@ class ModelRejected(ModelError):
     """The model API refused the request."""
 
 
+class ModelAPIError(MembotError):
+    """The model API answered with an HTTP error status (the last answer, when it was retried).
+
+    ``message`` is the error body's ``error.message`` (else its text, else the status's
+    reason), ``param`` its ``error.param``; ``retry_after`` is the wait in seconds the server
+    asked for (``retry-after-ms`` or ``Retry-After``), ``should_retry`` its ``x-should-retry``
+    header (None when absent)."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None,
+                 retry_after: float | None = None, should_retry: bool | None = None) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+        self.should_retry = should_retry
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying again later may work: 408, 409, 429 and 5xx."""
+        return self.status in (408, 409, 429) or self.status >= 500
+
+
 class AuthError(MembotError):
     """Supabase Auth did not do what a linking step asked."""
 
@@ -119,9 +146,11 @@ class AuthCodeInvalid(AuthError):
 
 
 # Failures that trying again later may fix: the model API unreachable, slow, rate-limited or
-# failing on its side (after the SDK's own retries), an extraction answer that did not parse,
-# or the database away.
+# failing on its side (after the retries), an extraction answer that did not parse, or the
+# database away; and a :class:`ModelAPIError` whose status is ``transient``.
 TRANSIENT: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
     openai.APITimeoutError,
     openai.APIConnectionError,
     openai.RateLimitError,
@@ -148,5 +177,7 @@ def causes(exc: BaseException) -> list[BaseException]:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` or what caused it (Mem0 wraps the model's errors in its own) is in
-    :data:`TRANSIENT`."""
-    return any(isinstance(error, TRANSIENT) for error in causes(exc))
+    :data:`TRANSIENT`, or is a :class:`ModelAPIError` with a transient status."""
+    return any(isinstance(error, TRANSIENT)
+               or (isinstance(error, ModelAPIError) and error.transient)
+               for error in causes(exc))

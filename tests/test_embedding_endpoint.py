@@ -78,15 +78,22 @@ async def test_a_rejected_embedding_key_names_its_own_setting(
     assert "wrong-key" not in str(raised.value)
 
 
-def test_the_embedding_endpoint_defaults_to_the_chat_one() -> None:
+async def test_the_embedding_endpoint_defaults_to_the_chat_one() -> None:
     from bot.clients import ModelClients
 
     settings = Settings(openai_api_key=SecretStr("k"), openai_base_url="http://chat.local/v1")
     clients = ModelClients(settings)
-    assert clients.embedding_base_url == "http://chat.local/v1"
-    assert clients.embedding_sync is clients.sync_client
     only_key = ModelClients(settings.model_copy(update={"embedding_api_key": SecretStr("e")}))
-    assert only_key.embedding_base_url == "http://chat.local/v1" and only_key.embedding_separate
+    try:
+        assert clients.embedding_base_url == "http://chat.local/v1"
+        assert clients.embedding_sync is clients.sync_client
+        assert clients.embedding_endpoint is clients.chat_endpoint
+        assert only_key.embedding_base_url == "http://chat.local/v1"
+        assert only_key.embedding_separate
+        assert only_key.embedding_endpoint is not only_key.chat_endpoint
+    finally:
+        await clients.close()
+        await only_key.close()
 
 
 async def test_start_up_names_a_dns_failure_as_such_not_as_a_timeout(

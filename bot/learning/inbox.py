@@ -245,16 +245,12 @@ class MemoryInbox:
             )
             await self._schedule.recorded(conn, {row["owner_id"]: row["waiting"] for row in rows})
 
-    async def flush(self, timeout: float) -> bool:
-        """Wait, at most ``timeout`` seconds, until every exchange handed over before the call
-        is written. Returns whether they were."""
+    async def flush(self) -> None:
+        """Wait until every exchange handed over before the call is written (while the
+        database is away, until it is back)."""
         target = self._handed
-        try:
-            async with asyncio.timeout(timeout), self._written:
-                await self._written.wait_for(lambda: self._done >= target)
-        except TimeoutError:
-            return False
-        return True
+        async with self._written:
+            await self._written.wait_for(lambda: self._done >= target)
 
     async def close(self, grace: float) -> None:
         """Give the exchanges not yet written ``grace`` seconds; log what could not be."""

@@ -136,7 +136,9 @@ class LearningPipeline:
         ``FLUSH_WAIT`` seconds: while the database is away they are held): what is read next
         includes the messages just said."""
         if self.inbox.held:
-            await self.inbox.flush(FLUSH_WAIT)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_WAIT):
+                    await self.inbox.flush()
 
     async def waiting(self, owner_id: str) -> int:
         """How many of the owner's messages are queued and not yet learned."""

@@ -1,0 +1,166 @@
+"""One OpenAI-compatible API endpoint on a long-lived aiohttp session: JSON in, JSON out.
+
+The reply path's model calls go through here rather than the official SDK, whose layers
+(request building, its HTTP client over aiohttp, a pydantic model of every answer) cost about
+a third of the event loop's CPU per turn. What the SDK gave is kept:
+
+- ``Authorization: Bearer <key>`` on every request, to ``<base URL><path>``;
+- the SDK's retry policy, on tenacity: timeouts, connection errors, 408, 409, 429 and 5xx are
+  retried with exponential backoff (0.5 s doubling up to 8 s, less up to a quarter at random)
+  or after the wait the server asks for (``retry-after-ms``, else ``Retry-After`` in seconds
+  or as a date, up to two minutes; a longer wait is not retried), and ``x-should-retry``
+  obeyed; nothing else is retried;
+- a timeout that bounds connecting and each wait for the server's next bytes, as the SDK's
+  does, not the call as a whole.
+
+A failure is raised as :class:`bot.errors.ModelAPIError` for an HTTP error status, or as
+aiohttp raises it: :class:`TimeoutError` (``aiohttp.ServerTimeoutError`` among them) or an
+``aiohttp.ClientError`` whose causes name the system error (connection refused, DNS).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential
+from yarl import URL
+
+from bot.errors import ModelAPIError
+
+__all__ = ["Endpoint", "Policy", "retryable"]
+
+# The official SDK's: no server-asked wait longer than this is honoured (nor retried after).
+MAX_RETRY_AFTER = 120.0
+_BACKOFF = wait_exponential(multiplier=0.5, max=8.0)
+# As many connections as the SDK's pool allowed.
+_CONNECTIONS = 1000
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether the SDK would try ``exc``'s request again: a timeout, a lost or refused
+    connection, or an HTTP 408, 409, 429 or 5xx (unless the server said not to, or asked for
+    a wait over two minutes)."""
+    if isinstance(exc, ModelAPIError):
+        if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
+            return False
+        if exc.should_retry is not None:
+            return exc.should_retry
+        return exc.transient
+    return isinstance(exc, TimeoutError | aiohttp.ClientConnectionError
+                      | aiohttp.ClientPayloadError)
+
+
+def _wait(state: RetryCallState) -> float:
+    """The wait before the next try: what the server asked for, else the SDK's backoff."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    asked = exc.retry_after if isinstance(exc, ModelAPIError) else None
+    if asked is not None and 0 < asked <= MAX_RETRY_AFTER:
+        return asked
+    return float(_BACKOFF(state)) * (1 - 0.25 * random.random())
+
+
+class Policy:
+    """How long one kind of call waits and how often it is retried; built once per client.
+
+    ``timeout`` bounds connecting and each wait for the server's bytes; ``retries`` is the
+    number of tries after the first."""
+
+    def __init__(self, *, timeout: float, retries: int) -> None:
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        self.retries = retries
+        self._retrying = AsyncRetrying(stop=stop_after_attempt(retries + 1), wait=_wait,
+                                       retry=retry_if_exception(retryable), reraise=True)
+
+    def retrying(self) -> AsyncRetrying:
+        """A retry controller for one call (tenacity's own state is per controller)."""
+        return self._retrying.copy()
+
+
+class Endpoint:
+    """One base URL and key on one aiohttp session, built once and closed with :meth:`close`.
+
+    Must be built inside a running event loop (aiohttp's session belongs to it)."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base_url = base_url
+        self._root = base_url.rstrip("/")
+        self._urls: dict[str, URL] = {}
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=_CONNECTIONS),
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
+                     "Content-Type": "application/json"},
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def post(self, path: str, body: dict[str, Any], policy: Policy) -> Any:
+        """POST ``body`` as JSON to ``path`` (``"/embeddings"``) and return the decoded JSON
+        answer, retried as the module says. Raises :class:`ModelAPIError`, :class:`TimeoutError`
+        or ``aiohttp.ClientError`` (the last try's)."""
+        data = orjson.dumps(body)
+        url = self._url(path)
+        if policy.retries == 0:
+            return await self._post_once(url, data, policy)
+        return await policy.retrying()(self._post_once, url, data, policy)
+
+    def _url(self, path: str) -> URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self._root + path)
+        return url
+
+    async def _post_once(self, url: URL, data: bytes, policy: Policy) -> Any:
+        async with self._session.post(url, data=data, timeout=policy.timeout) as response:
+            raw = await response.read()
+            if response.status >= 400:
+                raise _status_error(response, raw)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ModelAPIError(response.status, "the answer was not JSON") from None
+
+
+def _status_error(response: aiohttp.ClientResponse, raw: bytes) -> ModelAPIError:
+    """The error for an HTTP error answer, its message taken as the SDK takes it."""
+    text = raw.decode(errors="replace").strip()
+    message, param = text or (response.reason or f"HTTP {response.status}"), None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        if isinstance(error.get("message"), str) and error["message"]:
+            message = error["message"]
+        if isinstance(error.get("param"), str):
+            param = error["param"]
+    should = response.headers.get("x-should-retry")
+    return ModelAPIError(response.status, message, param=param,
+                         retry_after=_retry_after(response.headers),
+                         should_retry={"true": True, "false": False}.get(should or ""))
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """The wait in seconds a server asked for: ``retry-after-ms``, else ``Retry-After`` as
+    seconds or as an HTTP date; None when it asked for none (or said it unreadably)."""
+    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            return float(value) / divisor
+        except ValueError:
+            continue
+    when = headers.get("retry-after")
+    parsed = email.utils.parsedate_tz(when) if when else None
+    if parsed is None:
+        return None
+    return float(email.utils.mktime_tz(parsed) - time.time())
