@@ -38,7 +38,7 @@ async def test_a_process_killed_between_sending_the_answer_and_recording_it_lose
             with membots(tmp_path / "processes", ("bot", ["discord"], env)) as [bot]:
                 await until(lambda: bool(fake.identifies()), [bot], "the bot to identify")
                 # Nothing can write recorded turns until this transaction ends: the bot's record
-                # of the turn waits, after its answer went out.
+                # of the turn waits, after its answer went out, and is killed there.
                 blocker = conn.transaction()
                 await blocker.start()
                 await conn.execute("lock table conversation_turns in exclusive mode")
@@ -52,6 +52,11 @@ async def test_a_process_killed_between_sending_the_answer_and_recording_it_lose
                             "the bot's record to wait for the lock")
                 bot.popen.send_signal(signal.SIGKILL)
                 bot.popen.wait(30)
+                # Its record was not committed, and dies with it (Postgres would see the lost
+                # connection only once the statement ended).
+                await conn.execute(
+                    "select pg_terminate_backend(pid) from pg_stat_activity"
+                    " where wait_event_type = 'Lock' and datname = current_database()")
                 await blocker.rollback()
 
         event_id = f"discord:{message['id']}"

@@ -42,57 +42,6 @@ BATCH_LIMIT = 200  # exchanges written in one transaction at most
 _NOT_FORGOTTEN = ("not exists (select from owner_settings where owner_id = {owner}"
                   " and forgotten_at >= {said})")
 
-# One statement for a batch of exchanges (arrays, one element per turn and per write): the
-# turns added and each conversation trimmed to its newest $keep (the delete cannot see the rows
-# this statement adds, hence the count of those kept from before), the claims settled, the
-# writes queued (unless the sweep queued one from its claim already: its claim is settled and
-# kept), and how many messages each owner with a write now has waiting.
-_RECORD = f"""
-with turns as (
-    select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                         $6::timestamptz[]) with ordinality
-        as t(conversation_id, owner_id, role, content, at, said, n)),
-added_turns as (
-    insert into conversation_turns (conversation_id, owner_id, role, content, at)
-    select conversation_id, owner_id, role, content, at from turns
-    where {_NOT_FORGOTTEN.format(owner='turns.owner_id', said='turns.said')}
-    order by n),
-trimmed as (
-    delete from conversation_turns old using (
-        select r.id from (
-            select id, conversation_id,
-                   row_number() over (partition by conversation_id order by id desc) as age
-            from conversation_turns
-            where conversation_id in (select conversation_id from turns)) r
-        join (select conversation_id, count(*) as new from turns group by conversation_id) k
-            using (conversation_id)
-        where r.age > greatest($7 - k.new, 0)) gone
-    where old.id = gone.id),
-settled as (
-    update processed_events set pending = null
-    where event_id = any($8::text[]) and pending is not null
-    returning event_id),
-writes as (
-    select * from unnest($9::text[], $10::text[], $11::text[], $12::text[],
-                         $13::timestamptz[], $14::text[], $15::text[])
-        as w(event_id, owner_id, account, text, said_at, metadata, source)),
-added as (
-    insert into memory_inbox (owner_id, account, event_id, text, said_at, metadata, source)
-    select owner_id, account, event_id, text, said_at, metadata::jsonb, source::jsonb
-    from writes
-    where {_NOT_FORGOTTEN.format(owner='writes.owner_id', said='writes.said_at')}
-      and (event_id in (select event_id from settled)
-           or not exists (select from processed_events p where p.event_id = writes.event_id))
-    on conflict (event_id) do nothing
-    returning owner_id)
-select o.owner_id,
-       (select count(*) from added a where a.owner_id = o.owner_id)
-       + (select count(*) from memory_inbox m
-          where m.owner_id = o.owner_id and m.failed_at is null) as waiting
-from (select distinct owner_id from writes) o
-"""
-
-
 # The messages kept ahead by the claims $1 (of owners $2), queued like :data:`_RECORD`'s
 # writes, their claims settled; how many each owner gained and now has waiting.
 _RECOVER = f"""
@@ -223,18 +172,19 @@ class MemoryInbox:
                 self._failing = False
 
     async def _store(self, batch: Sequence[_Exchange]) -> None:
-        """Write ``batch`` in one transaction, and wake its owners' jobs in it. Nothing is
-        written for a message said before its owner's last forget (their tombstone): the shared
-        erase lock makes a forget that is being recorded wait for this transaction, whose rows
-        it then deletes, or be seen by it."""
+        """Write ``batch`` in one round trip (``membot_record``, migration 008), then wake its
+        owners' jobs (a wake lost to a crash in between is made good by the queue's sweep).
+        Nothing is written for a message said before its owner's last forget (their
+        tombstone): the function takes the owners' shared erase locks first, so a forget that
+        is being recorded waits for it, and deletes its rows, or is seen by it."""
         turns = [(e, t) for e in batch for t in (e.turns if self._keep else ())]
         writes = [e.write for e in batch if e.write is not None]
         owners = sorted({e.owner_id for e in batch} | {w.owner_id for w in writes})
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("select pg_advisory_xact_lock_shared($1, hashtext(o))"
-                               " from unnest($2::text[]) o", OWNER_LOCK, owners)
+        async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                _RECORD,
+                "select owner_id, waiting from membot_record($1, $2, $3, $4, $5, $6, $7, $8,"
+                " $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                OWNER_LOCK, owners,
                 [e.conversation_id for e, _ in turns], [e.owner_id for e, _ in turns],
                 [t.role for _, t in turns], [t.text for _, t in turns],
                 [t.at for _, t in turns], [e.turns[0].at for e, _ in turns],
@@ -243,7 +193,11 @@ class MemoryInbox:
                 [w.account for w in writes], [w.text for w in writes], [w.at for w in writes],
                 [json.dumps(w.metadata) for w in writes], [_source(w) for w in writes],
             )
-            await self._schedule.recorded(conn, {row["owner_id"]: row["waiting"] for row in rows})
+            try:
+                await self._schedule.recorded(
+                    conn, {row["owner_id"]: row["waiting"] for row in rows})
+            except Exception:
+                log.exception("waking the memory writer failed; the queue's sweep will")
 
     async def flush(self) -> None:
         """Wait until every exchange handed over before the call is written (while the
