@@ -20,6 +20,7 @@ aiohttp raises it: :class:`TimeoutError` (``aiohttp.ServerTimeoutError`` among t
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import random
 import time
@@ -29,7 +30,6 @@ from typing import Any
 import aiohttp
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential
 from yarl import URL
 
 from bot.errors import ModelAPIError
@@ -38,7 +38,7 @@ __all__ = ["Endpoint", "Policy", "retryable"]
 
 # The official SDK's: no server-asked wait longer than this is honoured (nor retried after).
 MAX_RETRY_AFTER = 120.0
-_BACKOFF = wait_exponential(multiplier=0.5, max=8.0)
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 8.0  # seconds: the SDK's exponential backoff
 # As many connections as the SDK's pool allowed.
 _CONNECTIONS = 1000
 
@@ -57,13 +57,19 @@ def retryable(exc: BaseException) -> bool:
                       | aiohttp.ClientPayloadError)
 
 
-def _wait(state: RetryCallState) -> float:
-    """The wait before the next try: what the server asked for, else the SDK's backoff."""
-    exc = state.outcome.exception() if state.outcome is not None else None
+def _wait(exc: BaseException | None, tries: int) -> float:
+    """The wait after ``tries`` failed tries, the last with ``exc``: what the server asked for,
+    else the SDK's backoff."""
     asked = exc.retry_after if isinstance(exc, ModelAPIError) else None
     if asked is not None and 0 < asked <= MAX_RETRY_AFTER:
         return asked
-    return float(_BACKOFF(state)) * (1 - 0.25 * random.random())
+    return min(_BACKOFF_MAX, _BACKOFF_FIRST * 2.0 ** (tries - 1)) * (1 - 0.25 * random.random())
+
+
+def _wait_after_first(state: RetryCallState) -> float:
+    """:func:`_wait` inside the controller that takes over after the first try failed."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return _wait(exc, state.attempt_number + 1)
 
 
 class Policy:
@@ -75,11 +81,14 @@ class Policy:
     def __init__(self, *, timeout: float, retries: int) -> None:
         self.timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self.retries = retries
-        self._retrying = AsyncRetrying(stop=stop_after_attempt(retries + 1), wait=_wait,
+        # For the tries after the first (most calls need none, and skip the controller).
+        self._retrying = AsyncRetrying(stop=stop_after_attempt(max(retries, 1)),
+                                       wait=_wait_after_first,
                                        retry=retry_if_exception(retryable), reraise=True)
 
     def retrying(self) -> AsyncRetrying:
-        """A retry controller for one call (tenacity's own state is per controller)."""
+        """A retry controller for the retries of one call (tenacity's own state is per
+        controller)."""
         return self._retrying.copy()
 
 
@@ -107,8 +116,12 @@ class Endpoint:
         or ``aiohttp.ClientError`` (the last try's)."""
         data = orjson.dumps(body)
         url = self._url(path)
-        if policy.retries == 0:
+        try:
             return await self._post_once(url, data, policy)
+        except Exception as exc:
+            if policy.retries == 0 or not retryable(exc):
+                raise
+            await asyncio.sleep(_wait(exc, 1))
         return await policy.retrying()(self._post_once, url, data, policy)
 
     def _url(self, path: str) -> URL:
