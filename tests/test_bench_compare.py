@@ -52,10 +52,13 @@ def test_compare_runs_both_systems_and_finishes_every_write(tmp_path: Path) -> N
     rows = {(row["people"], row["system"]): row for row in table(result.stdout)}
     assert set(rows) == {(people, system) for people in ("1", "2")
                          for system in ("membot", "plain Mem0 loop")}
-    for (people, _), row in rows.items():
+    for (people, system), row in rows.items():
         messages = 2 * int(people)
         assert row["writes done/failed"] == f"{messages}/0"
         assert row["non-answers"] == "0"
-        # One chat and one extraction call per message: every write reached the model.
-        assert row["calls chat/extraction/embedding"].startswith(f"{messages}/{messages}/")
+        chat, extraction, _ = (int(n) for n in row["calls chat/extraction/embedding"].split("/"))
+        assert chat == messages
+        # The plain loop extracts in every turn. membot learns every write (above), a person's
+        # messages that are waiting when the learning job runs in one extraction.
+        assert (1 <= extraction <= messages) if system == "membot" else extraction == messages
     assert plot.stat().st_size > 10_000
