@@ -60,9 +60,10 @@ from bench.common import (
     temp_data_dir,
 )
 from bench.locomo import CATEGORIES, Conversation, Question, load
-from bot.clients import ModelClients, OpenAIEmbedder
+from bot.clients import ModelClients
 from bot.config import Settings
 from bot.database import Database
+from bot.embedder import OpenAIEmbedder
 from bot.memory.mem0 import import_mem0
 from bot.memory.store import Mem0Memory
 

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.choices import ChoiceStore
-from bot.clients import ModelClients, OpenAIChat, OpenAIEmbedder
+from bot.clients import ModelClients, OpenAIChat
 from bot.commands.memory import MemoryCommands
 from bot.commands.place import SettingsCommands
 from bot.commands.registry import Commands, default_commands
 from bot.config import Settings
 from bot.core import Core, TurnLimits
 from bot.database import Database
+from bot.embedder import OpenAIEmbedder
 from bot.learning.inbox import MemoryInbox
 from bot.learning.learner import Learner
 from bot.learning.pipeline import LearningPipeline

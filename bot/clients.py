@@ -1,6 +1,7 @@
 """The OpenAI-compatible model API: chat answers and embeddings, on clients built once.
 
-The reply path's calls (:meth:`OpenAIChat.complete`, :meth:`OpenAIEmbedder.embed`) go over one
+The reply path's calls (:meth:`OpenAIChat.complete`, and the query embedding of
+:class:`bot.embedder.OpenAIEmbedder`) go over one
 long-lived aiohttp session per endpoint with raw JSON (:mod:`bot.endpoint`); streamed answers,
 memory extraction and Mem0's sync calls go through the official SDK. Retries are the same on
 both: timeouts, connection errors, 408/409/429 and 5xx are retried with exponential backoff
@@ -10,13 +11,10 @@ else is retried.
 
 from __future__ import annotations
 
-import array
 import asyncio
-import base64
 import logging
 import socket
 import ssl
-import sys
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal, overload
 
@@ -32,12 +30,11 @@ from bot.errors import (
     ModelAPIError,
     ModelRejected,
     ModelUnavailable,
-    StartupError,
     causes,
 )
 from bot.ports import Message
 
-__all__ = ["ModelClients", "OpenAIChat", "OpenAIEmbedder", "describe_failure"]
+__all__ = ["ModelClients", "OpenAIChat", "describe_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -133,84 +130,6 @@ class ModelClients:
         if self.embedding_separate:
             await self.embedding_endpoint.close()
             self.embedding_sync.close()
-
-
-class OpenAIEmbedder:
-    """Embeddings for queries on the reply path (async; a single quick try per call, since the
-    turn's memory search has its own time budget), or, built with :meth:`for_learning`, for the
-    learning step's look-up of what a person already has, which can wait."""
-
-    def __init__(self, clients: ModelClients, settings: Settings, *,
-                 patient: bool = False) -> None:
-        self._endpoint = clients.embedding_endpoint
-        if patient:
-            self._policy = Policy(timeout=settings.model_timeout,
-                                  retries=settings.model_max_retries)
-        else:
-            self._policy = Policy(timeout=settings.memory_search_timeout,
-                                  retries=min(settings.model_max_retries, 1))
-        self._model = settings.embedding_model
-        self._dims = settings.embedding_dims if settings.send_embedding_dims else None
-        self._prefix = settings.embedding_query_prefix
-        self._where = clients.embedding_base_url
-        # The settings that decide where embeddings go, as the operator would change them.
-        self._url_setting = ("EMBEDDING_BASE_URL" if settings.embedding_base_url
-                             else "OPENAI_BASE_URL")
-        self._key_setting = ("EMBEDDING_API_KEY" if settings.embedding_api_key is not None
-                             else "OPENAI_API_KEY")
-
-    @classmethod
-    def for_learning(cls, clients: ModelClients, settings: Settings) -> OpenAIEmbedder:
-        """Query embeddings with ``MODEL_TIMEOUT`` and the full ``MODEL_MAX_RETRIES``: the
-        learning step runs after the reply, and a slow embedding server must not fail it."""
-        return cls(clients, settings, patient=True)
-
-    async def embed(self, text: str) -> list[float]:
-        """One vector for ``text`` as a search query (``EMBEDDING_QUERY_PREFIX`` before it),
-        asked for in base64 as the SDK asks (a list of numbers is read too). Raises what
-        :meth:`Endpoint.post` raises, or :class:`ModelAPIError` for an answer with no vector."""
-        body: dict[str, Any] = {"model": self._model, "input": [self._prefix + text],
-                                "encoding_format": "base64"}
-        if self._dims is not None:
-            body["dimensions"] = self._dims
-        answer = await self._endpoint.post("/embeddings", body, self._policy)
-        try:
-            return _vector(answer["data"][0]["embedding"])
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise ModelAPIError(200, "the answer held no embedding") from None
-
-    async def check(self, expected_dims: int) -> None:
-        """Start-up check: the API answers with the key we have, and the embedding model gives
-        vectors of the configured size. Raises :class:`ConfigError` or :class:`StartupError`
-        with one sentence naming the setting to change."""
-        try:
-            vector = await self.embed("membot start-up check")
-        except ModelAPIError as exc:
-            if exc.status == 401:
-                raise ConfigError(
-                    f"The model API at {self._where} rejected {self._key_setting} (HTTP 401)."
-                ) from None
-            if exc.status == 404:
-                raise ConfigError(
-                    f"The model API at {self._where} ({self._url_setting}) does not offer "
-                    f"EMBEDDING_MODEL={self._model!r} (HTTP 404): many chat-only providers "
-                    "serve no embeddings; set EMBEDDING_BASE_URL and EMBEDDING_API_KEY to an "
-                    "API that does."
-                ) from None
-            raise StartupError(
-                f"The model API at {self._where} ({self._url_setting}) answered HTTP "
-                f"{exc.status} to an embedding request."
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise StartupError(
-                f"Cannot reach the model API at {self._where} ({self._url_setting}): "
-                f"{describe_failure(exc)}."
-            ) from None
-        if len(vector) != expected_dims:
-            raise ConfigError(
-                f"EMBEDDING_MODEL={self._model!r} returns {len(vector)}-dimensional vectors but "
-                f"EMBEDDING_DIMS is {expected_dims}: set EMBEDDING_DIMS={len(vector)}."
-            )
 
 
 class OpenAIChat:
@@ -425,18 +344,6 @@ def _refuses_schemas(exc: BaseException | None) -> bool:
     llama-cpp-python's with a 500 whose message names the value it did not accept."""
     return (isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 422, 500)
             and "json_schema" in str(exc.message))
-
-
-def _vector(embedding: object) -> list[float]:
-    """An embedding as the API gives it: base64 of little-endian float32s, or numbers."""
-    if isinstance(embedding, str):
-        floats = array.array("f", base64.b64decode(embedding))
-        if sys.byteorder == "big":
-            floats.byteswap()
-        return floats.tolist()
-    if isinstance(embedding, list):
-        return [float(x) for x in embedding]
-    raise TypeError("not an embedding")
 
 
 # At most this many tokens for an extraction answer: a batch's facts fit in far fewer.

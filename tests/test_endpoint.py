@@ -14,9 +14,10 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.console import to_event
-from bot.clients import ModelClients, OpenAIChat, OpenAIEmbedder, describe_failure
+from bot.clients import ModelClients, OpenAIChat, describe_failure
 from bot.config import Settings
 from bot.core import MODEL_DOWN, Core, TurnLimits
+from bot.embedder import OpenAIEmbedder
 from bot.endpoint import _retry_after
 from bot.errors import ConfigError, ModelAPIError, ModelRejected, ModelUnavailable, StartupError
 from bot.events import ReplyKind

@@ -33,9 +33,10 @@ from asyncpg.pool import PoolConnectionProxy
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from bot.clients import ModelClients, OpenAIChat, OpenAIEmbedder, describe_failure
+from bot.clients import ModelClients, OpenAIChat, describe_failure
 from bot.config import Settings
 from bot.database import Database
+from bot.embedder import OpenAIEmbedder
 from bot.errors import ConfigError, MemoryUnavailable, is_transient
 from bot.memory.dates import dates_named
 from bot.memory.extraction import Extracted, Extractor, Known
@@ -155,8 +156,7 @@ class Mem0Memory:
 
     async def search_for(self, owner: Awaitable[str | None], query: str,
                          limit: int) -> list[MemoryHit]:
-        """:meth:`search`, with the query's embedding under way while ``owner`` is found;
-        none (and no statement) when it comes out None."""
+        """:meth:`search`, embedding the query while ``owner`` is found; none if it is None."""
         embedding = asyncio.ensure_future(self._embed(query, self._embedder))
         try:
             owner_id = await owner
@@ -392,8 +392,7 @@ class Mem0Memory:
 
 
 def _drop(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task``, or, if it has ended, take its outcome (so a failure no one waits for is
-    not reported as never retrieved)."""
+    """Cancel ``task``, or take the outcome it has (a failure no one awaits is not logged)."""
     if task.done():
         if not task.cancelled():
             task.exception()
