@@ -161,7 +161,8 @@ class Core:
         try:
             start = await opening
         finally:
-            if recall is not None and not (opening.done() and opening.result().claimed):
+            if recall is not None and not (opening.done() and not opening.cancelled()
+                                           and opening.result().claimed):
                 recall.cancel()
         if not start.claimed:
             log.info("event %s was already handled; ignoring the redelivery", event.event_id)

@@ -3,12 +3,13 @@ the inbox of messages waiting to be learned.
 
 The core hands an exchange over as its reply goes out; a task of this process writes what was
 handed over, oldest first, several exchanges to a transaction when they come faster than one
-transaction takes: the conversations' turns, the people's messages into ``memory_inbox``, their
-owners' learning jobs woken (:class:`bot.learning.schedule.Schedule`), and each event's claim
-settled. So an answer that was sent has its write queued; and if this process dies before that
-transaction, the message its claim kept ahead is queued by the next sweep
-(:meth:`MemoryInbox.recover`). When the database cannot be reached, the exchanges are held here
-and written as soon as it answers again, in the order they were said.
+transaction takes: the conversations' turns, the people's messages into ``memory_inbox`` and
+each event's claim settled, in one call (``membot_record``, migration 008); then their owners'
+learning jobs are woken (:class:`bot.learning.schedule.Schedule`). So an answer that was sent
+has its write queued; and if this process dies before that transaction, the message its claim
+kept ahead is queued by the next sweep (:meth:`MemoryInbox.recover`). When the database cannot
+be reached, the exchanges are held here and written as soon as it answers again, in the order
+they were said.
 """
 
 from __future__ import annotations
@@ -102,9 +103,10 @@ class MemoryInbox:
     """The production ``Exchanges`` and the learner's view of what is waiting.
 
     Guarantees: exchanges are written in the order they were handed over, each once; an
-    exchange's turns, its write and its owner's job wake commit together (so a write is never
-    queued without a job that will take it); none is written before the current turn of the
-    loop has ended (the reply that was handed over with it goes out first)."""
+    exchange's turns, its write and the settling of its claim commit together, and its owner's
+    job is woken right after (a wake lost to a crash in between is made good by the queue's
+    sweep); none is written before the current turn of the loop has ended (the reply that was
+    handed over with it goes out first)."""
 
     def __init__(self, pool: asyncpg.Pool[Any], *, keep: int, schedule: Schedule,
                  retry_every: float = 2.0) -> None:

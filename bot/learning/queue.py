@@ -140,10 +140,11 @@ class MemoryQueue:
                 await deferrer.defer_async(owner_id=owner_id)
 
     async def wake_in(self, conn: Connection, delays: Mapping[str, float]) -> None:
-        """:meth:`wake` for each owner of ``delays``, inside the caller's transaction on
-        ``conn`` (so the wake commits with what it is for, in the same round trips): the job
-        rows are written as procrastinate's ``defer`` writes them (this version of it is
-        pinned), and its triggers notify the workers at commit."""
+        """:meth:`wake` for each owner of ``delays``, on ``conn`` (in the caller's transaction
+        when it holds one), in one or two statements for them all rather than a round trip
+        of procrastinate's client per owner: the job rows are written as procrastinate's
+        ``defer`` writes them (this version of it is pinned), and its triggers notify the
+        workers."""
         now = [_lock(owner) for owner, delay in delays.items() if delay <= 0]
         if now:  # a waiting job due later is replaced by one due now
             await conn.execute(

@@ -40,9 +40,8 @@ class Schedule:
         self.hurry = False
 
     async def recorded(self, conn: Connection, waiting: Mapping[str, int]) -> None:
-        """Messages of these owners were queued in ``conn``'s transaction, and ``waiting``
-        says how many of each owner's now wait: their jobs are woken in the same
-        transaction."""
+        """Messages of these owners were queued, and ``waiting`` says how many of each
+        owner's now wait: their jobs are woken on ``conn`` (in its transaction, if any)."""
         if waiting:
             await self._jobs.wake_in(conn, {
                 owner: 0.0 if count >= self.batching.size else self.batching.idle
