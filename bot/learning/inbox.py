@@ -27,7 +27,7 @@ import asyncpg
 
 from bot.choices import OWNER_LOCK
 from bot.events import MessageRef
-from bot.ports import MemoryWrite, Turn
+from bot.ports import Connection, MemoryWrite, Turn
 
 if TYPE_CHECKING:
     from bot.learning.schedule import Schedule
@@ -38,37 +38,6 @@ log = logging.getLogger(__name__)
 
 HELD_LIMIT = 10_000  # exchanges kept in memory while the database is away
 BATCH_LIMIT = 200  # exchanges written in one transaction at most
-
-# True unless the owner forgot everything at or after the message was said.
-_NOT_FORGOTTEN = ("not exists (select from owner_settings where owner_id = {owner}"
-                  " and forgotten_at >= {said})")
-
-# The messages kept ahead by the claims $1 (of owners $2), queued like :data:`_RECORD`'s
-# writes, their claims settled; how many each owner gained and now has waiting.
-_RECOVER = f"""
-with taken as (
-    update processed_events p set pending = null
-    from (select k.event_id, c.owner_id, k.pending as kept
-          from processed_events k join unnest($1::text[], $2::text[]) c(event_id, owner_id)
-          using (event_id)
-          where k.pending is not null) c
-    where p.event_id = c.event_id
-    returning p.event_id, c.owner_id, c.kept as pending),
-added as (
-    insert into memory_inbox (owner_id, account, event_id, text, said_at, metadata)
-    select owner_id, pending->>'account', event_id, pending->>'text',
-           (pending->>'at')::timestamptz, pending->'metadata'
-    from taken
-    where {_NOT_FORGOTTEN.format(owner="taken.owner_id",
-                                 said="(taken.pending->>'at')::timestamptz")}
-    on conflict (event_id) do nothing
-    returning owner_id)
-select owner_id, count(*) as added,
-       count(*) + (select count(*) from memory_inbox m
-                   where m.owner_id = added.owner_id and m.failed_at is null) as waiting
-from added group by owner_id
-"""
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InboxItem:
@@ -174,32 +143,42 @@ class MemoryInbox:
                 self._failing = False
 
     async def _store(self, batch: Sequence[_Exchange]) -> None:
-        """Write ``batch`` in one round trip (``membot_record``, migration 008), then wake its
-        owners' jobs (a wake lost to a crash in between is made good by the queue's sweep).
-        Nothing is written for a message said before its owner's last forget (their
-        tombstone): the function takes the owners' shared erase locks first, so a forget that
-        is being recorded waits for it, and deletes its rows, or is seen by it."""
-        turns = [(e, t) for e in batch for t in (e.turns if self._keep else ())]
-        writes = [e.write for e in batch if e.write is not None]
-        owners = sorted({e.owner_id for e in batch} | {w.owner_id for w in writes})
+        """Write ``batch`` in one round trip, then wake its owners' jobs (a wake lost to a
+        crash in between is made good by the queue's sweep)."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                "select owner_id, waiting from membot_record($1, $2, $3, $4, $5, $6, $7, $8,"
-                " $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-                OWNER_LOCK, owners,
-                [e.conversation_id for e, _ in turns], [e.owner_id for e, _ in turns],
-                [t.role for _, t in turns], [t.text for _, t in turns],
-                [t.at for _, t in turns], [e.turns[0].at for e, _ in turns],
-                self._keep, [e.event_id for e in batch],
-                [w.event_id for w in writes], [w.owner_id for w in writes],
-                [w.account for w in writes], [w.text for w in writes], [w.at for w in writes],
-                [json.dumps(w.metadata) for w in writes], [_source(w) for w in writes],
-            )
+            waiting = await self._record(
+                conn, [(e.conversation_id, e.owner_id, e.turns) for e in batch],
+                [e.write for e in batch if e.write is not None], [e.event_id for e in batch])
             try:
-                await self._schedule.recorded(
-                    conn, {row["owner_id"]: row["waiting"] for row in rows})
+                await self._schedule.recorded(conn, waiting)
             except Exception:
                 log.exception("waking the memory writer failed; the queue's sweep will")
+
+    async def _record(self, conn: Connection,
+                      exchanges: Sequence[tuple[str, str, Sequence[Turn]]],
+                      writes: Sequence[MemoryWrite], events: Sequence[str]) -> dict[str, int]:
+        """One call of ``membot_record`` (migration 008): the turns of ``exchanges``
+        (conversation, owner, turns), the ``writes`` queued, the claims of ``events``
+        settled; a write whose claim was settled already is not queued again. Nothing is
+        written for a message said before its owner's last forget (their tombstone): the
+        function takes the owners' shared erase locks first, so a forget that is being
+        recorded waits for it, and deletes its rows, or is seen by it. Returns how many
+        messages wait for each owner with a write."""
+        turns = [(conversation, owner, turn[0].at, t) for conversation, owner, turn in exchanges
+                 for t in (turn if self._keep else ())]
+        owners = sorted({owner for _, owner, _ in exchanges} | {w.owner_id for w in writes})
+        rows = await conn.fetch(
+            "select owner_id, waiting from membot_record($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+            " $10, $11, $12, $13, $14, $15, $16, $17)",
+            OWNER_LOCK, owners, [c for c, _, _, _ in turns], [o for _, o, _, _ in turns],
+            [t.role for *_, t in turns], [t.text for *_, t in turns],
+            [t.at for *_, t in turns], [said for _, _, said, _ in turns],
+            self._keep, list(events),
+            [w.event_id for w in writes], [w.owner_id for w in writes],
+            [w.account for w in writes], [w.text for w in writes], [w.at for w in writes],
+            [json.dumps(w.metadata) for w in writes], [_source(w) for w in writes],
+        )
+        return {row["owner_id"]: row["waiting"] for row in rows}
 
     async def flush(self) -> None:
         """Wait until every exchange handed over before the call is written (while the
@@ -228,7 +207,9 @@ class MemoryInbox:
         are learned; wake those owners' jobs. Returns how many messages."""
         async with self._pool.acquire() as conn, conn.transaction():
             claims = await conn.fetch(
-                "select p.event_id, coalesce(l.user_id::text, p.pending->>'account') as owner_id"
+                "select p.event_id, p.pending->>'account' as account, p.pending->>'text' as text,"
+                " (p.pending->>'at')::timestamptz as said_at, p.pending->>'metadata' as metadata,"
+                " coalesce(l.user_id::text, p.pending->>'account') as owner_id"
                 " from processed_events p left join account_links l"
                 " on l.account_key = p.pending->>'account'"
                 " where p.pending is not null and p.claimed_at < now() - make_interval(secs => $1)"
@@ -236,17 +217,26 @@ class MemoryInbox:
                 older_than, BATCH_LIMIT)
             if not claims:
                 return 0
-            owners = sorted({row["owner_id"] for row in claims})
-            await conn.execute("select pg_advisory_xact_lock_shared($1, hashtext(o))"
-                               " from unnest($2::text[]) o", OWNER_LOCK, owners)
-            rows = await conn.fetch(_RECOVER, [row["event_id"] for row in claims],
-                                    [row["owner_id"] for row in claims])
-            await self._schedule.recorded(conn, {row["owner_id"]: row["waiting"] for row in rows})
-        recovered = sum(int(row["added"]) for row in rows)
+            writes = [MemoryWrite(owner_id=row["owner_id"], account=row["account"],
+                                  event_id=row["event_id"], text=row["text"],
+                                  at=row["said_at"], metadata=json.loads(row["metadata"]))
+                      for row in claims]
+            before = await self._waiting_of(conn, {w.owner_id for w in writes})
+            waiting = await self._record(conn, [], writes, [w.event_id for w in writes])
+            await self._schedule.recorded(conn, waiting)
+        recovered = sum(count - before.get(owner, 0) for owner, count in waiting.items())
         if recovered:
             log.warning("%d messages whose turns were never recorded (their process stopped "
                         "after answering) are queued from their claims", recovered)
         return recovered
+
+    @staticmethod
+    async def _waiting_of(conn: Connection, owners: set[str]) -> dict[str, int]:
+        rows = await conn.fetch(
+            "select owner_id, count(*) as n from memory_inbox"
+            " where owner_id = any($1::text[]) and failed_at is null group by owner_id",
+            sorted(owners))
+        return {row["owner_id"]: int(row["n"]) for row in rows}
 
     async def pending(self, owner_id: str, limit: int) -> list[InboxItem]:
         """The owner's oldest ``limit`` messages waiting to be learned, in the order said."""
