@@ -25,12 +25,12 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from bot.config import Settings
 from bot.endpoint import Endpoint, Policy
 from bot.errors import (
-    TRANSIENT,
     ConfigError,
     ModelAPIError,
     ModelRejected,
     ModelUnavailable,
     causes,
+    is_transient,
 )
 from bot.ports import Message
 
@@ -322,12 +322,10 @@ class OpenAIChat:
         """The port's error for a failed call, on the endpoint or the SDK: transient ones
         (after the retries) make the model unavailable; any other answer of the API is a
         refusal."""
-        if isinstance(exc, ModelAPIError):
-            if exc.transient:
-                return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")
-            return ModelRejected(f"HTTP {exc.status}: {exc.message}")
-        if isinstance(exc, TRANSIENT):
+        if is_transient(exc):
             return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")
+        if isinstance(exc, ModelAPIError):
+            return ModelRejected(f"HTTP {exc.status}: {exc.message}")
         if isinstance(exc, openai.APIStatusError):
             return ModelRejected(f"HTTP {exc.status_code}: {exc.message}")
         return ModelUnavailable(f"{describe_failure(exc)} at {self._where}")

@@ -3,6 +3,7 @@ owner, what the owner and the place allow, and the recent turns, in one statemen
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import timedelta
@@ -14,7 +15,7 @@ from bot.choices import ACCESS_COLUMNS, access_of
 from bot.events import ChatEvent
 from bot.ports import MemoryWrite, Opening, Turn
 
-__all__ = ["PostgresTurnStart", "ahead_json"]
+__all__ = ["PostgresTurnStart"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ left join workspace_settings w on w.platform = $3 and w.workspace_id = $4
 """
 
 
-def ahead_json(write: MemoryWrite) -> str:
+def _ahead_json(write: MemoryWrite) -> str:
     """A message kept ahead, as the claim stores it (what the sweep queues if the turn is never
     recorded): its owner is found again from the account then."""
     return json.dumps({"account": write.account, "text": write.text,
@@ -65,8 +66,8 @@ def ahead_json(write: MemoryWrite) -> str:
 
 class PostgresTurnStart:
     """Claims and reads a turn's start in one round trip; forgets claims older than ``keep``
-    every ``prune_every`` claims (platforms redeliver within minutes to an hour: Slack retries
-    for up to an hour)."""
+    every ``prune_every`` claims, beside the turn (platforms redeliver within minutes to an
+    hour: Slack retries for up to an hour)."""
 
     def __init__(self, pool: asyncpg.Pool[Any], keep: timedelta = timedelta(days=1),
                  prune_every: int = 500) -> None:
@@ -74,18 +75,21 @@ class PostgresTurnStart:
         self._keep = keep
         self._prune_every = prune_every
         self._claims = 0
+        self._pruning: asyncio.Task[None] | None = None
 
     async def open(self, event: ChatEvent, *, turns: int,
                    ahead: MemoryWrite | None) -> Opening:
         row = await self._pool.fetchrow(
             _OPEN, event.event_id, event.account.key, event.platform, event.workspace_id or "",
             event.is_direct, event.conversation_id, turns,
-            ahead_json(ahead) if ahead is not None else None,
+            _ahead_json(ahead) if ahead is not None else None,
         )
         assert row is not None  # the select always yields its one row
         self._claims += 1
-        if self._claims % self._prune_every == 0:
-            await self.prune()
+        if self._claims % self._prune_every == 0 and (
+                self._pruning is None or self._pruning.done()):
+            # Housekeeping, not the turn's work: the turn does not wait for it.
+            self._pruning = asyncio.create_task(self._prune_quietly(), name="prune-claims")
         if not row["claimed"]:
             return Opening(claimed=False, owner=row["owner_id"], access=access_of(row, event))
         return Opening(
@@ -94,6 +98,12 @@ class PostgresTurnStart:
                          for role, text, at in zip(row["roles"], row["contents"], row["ats"],
                                                    strict=True)),
         )
+
+    async def _prune_quietly(self) -> None:
+        try:
+            await self.prune()
+        except Exception:
+            log.exception("pruning old claims failed; the next prune tries again")
 
     async def prune(self) -> int:
         """Delete claims older than ``keep`` whose turns were recorded; returns how many."""

@@ -1,5 +1,6 @@
-"""The recent turns of each conversation, in Postgres (the production ``Transcript``); they are
-written with each exchange by :class:`bot.learning.inbox.MemoryInbox`."""
+"""The recorded turns of each owner, in Postgres, for exports and erasure; they are written with
+each exchange by :class:`bot.learning.inbox.MemoryInbox` and read for a turn by
+:class:`bot.opening.PostgresTurnStart`."""
 
 from __future__ import annotations
 
@@ -13,22 +14,11 @@ __all__ = ["PostgresTranscript"]
 
 
 class PostgresTranscript:
-    """Reads the recent turns (the inbox keeps only the newest ``CONTEXT_TURNS`` of each
+    """An owner's recorded turns (the inbox keeps only the newest ``CONTEXT_TURNS`` of each
     conversation, so raw messages do not pile up)."""
 
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
-
-    async def recent(self, conversation_id: str, limit: int) -> list[Turn]:
-        rows = await self._pool.fetch(
-            "select role, content, at from ("
-            " select id, role, content, at from conversation_turns"
-            " where conversation_id = $1 order by id desc limit $2"
-            ") newest order by id",
-            conversation_id,
-            limit,
-        )
-        return [Turn(role=row["role"], text=row["content"], at=row["at"]) for row in rows]
 
     async def of_owner(self, owner_id: str) -> list[tuple[str, Turn]]:
         """Every recorded turn of the owner, with its conversation id, oldest first."""

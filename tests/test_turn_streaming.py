@@ -37,7 +37,8 @@ async def test_a_streamed_answer_arrives_in_pieces_and_is_recorded_whole(
         assert shown.texts[0] == "(scripted) " and shown.texts[-1] == reply.text
         assert openai_server.calls("chat")[-1].body["stream"] is True
         await app.jobs.flush()
-        turns = await PostgresTranscript(app.database.pool).recent("console:alice:s", 10)
+        turns = [turn for _, turn in
+                 await PostgresTranscript(app.database.pool).of_owner("console:alice")]
         assert [(t.role, t.text) for t in turns] == [("user", "I keep bees"),
                                                     ("assistant", reply.text)]
         await app.jobs.wait_idle()
@@ -63,7 +64,8 @@ async def test_a_stream_that_breaks_midway_keeps_what_was_said(
         assert "(scripted) You said: tell me a story".startswith(reply.text[:-1])
         assert shown.texts[-1].rstrip() == reply.text[:-1]
         await app.jobs.flush()
-        turns = await PostgresTranscript(app.database.pool).recent("console:alice:s", 10)
+        turns = [turn for _, turn in
+                 await PostgresTranscript(app.database.pool).of_owner("console:alice")]
         assert turns[-1].text == reply.text
 
 

@@ -56,6 +56,15 @@ class InboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class _Recorded:
+    """What one ``membot_record`` call did: messages queued, and each written owner's count
+    of messages waiting."""
+
+    queued: int
+    waiting: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class _Exchange:
     event_id: str
     conversation_id: str
@@ -146,29 +155,29 @@ class MemoryInbox:
         """Write ``batch`` in one round trip, then wake its owners' jobs (a wake lost to a
         crash in between is made good by the queue's sweep)."""
         async with self._pool.acquire() as conn:
-            waiting = await self._record(
+            recorded = await self._record(
                 conn, [(e.conversation_id, e.owner_id, e.turns) for e in batch],
                 [e.write for e in batch if e.write is not None], [e.event_id for e in batch])
             try:
-                await self._schedule.recorded(conn, waiting)
+                await self._schedule.recorded(conn, recorded.waiting)
             except Exception:
                 log.exception("waking the memory writer failed; the queue's sweep will")
 
     async def _record(self, conn: Connection,
                       exchanges: Sequence[tuple[str, str, Sequence[Turn]]],
-                      writes: Sequence[MemoryWrite], events: Sequence[str]) -> dict[str, int]:
+                      writes: Sequence[MemoryWrite], events: Sequence[str]) -> _Recorded:
         """One call of ``membot_record`` (migration 008): the turns of ``exchanges``
         (conversation, owner, turns), the ``writes`` queued, the claims of ``events``
         settled; a write whose claim was settled already is not queued again. Nothing is
         written for a message said before its owner's last forget (their tombstone): the
         function takes the owners' shared erase locks first, so a forget that is being
-        recorded waits for it, and deletes its rows, or is seen by it. Returns how many
-        messages wait for each owner with a write."""
+        recorded waits for it, and deletes its rows, or is seen by it."""
         turns = [(conversation, owner, turn[0].at, t) for conversation, owner, turn in exchanges
                  for t in (turn if self._keep else ())]
         owners = sorted({owner for _, owner, _ in exchanges} | {w.owner_id for w in writes})
         rows = await conn.fetch(
-            "select owner_id, waiting from membot_record($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+            "select owner_id, queued, waiting from membot_record($1, $2, $3, $4, $5, $6, $7, $8,"
+            " $9,"
             " $10, $11, $12, $13, $14, $15, $16, $17)",
             OWNER_LOCK, owners, [c for c, _, _, _ in turns], [o for _, o, _, _ in turns],
             [t.role for *_, t in turns], [t.text for *_, t in turns],
@@ -178,7 +187,8 @@ class MemoryInbox:
             [w.account for w in writes], [w.text for w in writes], [w.at for w in writes],
             [json.dumps(w.metadata) for w in writes], [_source(w) for w in writes],
         )
-        return {row["owner_id"]: row["waiting"] for row in rows}
+        return _Recorded(queued=sum(int(row["queued"]) for row in rows),
+                         waiting={row["owner_id"]: int(row["waiting"]) for row in rows})
 
     async def flush(self) -> None:
         """Wait until every exchange handed over before the call is written (while the
@@ -221,22 +231,12 @@ class MemoryInbox:
                                   event_id=row["event_id"], text=row["text"],
                                   at=row["said_at"], metadata=json.loads(row["metadata"]))
                       for row in claims]
-            before = await self._waiting_of(conn, {w.owner_id for w in writes})
-            waiting = await self._record(conn, [], writes, [w.event_id for w in writes])
-            await self._schedule.recorded(conn, waiting)
-        recovered = sum(count - before.get(owner, 0) for owner, count in waiting.items())
-        if recovered:
+            recorded = await self._record(conn, [], writes, [w.event_id for w in writes])
+            await self._schedule.recorded(conn, recorded.waiting)
+        if recorded.queued:
             log.warning("%d messages whose turns were never recorded (their process stopped "
-                        "after answering) are queued from their claims", recovered)
-        return recovered
-
-    @staticmethod
-    async def _waiting_of(conn: Connection, owners: set[str]) -> dict[str, int]:
-        rows = await conn.fetch(
-            "select owner_id, count(*) as n from memory_inbox"
-            " where owner_id = any($1::text[]) and failed_at is null group by owner_id",
-            sorted(owners))
-        return {row["owner_id"]: int(row["n"]) for row in rows}
+                        "after answering) are queued from their claims", recorded.queued)
+        return recorded.queued
 
     async def pending(self, owner_id: str, limit: int) -> list[InboxItem]:
         """The owner's oldest ``limit`` messages waiting to be learned, in the order said."""

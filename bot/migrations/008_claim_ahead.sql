@@ -16,14 +16,14 @@ create index if not exists processed_events_pending_idx on processed_events (cla
 -- owners' shared erase locks are taken first (`lock_key`, hashtext(owner)), and every statement
 -- after them sees a snapshot taken after them (a volatile function's), so a forget is either
 -- waited for and seen, or waits for this call and deletes what it wrote. Returns, for each owner
--- with a message queued, how many of their messages wait.
+-- with a write, how many of its messages this call queued and how many of theirs now wait.
 create or replace function membot_record(
     lock_key integer, owners text[],
     turn_conversations text[], turn_owners text[], turn_roles text[], turn_texts text[],
     turn_times timestamptz[], turn_said timestamptz[], keep integer, events text[],
     write_events text[], write_owners text[], write_accounts text[], write_texts text[],
     write_said timestamptz[], write_metadata text[], write_sources text[])
-returns table (owner_id text, waiting bigint)
+returns table (owner_id text, queued bigint, waiting bigint)
 language plpgsql volatile
 as $$
 #variable_conflict use_column
@@ -71,10 +71,11 @@ begin
                or not exists (select from processed_events p where p.event_id = w.event_id))
         on conflict (event_id) do nothing
         returning memory_inbox.owner_id)
-    select o.owner_id,
-           (select count(*) from added a where a.owner_id = o.owner_id)
-           + (select count(*) from memory_inbox m
-              where m.owner_id = o.owner_id and m.failed_at is null)
-    from (select distinct w.owner_id from writes w) o;
+    select o.owner_id, o.queued,
+           o.queued + (select count(*) from memory_inbox m
+                       where m.owner_id = o.owner_id and m.failed_at is null)
+    from (select w.owner_id, (select count(*) from added a where a.owner_id = w.owner_id)
+              as queued
+          from writes w group by w.owner_id) o;
 end;
 $$;
