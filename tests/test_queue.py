@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Callable
@@ -137,6 +138,38 @@ async def test_a_run_interrupted_after_storing_is_retried_and_stores_nothing_twi
     assert app.jobs.failed == 1
     assert len(openai_server.calls("extraction")) == 2
     assert [m["text"] for m in memories] == ["Keeps bees (attempt 2)"]
+
+
+async def test_a_job_whose_end_could_not_be_written_runs_again_and_the_queue_drains(
+    make_settings: MakeSettings, openai_server: ScriptedOpenAI
+) -> None:
+    # procrastinate writes a job's end once, after the run; when that write fails (the
+    # database went away just then) it leaves the job marked running under a live worker.
+    async with services(make_settings(worker_stalled_after=1.0)) as app:
+        await app.database.pool.execute("""
+            create sequence ends;
+            create or replace function fail_end_once() returns trigger language plpgsql as $$
+            begin
+                if nextval('ends') = 1 then  -- a sequence step survives the rollback
+                    raise exception 'the database went away here';
+                end if;
+                return old;
+            end $$;
+            create trigger fail_end_once before delete on procrastinate_jobs
+                for each row execute function fail_end_once();
+        """)
+        try:
+            await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
+            async with asyncio.timeout(60):  # without the fix the job stays 'doing' for good
+                await app.jobs.wait_idle()
+            memories = await memories_of(app, "console:alice")
+            ends = await app.database.pool.fetchval("select last_value from ends")
+        finally:
+            await app.database.pool.execute(
+                "drop trigger fail_end_once on procrastinate_jobs; drop sequence ends")
+    assert ends == 2  # the failed end, then the end of the run that followed
+    assert len(openai_server.calls("extraction")) == 1  # the second run had nothing to learn
+    assert [m["text"] for m in memories] == ["I keep bees in my garden"]
 
 
 async def test_an_extraction_answer_that_does_not_parse_is_a_failure_not_an_empty_result(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,7 +71,9 @@ class MemoryQueue:
     waiting job takes it; a running one is followed by a new one); one owner's jobs never run
     at the same time; a job that raises is retried with exponential backoff up to
     ``MEMORY_WRITE_ATTEMPTS`` times, then kept with status ``failed``; a job whose worker died
-    is handed out again once the worker's heartbeat is ``WORKER_STALLED_AFTER`` seconds old.
+    is handed out again once the worker's heartbeat is ``WORKER_STALLED_AFTER`` seconds old,
+    and so is one that ended in this process when its end could not be written (the database
+    was away then: procrastinate leaves such a job running for good, under a live worker).
     """
 
     def __init__(self, settings: Settings, database: Database,
@@ -97,6 +100,9 @@ class MemoryQueue:
         )
         self.failed = 0  # job runs of this process that raised
         self._workers: list[procrastinate.worker.Worker] = []  # running in this process
+        self._running: set[int] = set()  # ids of the jobs running here
+        # job id: when its run here ended (monotonic) and the attempts it had then
+        self._ended: dict[int, tuple[float, int]] = {}
 
     async def open(self) -> None:
         await self._app.open_async()
@@ -108,6 +114,9 @@ class MemoryQueue:
         if self._handler is None:  # pragma: no cover - only a worker registers the task
             raise RuntimeError("no memory writer in this process")
         attempt = context.job.attempts + 1
+        job_id = context.job.id
+        if job_id is not None:
+            self._running.add(job_id)
         try:
             await self._handler(LearnJob(owner_id=owner_id, attempt=attempt,
                                          last=attempt >= self._attempts))
@@ -116,6 +125,10 @@ class MemoryQueue:
             if self._observer is not None:
                 self._observer.write_finished(ok=False)
             raise
+        finally:
+            if job_id is not None:
+                self._running.discard(job_id)
+                self._ended[job_id] = (time.monotonic(), context.job.attempts)
         if self._observer is not None:
             self._observer.write_finished(ok=True)
 
@@ -228,7 +241,33 @@ class MemoryQueue:
             log.warning("memory-write job %s was left running by a stopped worker; it runs "
                         "again", job.id)
             await self._app.job_manager.retry_job(job)
-        return len(stalled)
+        return len(stalled) + await self._unsettled()
+
+    async def _unsettled(self) -> int:
+        """Hand out again the jobs whose run here ended ``WORKER_STALLED_AFTER`` seconds ago
+        or more but are still marked running: their end was not written (procrastinate
+        writes it once, after the run, and only logs a failure). Running one again repeats
+        nothing: it learns whatever its owner's inbox still holds."""
+        old = time.monotonic() - self._settings.worker_stalled_after
+        ended = {job_id: attempts for job_id, (at, attempts) in self._ended.items()
+                 if at <= old and job_id not in self._running}
+        ours = [w.worker_id for w in self._workers if w.worker_id is not None]
+        if not ended or not ours:
+            return 0
+        # Still marked running by this process's worker, with the attempts of the run that
+        # ended (a retry that was written counts one more, and may be running again here).
+        rows = await self._pool.fetch(
+            "select id, attempts from procrastinate_jobs where id = any($1::bigint[])"
+            " and status = 'doing' and worker_id = any($2::bigint[])", list(ended), ours)
+        unsettled = [row["id"] for row in rows if row["attempts"] == ended[row["id"]]]
+        for job_id in ended.keys() - set(unsettled):
+            del self._ended[job_id]
+        for job_id in unsettled:
+            log.warning("memory-write job %s ended while its end could not be written; it "
+                        "runs again", job_id)
+            await self._app.job_manager.retry_job_by_id_async(job_id, datetime.now(UTC))
+            del self._ended[job_id]
+        return len(unsettled)
 
     async def work(self, handler: Callable[[LearnJob], Awaitable[None]], *,
                    concurrency: int, name: str = "membot-worker") -> None:
