@@ -243,7 +243,8 @@ async def worker(settings: Settings) -> None:
     ``/healthz``, ``/readyz`` and ``/metrics`` are served on ``WORKER_METRICS_PORT``."""
     from adapters.web import build_web_app, serve
 
-    async with services(settings, start_worker=False) as app, AsyncExitStack() as stack:
+    async with (services(settings, start_worker=False, answering=False) as app,
+                AsyncExitStack() as stack):
         await _receipts_over_rest(settings, app, stack)
         log.info("learning memory writes, %d at a time; health and metrics on port %d",
                  settings.memory_write_threads, settings.worker_metrics_port)

@@ -4,12 +4,13 @@ C people chat at once with each system in turn (levels 1, 10, 100 and 500 by def
 M messages one after another, the next as soon as the previous reply arrived, and both systems
 get the same messages. The scripted model server runs in its own process and takes realistic
 times (chat 0.3 s, memory extraction 0.8 s, embeddings 0.03 s by default). Measured per message:
-the time from handing the message over to getting the answer. membot writes memories in the
-background, so its level ends when every write has finished, and the table says when that was;
-the plain loop (:mod:`bench.plainloop`) writes inside the turn, so its writes are done when the
-last reply is. CPU is measured over the chatting phase: the event loop's own thread (100% means
-the one loop is saturated), the whole bot process, and the machine (every core, the model
-server and Postgres included).
+the time from handing the message over to getting the answer; "first replies" are those to each
+person's first message, which all arrive together at a process just started. membot writes
+memories in the background, so its level ends when every write has finished, and the table says
+when that was; the plain loop (:mod:`bench.plainloop`) writes inside the turn, so its writes are
+done when the last reply is. CPU is measured over the chatting phase: the event loop's own
+thread (100% means the one loop is saturated), the whole bot process, and the machine (every
+core, the model server and Postgres included).
 
 Run from the repository root: ``python -m bench.compare [--people 1,10]``; it writes
 ``docs/load.png``.
@@ -83,6 +84,7 @@ class Level:
     people: int
     messages: int
     times: list[float]
+    firsts: list[float]
     chatting: float
     written: float
     writes_done: int
@@ -105,7 +107,9 @@ class Level:
         return [
             str(self.people), LABELS[self.system], str(self.messages),
             f"{percentile(self.times, 50):.2f}", f"{percentile(self.times, 95):.2f}",
-            f"{max(self.times, default=float('nan')):.2f}", f"{self.replies_per_second:.1f}",
+            f"{max(self.times, default=float('nan')):.2f}",
+            f"{percentile(self.firsts, 50):.2f}", f"{percentile(self.firsts, 95):.2f}",
+            f"{self.replies_per_second:.1f}",
             f"{self.chatting:.1f}", f"{self.written:.1f}",
             f"{self.writes_done}/{self.writes_failed}", str(self.non_answers), str(self.warnings),
             f"{self.calls['chat']}/{self.calls['extraction']}/{self.calls['embedding']}",
@@ -115,7 +119,8 @@ class Level:
         ]
 
 
-HEADERS = ["people", "system", "messages each", "reply p50 s", "p95 s", "max s", "replies/s",
+HEADERS = ["people", "system", "messages each", "reply p50 s", "p95 s", "max s",
+           "first replies p50 s", "p95 s", "replies/s",
            "chatting s", "all writes done at s", "writes done/failed", "non-answers", "warnings",
            "calls chat/extraction/embedding", "loop CPU %", "process CPU %", "model server CPU %",
            "Postgres CPU %", "machine CPU %",
@@ -148,6 +153,7 @@ async def run_membot(args: argparse.Namespace, base_url: str, data_dir: Path, pe
     async with services(settings) as svc:
         log_counter.reset()
         times: list[float] = []
+        firsts: list[float] = []
         not_answers: list[int] = []
         before = await asyncio.to_thread(server_counts, base_url)
         meter = CpuMeter(data_dir)
@@ -155,7 +161,7 @@ async def run_membot(args: argparse.Namespace, base_url: str, data_dir: Path, pe
         async with lag_probe() as lags, asyncio.TaskGroup() as group:
             for i, texts in enumerate(scripts):
                 group.create_task(person(svc, f"p{people}-{i}", token, list(texts), times,
-                                         not_answers))
+                                         not_answers, firsts))
         chatting = time.perf_counter() - started
         cpu = meter.stop()
         await svc.jobs.wait_idle()
@@ -167,7 +173,8 @@ async def run_membot(args: argparse.Namespace, base_url: str, data_dir: Path, pe
             await svc.database.pool.execute(
                 "delete from conversation_turns where conversation_id like $1", f"%:{token}")
     return Level(system="membot", people=people, messages=args.messages, times=times,
-                 chatting=chatting, written=written, writes_done=done, writes_failed=failed,
+                 firsts=firsts, chatting=chatting, written=written, writes_done=done,
+                 writes_failed=failed,
                  non_answers=len(not_answers), warnings=log_counter.count,
                  first_warning=log_counter.first, cpu=cpu, lags=lags,
                  calls={k: calls_between(before, after, k)
@@ -175,10 +182,11 @@ async def run_membot(args: argparse.Namespace, base_url: str, data_dir: Path, pe
 
 
 async def plain_person(loop: PlainLoop, user_id: str, texts: Sequence[str], times: list[float],
-                       failures: list[str]) -> None:
-    """Send ``texts`` one after another through the plain loop. A turn that raises (the
-    tutorial lets errors through) is counted as a failed turn and its write as failed."""
-    for text in texts:
+                       failures: list[str], firsts: list[float]) -> None:
+    """Send ``texts`` one after another through the plain loop (the first one's time goes to
+    ``firsts`` too). A turn that raises (the tutorial lets errors through) is counted as a
+    failed turn and its write as failed."""
+    for n, text in enumerate(texts):
         started = time.perf_counter()
         try:
             await loop.chat_with_memories(text, user_id=user_id)
@@ -186,6 +194,8 @@ async def plain_person(loop: PlainLoop, user_id: str, texts: Sequence[str], time
             failures.append(f"{exc.__class__.__name__}: {exc}"[:200])
         else:
             times.append(time.perf_counter() - started)
+            if n == 0:
+                firsts.append(times[-1])
 
 
 async def run_plain(args: argparse.Namespace, base_url: str, dsn: str, data_dir: Path,
@@ -198,6 +208,7 @@ async def run_plain(args: argparse.Namespace, base_url: str, dsn: str, data_dir:
                               data_dir=data_dir) as loop:
             log_counter.reset()
             times: list[float] = []
+            firsts: list[float] = []
             failures: list[str] = []
             before = await asyncio.to_thread(server_counts, base_url)
             meter = CpuMeter(data_dir)
@@ -205,7 +216,7 @@ async def run_plain(args: argparse.Namespace, base_url: str, dsn: str, data_dir:
             async with lag_probe() as lags, asyncio.TaskGroup() as group:
                 for i, texts in enumerate(scripts):
                     group.create_task(plain_person(loop, f"p{people}-{i}", texts, times,
-                                                   failures))
+                                                   failures, firsts))
             chatting = time.perf_counter() - started
             cpu = meter.stop()
             after = await asyncio.to_thread(server_counts, base_url)
@@ -219,7 +230,7 @@ async def run_plain(args: argparse.Namespace, base_url: str, dsn: str, data_dir:
         finally:
             await conn.close()
     return Level(system="plain", people=people, messages=args.messages, times=times,
-                 chatting=chatting, written=chatting, writes_done=len(times),
+                 firsts=firsts, chatting=chatting, written=chatting, writes_done=len(times),
                  writes_failed=len(failures), non_answers=len(failures),
                  warnings=log_counter.count,
                  first_warning=log_counter.first, cpu=cpu, lags=lags,

@@ -66,12 +66,16 @@ def messages_for(rng: random.Random, count: int) -> list[str]:
 
 
 async def person(svc: Services, name: str, session: str, texts: list[str],
-                 times: list[float], not_answers: list[int]) -> None:
-    """Send ``texts`` one after another, each as soon as the previous reply arrived."""
-    for text in texts:
+                 times: list[float], not_answers: list[int],
+                 firsts: list[float] | None = None) -> None:
+    """Send ``texts`` one after another, each as soon as the previous reply arrived; the time
+    of the first goes to ``firsts`` too."""
+    for n, text in enumerate(texts):
         started = time.perf_counter()
         reply = await svc.core.handle(to_event(name, text, session=session))
         times.append(time.perf_counter() - started)
+        if n == 0 and firsts is not None:
+            firsts.append(times[-1])
         if reply is None or reply.kind is not ReplyKind.ANSWER:
             not_answers.append(1)
 

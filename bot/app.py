@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -32,6 +34,7 @@ from bot.linking.store import LinkStore
 from bot.linking.supabase import SupabaseAuth
 from bot.logs import TurnLog
 from bot.memory.owners import Eraser, OwnerMove
+from bot.memory.ranking import plan_search
 from bot.memory.store import Mem0Memory
 from bot.metrics import Metrics
 from bot.opening import PostgresTurnStart
@@ -65,11 +68,18 @@ class Services:
 
 
 @asynccontextmanager
-async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIterator[Services]:
+async def services(settings: Settings, *, start_worker: bool = True,
+                   answering: bool = True) -> AsyncIterator[Services]:
     """Build everything before the first message is served, with a memory worker in this
     process when ``IN_PROCESS_WORKER`` is on and ``start_worker`` (``membot worker`` runs its
     own). On exit the worker's running jobs get ``SHUTDOWN_GRACE`` seconds; nothing queued is
     lost, since the queue is in Postgres.
+
+    A process ``answering`` messages also opens its database connections ahead, each with the
+    turn's statements planned (:meth:`Database.warm`), and then takes what it built out of the
+    garbage collector's sight until exit: those objects live as long as the services, and a
+    full collection walking them (about 200,000) stalled the event loop for 130-150 ms on the
+    machine of docs/performance.md, in the middle of the first burst of messages.
 
     Raises :class:`bot.errors.ConfigError` or :class:`bot.errors.StartupError` (one sentence
     each) when a setting or a service is not fit to start with.
@@ -123,10 +133,11 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
         stack.push_async_callback(_cancel, sweeping)
         learning.watch()
         metrics.watch_queue(lambda: learning.depth)
+        start = PostgresTurnStart(database.pool)
         core = Core(
             memory=memory,
             chat=OpenAIChat(clients, settings),
-            start=PostgresTurnStart(database.pool),
+            start=start,
             exchanges=inbox,
             limits=TurnLimits(
                 memory_top_k=settings.memory_top_k,
@@ -138,6 +149,12 @@ async def services(settings: Settings, *, start_worker: bool = True) -> AsyncIte
             ),
             observers=[metrics, await TurnLog.open(database.pool)],
         )
+        if answering:
+            await database.warm([start.warm, functools.partial(
+                plan_search, table=settings.memory_table, dims=settings.embedding_dims)])
+            gc.collect()
+            gc.freeze()
+            stack.callback(gc.unfreeze)
         yield Services(
             settings=settings,
             core=core,

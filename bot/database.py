@@ -13,9 +13,10 @@ import importlib.resources
 import logging
 import re
 import warnings
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -26,7 +27,7 @@ from procrastinate.schema import SchemaManager
 from bot.config import Settings
 from bot.errors import DatabaseError
 
-__all__ = ["Database", "apply_migrations", "describe_dsn", "start_embedded"]
+__all__ = ["Database", "Warmup", "apply_migrations", "describe_dsn", "start_embedded"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,27 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
     open. asyncpg's default reset would cost a round trip each time a connection is used."""
 
 
+Warmup: TypeAlias = "Callable[[asyncpg.Connection[Any]], Awaitable[None]]"
+"""Readies a fresh connection for the statements a turn sends (see :meth:`Database.warm`)."""
+
+
+class _ConnectionSetup:
+    """What every connection of the pool runs once, when it opens: pgvector's codec, then the
+    warm-ups given to :meth:`Database.warm` (none until then)."""
+
+    def __init__(self) -> None:
+        self.warmups: list[Warmup] = []
+
+    async def __call__(self, conn: asyncpg.Connection[Any]) -> None:
+        await register_vector(conn)
+        for warm in self.warmups:
+            try:
+                await warm(conn)
+            except Exception as exc:  # the turn then plans its statement itself, as before
+                log.warning("readying a database connection failed (%s: %s); it is used "
+                            "unreadied", exc.__class__.__name__, _first_line(exc))
+
+
 async def _ensure_vector(conn: asyncpg.Connection[Any], where: str) -> str:
     version: str | None = await conn.fetchval(
         "select extversion from pg_extension where extname = 'vector'"
@@ -158,12 +180,14 @@ class Database:
     """
 
     def __init__(
-        self, *, pool: asyncpg.Pool[Any], dsn: str, where: str, vector_version: str
+        self, *, pool: asyncpg.Pool[Any], dsn: str, where: str, vector_version: str,
+        setup: _ConnectionSetup | None = None,
     ) -> None:
         self.pool = pool
         self.dsn = dsn
         self.where = where
         self.vector_version = vector_version
+        self._setup = setup or _ConnectionSetup()
 
     @property
     def has_iterative_scan(self) -> bool:
@@ -199,12 +223,36 @@ class Database:
             await apply_migrations(conn)
         finally:
             await conn.close()
+        setup = _ConnectionSetup()
+        # No connection yet: a process that answers opens them all in warm(), readied; others
+        # (a worker, a command) open them as they need them.
         pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=settings.db_pool_size, init=register_vector,
-            reset=_keep_session,
+            dsn, min_size=0, max_size=settings.db_pool_size, init=setup, reset=_keep_session,
         )
         log.info("database ready: %s, pgvector %s", where, vector_version)
-        return cls(pool=pool, dsn=dsn, where=where, vector_version=vector_version)
+        return cls(pool=pool, dsn=dsn, where=where, vector_version=vector_version, setup=setup)
+
+    async def warm(self, warmups: Sequence[Warmup]) -> None:
+        """Open every connection the pool may hold, each readied by ``warmups``, and ready
+        every connection opened later the same way (the pool reopens those idle for five
+        minutes).
+
+        For a process about to answer: the first time a connection runs a statement,
+        Postgres plans it from a cold catalog and asyncpg prepares it, 10 to 20 times the
+        usual cost (the opening statement: 10-20 ms instead of under 1 ms, on the machine
+        of docs/performance.md). Without this the first messages pay it, up to once per
+        connection per statement, when they come in a burst. A warm-up that fails is logged
+        and the connection used anyway."""
+        self._setup.warmups.extend(warmups)
+        size = self.pool.get_max_size()
+        taken = await asyncio.gather(*(self.pool.acquire() for _ in range(size)),
+                                     return_exceptions=True)
+        for conn in taken:
+            if isinstance(conn, BaseException):
+                log.warning("opening a database connection ahead failed (%s); it is opened "
+                            "when needed", _first_line(conn))
+            else:
+                await self.pool.release(conn)
 
     async def close(self) -> None:
         await self.pool.close()

@@ -99,6 +99,17 @@ class PostgresTurnStart:
                                                    strict=True)),
         )
 
+    async def warm(self, conn: asyncpg.Connection[Any]) -> None:
+        """Run the opening statement once on ``conn`` (a :data:`bot.database.Warmup`), in a
+        transaction rolled back, so nothing is claimed: the connection has it planned and
+        prepared before a turn needs it."""
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.fetchrow(_OPEN, "membot:warm-up", "", "", "", False, "", 0, None)
+        finally:
+            await transaction.rollback()
+
     async def _prune_quietly(self) -> None:
         try:
             await self.prune()

@@ -105,3 +105,41 @@ async def test_old_event_ids_are_pruned_once_their_turns_are_recorded(
     # A claim whose message was never recorded stays until the sweep queues it.
     assert await left() == {"new-1", "new-2", "old-unrecorded"}
     assert await claimed(start, "old") is True  # forgotten, so it counts as new again
+
+
+async def test_warming_opens_every_connection_readied_and_readies_those_opened_later(
+    database_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(database_url=SecretStr(database_url), db_pool_size=3)
+    database = await Database.open(settings)
+    readied: list[int] = []
+
+    async def note(conn: asyncpg.Connection[Any]) -> None:
+        readied.append(conn.get_server_pid())
+
+    async def broken(conn: asyncpg.Connection[Any]) -> None:
+        await conn.execute("select no_such_column from processed_events")
+
+    try:
+        await database.warm([note, broken])
+        assert database.pool.get_size() == 3
+        assert len(set(readied)) == 3  # each connection once
+        assert "readying a database connection failed" in caplog.text
+        await database.pool.expire_connections()  # replaced, as one idle too long is
+        async with database.pool.acquire() as conn:
+            # The new connection was readied too, and works despite the failed warm-up.
+            assert conn.get_server_pid() in readied[3:]
+            assert await conn.fetchval("select 1") == 1
+    finally:
+        await database.close()
+
+
+async def test_warming_up_the_opening_claims_nothing(
+    migrated_pool: asyncpg.Pool[Any],
+) -> None:
+    start = PostgresTurnStart(migrated_pool)
+    async with migrated_pool.acquire() as conn:
+        await start.warm(conn)  # type: ignore[arg-type]  # a pool's connection proxy
+        assert await conn.fetchval("select count(*) from processed_events") == 0
+        assert not conn.is_in_transaction()
+    assert await claimed(start, "discord:200") is True

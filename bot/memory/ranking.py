@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["add_lexemes", "search_sql"]
+__all__ = ["add_lexemes", "plan_search", "search_sql"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ from mine m join semantic s using (id) left join keyword k using (id) left join 
 order by 1.0 / ({_RRF_K} + s.rank) + coalesce(1.0 / ({_RRF_K} + k.rank), 0)
          + coalesce(1.0 / ({_RRF_K} + d.rank), 0) desc, s.rank
 limit $5"""
+
+
+async def plan_search(conn: asyncpg.Connection[Any], *, table: str, dims: int) -> None:
+    """Run the search once, for no one, on ``conn`` (a :data:`bot.database.Warmup`): the
+    connection has it planned and prepared before a turn needs it."""
+    await conn.fetch(search_sql(table), "", [1.0] + [0.0] * (dims - 1), "", [], 0)
 
 
 async def add_lexemes(conn: PoolConnectionProxy[Any], table: str) -> None:
