@@ -187,6 +187,8 @@ class Database:
         self.dsn = dsn
         self.where = where
         self.vector_version = vector_version
+        # What the pool runs on each new connection (Database.open gives the pool's init);
+        # without one, warm() opens the connections but cannot ready them.
         self._setup = setup or _ConnectionSetup()
 
     @property
