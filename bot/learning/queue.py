@@ -232,8 +232,8 @@ class MemoryQueue:
         return len(failed)
 
     async def sweep(self) -> int:
-        """Hand out again the jobs of workers that stopped sending heartbeats. Returns how
-        many."""
+        """Hand out again the jobs of workers that stopped sending heartbeats, and those whose
+        end this process could not write. Returns how many."""
         stalled = list(await self._app.job_manager.get_stalled_jobs(
             queue=QUEUE, seconds_since_heartbeat=self._settings.worker_stalled_after
         ))
