@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from adapters.console import to_event
@@ -107,34 +108,50 @@ async def test_a_redelivered_event_is_queued_and_learned_once(
     assert len(openai_server.calls("extraction")) == 1
 
 
+@contextlib.asynccontextmanager
+async def first_delete_fails(app: Services, table: str,
+                             message: str) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """The first delete of a row of ``table`` raises ``message`` (as a process or database
+    that went away at that point would leave it); the rest go through. Yields how many
+    deletes were tried so far."""
+    pool = app.database.pool
+    await pool.execute(f"""
+        create sequence deletes;
+        create or replace function fail_first_delete() returns trigger language plpgsql as $$
+        begin
+            if nextval('deletes') = 1 then  -- a sequence step survives the rollback
+                raise exception '{message}';
+            end if;
+            return old;
+        end $$;
+        create trigger fail_first_delete before delete on {table}
+            for each row execute function fail_first_delete();
+    """)
+
+    async def tried() -> int:
+        return int(await pool.fetchval("select last_value from deletes"))
+
+    try:
+        yield tried
+    finally:
+        await pool.execute(
+            f"drop trigger fail_first_delete on {table}; drop sequence deletes;"
+            " drop function fail_first_delete")
+
+
 async def test_a_run_interrupted_after_storing_is_retried_and_stores_nothing_twice(
     make_settings: MakeSettings, openai_server: ScriptedOpenAI
 ) -> None:
     attempts = itertools.count(1)
     # A model does not extract the same words twice; each attempt's memory differs.
     openai_server.extraction_reply = lambda body: [f"Keeps bees (attempt {next(attempts)})"]
-    async with services(make_settings()) as app:
-        # The first attempt dies after its memory is stored and before its message leaves the
-        # inbox (as a killed worker or a lost database would leave it).
-        await app.database.pool.execute("""
-            create sequence deletes;
-            create or replace function fail_once() returns trigger language plpgsql as $$
-            begin
-                if nextval('deletes') = 1 then  -- a sequence step survives the rollback
-                    raise exception 'the worker died here';
-                end if;
-                return old;
-            end $$;
-            create trigger fail_once before delete on memory_inbox
-                for each row execute function fail_once();
-        """)
-        try:
-            await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
-            await app.jobs.wait_idle()
-            memories = await memories_of(app, "console:alice")
-        finally:
-            await app.database.pool.execute(
-                "drop trigger fail_once on memory_inbox; drop sequence deletes")
+    # The first attempt dies after its memory is stored and before its message leaves the
+    # inbox (as a killed worker or a lost database would leave it).
+    async with (services(make_settings()) as app,
+                first_delete_fails(app, "memory_inbox", "the worker died here")):
+        await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
+        await app.jobs.wait_idle()
+        memories = await memories_of(app, "console:alice")
     assert app.jobs.failed == 1
     assert len(openai_server.calls("extraction")) == 2
     assert [m["text"] for m in memories] == ["Keeps bees (attempt 2)"]
@@ -145,28 +162,14 @@ async def test_a_job_whose_end_could_not_be_written_runs_again_and_the_queue_dra
 ) -> None:
     # procrastinate writes a job's end once, after the run; when that write fails (the
     # database went away just then) it leaves the job marked running under a live worker.
-    async with services(make_settings(worker_stalled_after=1.0)) as app:
-        await app.database.pool.execute("""
-            create sequence ends;
-            create or replace function fail_end_once() returns trigger language plpgsql as $$
-            begin
-                if nextval('ends') = 1 then  -- a sequence step survives the rollback
-                    raise exception 'the database went away here';
-                end if;
-                return old;
-            end $$;
-            create trigger fail_end_once before delete on procrastinate_jobs
-                for each row execute function fail_end_once();
-        """)
-        try:
-            await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
-            async with asyncio.timeout(60):  # without the fix the job stays 'doing' for good
-                await app.jobs.wait_idle()
-            memories = await memories_of(app, "console:alice")
-            ends = await app.database.pool.fetchval("select last_value from ends")
-        finally:
-            await app.database.pool.execute(
-                "drop trigger fail_end_once on procrastinate_jobs; drop sequence ends")
+    async with (services(make_settings(worker_stalled_after=1.0)) as app,
+                first_delete_fails(app, "procrastinate_jobs",
+                                   "the database went away here") as deletes):
+        await answer(app.core, to_event("alice", "I keep bees in my garden", session="s"))
+        async with asyncio.timeout(60):  # without the fix the job stays 'doing' for good
+            await app.jobs.wait_idle()
+        memories = await memories_of(app, "console:alice")
+        ends = await deletes()
     assert ends == 2  # the failed end, then the end of the run that followed
     assert len(openai_server.calls("extraction")) == 1  # the second run had nothing to learn
     assert [m["text"] for m in memories] == ["I keep bees in my garden"]

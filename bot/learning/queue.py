@@ -100,7 +100,6 @@ class MemoryQueue:
         )
         self.failed = 0  # job runs of this process that raised
         self._workers: list[procrastinate.worker.Worker] = []  # running in this process
-        self._running: set[int] = set()  # ids of the jobs running here
         # job id: when its run here ended (monotonic) and the attempts it had then
         self._ended: dict[int, tuple[float, int]] = {}
 
@@ -114,9 +113,6 @@ class MemoryQueue:
         if self._handler is None:  # pragma: no cover - only a worker registers the task
             raise RuntimeError("no memory writer in this process")
         attempt = context.job.attempts + 1
-        job_id = context.job.id
-        if job_id is not None:
-            self._running.add(job_id)
         try:
             await self._handler(LearnJob(owner_id=owner_id, attempt=attempt,
                                          last=attempt >= self._attempts))
@@ -126,9 +122,8 @@ class MemoryQueue:
                 self._observer.write_finished(ok=False)
             raise
         finally:
-            if job_id is not None:
-                self._running.discard(job_id)
-                self._ended[job_id] = (time.monotonic(), context.job.attempts)
+            if context.job.id is not None:
+                self._ended[context.job.id] = (time.monotonic(), context.job.attempts)
         if self._observer is not None:
             self._observer.write_finished(ok=True)
 
@@ -250,12 +245,13 @@ class MemoryQueue:
         nothing: it learns whatever its owner's inbox still holds."""
         old = time.monotonic() - self._settings.worker_stalled_after
         ended = {job_id: attempts for job_id, (at, attempts) in self._ended.items()
-                 if at <= old and job_id not in self._running}
+                 if at <= old}
         ours = [w.worker_id for w in self._workers if w.worker_id is not None]
         if not ended or not ours:
             return 0
         # Still marked running by this process's worker, with the attempts of the run that
-        # ended (a retry that was written counts one more, and may be running again here).
+        # ended: a retry, written by procrastinate or by this sweep, counts one more (and that
+        # run may be going on here now).
         rows = await self._pool.fetch(
             "select id, attempts from procrastinate_jobs where id = any($1::bigint[])"
             " and status = 'doing' and worker_id = any($2::bigint[])", list(ended), ours)
