@@ -181,15 +181,13 @@ class Database:
 
     def __init__(
         self, *, pool: asyncpg.Pool[Any], dsn: str, where: str, vector_version: str,
-        setup: _ConnectionSetup | None = None,
+        setup: _ConnectionSetup,
     ) -> None:
         self.pool = pool
         self.dsn = dsn
         self.where = where
         self.vector_version = vector_version
-        # What the pool runs on each new connection (Database.open gives the pool's init);
-        # without one, warm() opens the connections but cannot ready them.
-        self._setup = setup or _ConnectionSetup()
+        self._setup = setup  # the pool's init: what each new connection runs
 
     @property
     def has_iterative_scan(self) -> bool:
@@ -240,11 +238,11 @@ class Database:
         minutes).
 
         For a process about to answer: the first time a connection runs a statement,
-        Postgres plans it from a cold catalog and asyncpg prepares it, 10 to 20 times the
-        usual cost (the opening statement: 10-20 ms instead of under 1 ms, on the machine
-        of docs/performance.md). Without this the first messages pay it, up to once per
-        connection per statement, when they come in a burst. A warm-up that fails is logged
-        and the connection used anyway."""
+        Postgres plans it from a cold catalog and asyncpg prepares it, 3 to 20 times the
+        usual cost (``python -m bench.startup``: the opening statement 7.5-11 ms instead of
+        0.5-0.8 ms, the search 2.5-4 ms instead of 0.5-0.8 ms). Without this the first
+        messages pay it, up to once per connection per statement, when they come in a
+        burst. A warm-up that fails is logged and the connection used anyway."""
         self._setup.warmups.extend(warmups)
         size = self.pool.get_max_size()
         taken = await asyncio.gather(*(self.pool.acquire() for _ in range(size)),
