@@ -4,7 +4,6 @@ each subcommand runs is in :mod:`adapters.processes`."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.metadata
 import logging
 import os
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from adapters import processes
+from bot import eventloop
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError, StartupError
 from bot.logs import configure_logging
@@ -130,15 +130,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 configure_logging(processes.log_level(settings), settings.log_format, log_file)
                 note = f"Details of any fault go to {log_path} (--verbose shows them here)."
             logging.captureWarnings(True)
-            asyncio.run(processes.until_terminated(processes.chat(settings, user, note)))
+            eventloop.run(processes.until_terminated(processes.chat(settings, user, note)))
             return
         configure_logging(processes.log_level(settings), settings.log_format, sys.stderr)
         if args.command == "queue":
-            asyncio.run(processes.queue(settings, args.retry_failed))
+            eventloop.run(processes.queue(settings, args.retry_failed))
         elif args.command == "migrate":
-            asyncio.run(processes.migrate(settings))
+            eventloop.run(processes.migrate(settings))
         else:
-            asyncio.run(processes.until_terminated(_SERVES[args.command](settings)))
+            eventloop.run(processes.until_terminated(_SERVES[args.command](settings)))
     except ConfigError as exc:
         print(f"membot: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -52,6 +52,7 @@ from bench.common import (
 from bench.load import messages_for, person
 from bench.meters import Cpu, CpuMeter, lag_probe, load_average
 from bench.plainloop import PlainLoop, plain_loop
+from bot import eventloop
 from bot.app import services
 from bot.config import Settings
 from bot.database import start_embedded
@@ -401,7 +402,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown system(s): {', '.join(sorted(unknown))}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(main_async(args))
+    eventloop.run(main_async(args))
 
 
 if __name__ == "__main__":

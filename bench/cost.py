@@ -28,7 +28,6 @@ Run from the repository root: ``python -m bench.cost --data <locomo json>``; it 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import re
@@ -54,6 +53,7 @@ from bench.common import (
 from bench.compare import calls_between, database_dsn
 from bench.meters import load_average
 from bench.plainloop import plain_loop
+from bot import eventloop
 from bot.app import services
 from bot.config import Settings
 from bot.events import ReplyKind
@@ -337,7 +337,7 @@ def main() -> None:
     if not any(p.lines for p in people):
         parser.error(f"no lines of speaker {args.speaker} in {args.data}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(main_async(args, people))
+    eventloop.run(main_async(args, people))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from bench.common import (
     temp_data_dir,
     with_batching,
 )
+from bot import eventloop
 from bot.app import Services, services
 from bot.events import ReplyKind
 
@@ -162,7 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     args.people = [int(p) for p in args.people.split(",") if p.strip()]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(main_async(args))
+    eventloop.run(main_async(args))
 
 
 if __name__ == "__main__":

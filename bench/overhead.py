@@ -18,7 +18,6 @@ Run from the repository root: ``python -m bench.overhead [--sizes 10000,100000]`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import random
@@ -45,6 +44,7 @@ from bench.common import (
     print_table,
     temp_data_dir,
 )
+from bot import eventloop
 from bot.app import services
 from bot.events import ReplyKind
 
@@ -169,7 +169,7 @@ def main() -> None:
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(main_async(args))
+    eventloop.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ from bench.common import (
     temp_data_dir,
 )
 from bench.overhead import question
+from bot import eventloop
 from bot.clients import ModelClients
 from bot.config import Settings
 from bot.database import Database
@@ -449,7 +450,7 @@ def main() -> None:
                         help="where to write the plot ('' for none)")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    asyncio.run(main_async(args))
+    eventloop.run(main_async(args))
 
 
 if __name__ == "__main__":

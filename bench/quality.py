@@ -92,6 +92,7 @@ from bench.judge import (
 from bench.locomo import parse_session_date
 from bench.plainloop import PlainLoop, plain_loop
 from bench.usage import Call, UsageMeter
+from bot import eventloop
 from bot.app import Services, services
 from bot.config import Settings
 from bot.events import ChatEvent, ReplyKind
@@ -743,7 +744,7 @@ def main() -> None:
                                args.locomo_conversations, args.locomo_sessions,
                                args.locomo_lines)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(main_async(args, scenarios, locomo))
+    eventloop.run(main_async(args, scenarios, locomo))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ from bench.common import (
     temp_data_dir,
 )
 from bench.locomo import CATEGORIES, Conversation, Question, load
+from bot import eventloop
 from bot.clients import ModelClients
 from bot.config import Settings
 from bot.database import Database
@@ -443,7 +444,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.dims != DIMS:
         parser.error(f"multilingual-e5-small gives {DIMS}-dimensional vectors: leave --dims")
-    asyncio.run(main_async(args))
+    eventloop.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Run from the repository root: ``python -m bench.startup``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import logging
 import time
@@ -30,6 +29,7 @@ from bench.common import (
     make_settings,
     temp_data_dir,
 )
+from bot import eventloop
 from bot.app import services
 from bot.memory.ranking import plan_search
 from bot.opening import PostgresTurnStart
@@ -97,7 +97,7 @@ def main() -> None:
                         help="fresh connections to time the statements on (default 3)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(main_async(args))
+    eventloop.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from bench.common import (
     print_table,
     temp_data_dir,
 )
+from bot import eventloop
 from bot.app import Services, services
 from bot.config import Settings
 from tests.fakes.discord import FakeDiscord
@@ -237,7 +238,7 @@ def main() -> None:
                         help="seconds between the model's chunks (default 0.05)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(main_async(args))
+    eventloop.run(main_async(args))
 
 
 if __name__ == "__main__":

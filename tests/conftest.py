@@ -3,6 +3,7 @@ test), and the scripted OpenAI-compatible server as the far side."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot import eventloop
 from bot.config import Settings
 from bot.core import Core
 from bot.database import start_embedded
@@ -47,6 +49,13 @@ def pytest_configure(config: pytest.Config) -> None:
         folder = tempfile.mkdtemp(prefix="membot-tests-runtime-")
         os.environ["XDG_RUNTIME_DIR"] = folder
         config.add_cleanup(lambda: _forget_runtime_dir(folder))
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test and fixture runs on the loop membot runs on (:mod:`bot.eventloop`)."""
+    return {"loop": eventloop.new_event_loop}
 
 
 def _forget_runtime_dir(folder: str) -> None:
