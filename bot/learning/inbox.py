@@ -4,8 +4,9 @@ the inbox of messages waiting to be learned.
 The core hands an exchange over as its reply goes out; a task of this process writes what was
 handed over, oldest first, several exchanges to a transaction when they come faster than one
 transaction takes: the conversations' turns, the people's messages into ``memory_inbox`` and
-each event's claim settled, in one call (``membot_record``, migration 008); then their owners'
-learning jobs are woken (:class:`bot.learning.schedule.Schedule`). So an answer that was sent
+each event's claim settled and their owners' learning jobs woken, in one call
+(``membot_record``, migrations 008 and 009; the rule for the wake is
+:class:`bot.learning.schedule.Schedule`'s). So an answer that was sent
 has its write queued; and if this process dies before that transaction, the message its claim
 kept ahead is queued by the next sweep (:meth:`MemoryInbox.recover`). When the database cannot
 be reached, the exchanges are held here and written as soon as it answers again, in the order
@@ -56,15 +57,6 @@ class InboxItem:
 
 
 @dataclass(frozen=True, slots=True)
-class _Recorded:
-    """What one ``membot_record`` call did: messages queued, and each written owner's count
-    of messages waiting."""
-
-    queued: int
-    waiting: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
 class _Exchange:
     event_id: str
     conversation_id: str
@@ -81,10 +73,9 @@ class MemoryInbox:
     """The production ``Exchanges`` and the learner's view of what is waiting.
 
     Guarantees: exchanges are written in the order they were handed over, each once; an
-    exchange's turns, its write and the settling of its claim commit together, and its owner's
-    job is woken right after (a wake lost to a crash in between is made good by the queue's
-    sweep); none is written before the current turn of the loop has ended (the reply that was
-    handed over with it goes out first)."""
+    exchange's turns, its write, the settling of its claim and the wake of its owner's job
+    commit together; none is written before the current turn of the loop has ended (the reply
+    that was handed over with it goes out first)."""
 
     def __init__(self, pool: asyncpg.Pool[Any], *, keep: int, schedule: Schedule,
                  retry_every: float = 2.0) -> None:
@@ -152,33 +143,28 @@ class MemoryInbox:
                 self._failing = False
 
     async def _store(self, batch: Sequence[_Exchange]) -> None:
-        """Write ``batch`` in one round trip, then wake its owners' jobs (a wake lost to a
-        crash in between is made good by the queue's sweep)."""
+        """Write ``batch`` and wake its owners' jobs, in one round trip."""
         async with self._pool.acquire() as conn:
-            recorded = await self._record(
+            await self._record(
                 conn, [(e.conversation_id, e.owner_id, e.turns) for e in batch],
                 [e.write for e in batch if e.write is not None], [e.event_id for e in batch])
-            try:
-                await self._schedule.recorded(conn, recorded.waiting)
-            except Exception:
-                log.exception("waking the memory writer failed; the queue's sweep will")
 
     async def _record(self, conn: Connection,
                       exchanges: Sequence[tuple[str, str, Sequence[Turn]]],
-                      writes: Sequence[MemoryWrite], events: Sequence[str]) -> _Recorded:
-        """One call of ``membot_record`` (migration 008): the turns of ``exchanges``
+                      writes: Sequence[MemoryWrite], events: Sequence[str]) -> int:
+        """One call of ``membot_record`` (migrations 008 and 009): the turns of ``exchanges``
         (conversation, owner, turns), the ``writes`` queued, the claims of ``events``
-        settled; a write whose claim was settled already is not queued again. Nothing is
-        written for a message said before its owner's last forget (their tombstone): the
-        function takes the owners' shared erase locks first, so a forget that is being
-        recorded waits for it, and deletes its rows, or is seen by it."""
+        settled, the written owners' jobs woken (:attr:`Schedule.on_record`); a write whose
+        claim was settled already is not queued again. Nothing is written for a message said
+        before its owner's last forget (their tombstone): the function takes the owners'
+        shared erase locks first, so a forget that is being recorded waits for it, and
+        deletes its rows, or is seen by it. Returns how many messages were queued."""
         turns = [(conversation, owner, turn[0].at, t) for conversation, owner, turn in exchanges
                  for t in (turn if self._keep else ())]
         owners = sorted({owner for _, owner, _ in exchanges} | {w.owner_id for w in writes})
-        rows = await conn.fetch(
-            "select owner_id, queued, waiting from membot_record($1, $2, $3, $4, $5, $6, $7, $8,"
-            " $9,"
-            " $10, $11, $12, $13, $14, $15, $16, $17)",
+        queued: int = await conn.fetchval(
+            "select coalesce(sum(queued), 0)::int from membot_record($1, $2, $3, $4, $5, $6, $7,"
+            " $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
             OWNER_LOCK, owners, [c for c, _, _, _ in turns], [o for _, o, _, _ in turns],
             [t.role for *_, t in turns], [t.text for *_, t in turns],
             [t.at for *_, t in turns], [said for _, _, said, _ in turns],
@@ -186,9 +172,9 @@ class MemoryInbox:
             [w.event_id for w in writes], [w.owner_id for w in writes],
             [w.account for w in writes], [w.text for w in writes], [w.at for w in writes],
             [json.dumps(w.metadata) for w in writes], [_source(w) for w in writes],
+            *self._schedule.on_record.arguments(),
         )
-        return _Recorded(queued=sum(int(row["queued"]) for row in rows),
-                         waiting={row["owner_id"]: int(row["waiting"]) for row in rows})
+        return queued
 
     async def flush(self) -> None:
         """Wait until every exchange handed over before the call is written (while the
@@ -231,12 +217,11 @@ class MemoryInbox:
                                   event_id=row["event_id"], text=row["text"],
                                   at=row["said_at"], metadata=json.loads(row["metadata"]))
                       for row in claims]
-            recorded = await self._record(conn, [], writes, [w.event_id for w in writes])
-            await self._schedule.recorded(conn, recorded.waiting)
-        if recorded.queued:
+            queued = await self._record(conn, [], writes, [w.event_id for w in writes])
+        if queued:
             log.warning("%d messages whose turns were never recorded (their process stopped "
-                        "after answering) are queued from their claims", recorded.queued)
-        return recorded.queued
+                        "after answering) are queued from their claims", queued)
+        return queued
 
     async def pending(self, owner_id: str, limit: int) -> list[InboxItem]:
         """The owner's oldest ``limit`` messages waiting to be learned, in the order said."""

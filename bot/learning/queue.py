@@ -21,7 +21,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,18 +31,31 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from bot.config import Settings
 from bot.database import Database
-from bot.ports import Connection, WriteObserver
+from bot.ports import WriteObserver
 
-__all__ = ["LearnJob", "MemoryQueue", "QueueCounts"]
+__all__ = ["JobRow", "LearnJob", "MemoryQueue", "QueueCounts"]
 
 log = logging.getLogger(__name__)
 
 TASK = "membot.learn_memories"
 QUEUE = "memory"
+LOCK_PREFIX = "memory:"
 
 
 def _lock(owner_id: str) -> str:
-    return f"memory:{owner_id}"
+    return LOCK_PREFIX + owner_id
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A learning job's row as procrastinate's ``defer`` writes it (this version of it is
+    pinned), for ``membot_record`` (migration 009) to write in the call that queues the
+    messages: its queue, its task, and its lock and queueing lock, ``lock_prefix`` and the
+    owner."""
+
+    queue: str = QUEUE
+    task: str = TASK
+    lock_prefix: str = LOCK_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,25 +159,6 @@ class MemoryQueue:
             await self.cancel(owner_id)
             with contextlib.suppress(AlreadyEnqueued):
                 await deferrer.defer_async(owner_id=owner_id)
-
-    async def wake_in(self, conn: Connection, delays: Mapping[str, float]) -> None:
-        """:meth:`wake` for each owner of ``delays``, on ``conn`` (in the caller's transaction
-        when it holds one), in one or two statements for them all rather than a round trip
-        of procrastinate's client per owner: the job rows are written as procrastinate's
-        ``defer`` writes them (this version of it is pinned), and its triggers notify the
-        workers."""
-        now = [_lock(owner) for owner, delay in delays.items() if delay <= 0]
-        if now:  # a waiting job due later is replaced by one due now
-            await conn.execute(
-                "delete from procrastinate_jobs where queueing_lock = any($1::text[])"
-                " and status = 'todo' and scheduled_at > now()", now)
-        await conn.execute(
-            "insert into procrastinate_jobs (queue_name, task_name, lock, queueing_lock, args,"
-            " scheduled_at) select $1, $2, lock, lock, jsonb_build_object('owner_id', owner),"
-            " case when delay > 0 then now() + make_interval(secs => ceil(delay)) end"
-            " from unnest($3::text[], $4::text[], $5::float8[]) w(owner, lock, delay)"
-            " on conflict (queueing_lock) where status = 'todo' do nothing",
-            QUEUE, TASK, list(delays), [_lock(owner) for owner in delays], list(delays.values()))
 
     async def cancel(self, owner_id: str) -> int:
         """Delete the owner's waiting jobs (a running one finishes). Returns how many."""

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from bot.learning.queue import JobRow
 
 if TYPE_CHECKING:
     from bot.learning.inbox import InboxItem
     from bot.learning.queue import MemoryQueue
-    from bot.ports import Connection
 
-__all__ = ["Batching", "Schedule"]
+__all__ = ["Batching", "Schedule", "Wake"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,26 +27,35 @@ class Batching:
     limit: int = 20
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wake:
+    """How ``membot_record`` (migration 009) wakes the job of each owner whose messages it
+    queued, in the same call: due at once when ``size`` or more of their messages wait (or
+    ``idle`` is 0), else in ``idle`` seconds, when a job already waiting is enough."""
+
+    size: int
+    idle: float
+    job: JobRow
+
+    def arguments(self) -> tuple[int, float, str, str, str]:
+        """The function's last five arguments, in its order."""
+        return (self.size, self.idle, self.job.queue, self.job.task, self.job.lock_prefix)
+
+
 class Schedule:
     """Owns the batching policy and wakes the owners' jobs; nothing else defers a job.
 
-    Guarantees: after :meth:`recorded`, a job will look at the owner's inbox (at once when a
-    batch is full, else once the conversation may have paused); a job that finds it is too
-    early reschedules itself through :meth:`wait` and :meth:`later`, so the policy lives here
-    alone. :attr:`hurry` (this process is stopping) makes every wait 0."""
+    Guarantees: a call of ``membot_record`` given :attr:`on_record` leaves a job to look at
+    each of its owners' inboxes (at once when a batch is full, else once the conversation may
+    have paused); a job that finds it is too early reschedules itself through :meth:`wait`
+    and :meth:`later`, so the policy lives here alone (``membot_record`` applies the rule it
+    is given). :attr:`hurry` (this process is stopping) makes every wait 0."""
 
     def __init__(self, batching: Batching, jobs: MemoryQueue) -> None:
         self.batching = batching
         self._jobs = jobs
         self.hurry = False
-
-    async def recorded(self, conn: Connection, waiting: Mapping[str, int]) -> None:
-        """Messages of these owners were queued, and ``waiting`` says how many of each
-        owner's now wait: their jobs are woken on ``conn`` (in its transaction, if any)."""
-        if waiting:
-            await self._jobs.wake_in(conn, {
-                owner: 0.0 if count >= self.batching.size else self.batching.idle
-                for owner, count in waiting.items()})
+        self.on_record = Wake(size=batching.size, idle=batching.idle, job=JobRow())
 
     def wait(self, items: Sequence[InboxItem]) -> float:
         """Seconds to wait for more of the conversation before learning ``items`` (the owner's
