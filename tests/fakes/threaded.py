@@ -17,6 +17,11 @@ from aiohttp import web
 
 __all__ = ["ThreadedServer"]
 
+# Connections waiting to be accepted: uvicorn's and gunicorn's default (vLLM serves its
+# OpenAI-compatible API on uvicorn), not aiohttp's 128, which dropped connection attempts (each
+# retried a second later) when 500 people's first messages opened their connections at once.
+BACKLOG = 2048
+
 
 class ThreadedServer:
     """An aiohttp server on 127.0.0.1 (``port`` 0: any free one, kept across restarts).
@@ -94,7 +99,7 @@ class ThreadedServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", self._port))
             self._port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
+            await web.SockSite(runner, sock, backlog=BACKLOG).start()
             self._ready.set()
             await self._stop.wait()
         finally:
