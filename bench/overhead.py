@@ -10,7 +10,10 @@ the turns cause run while later turns are measured, as in production (``--settle
 for them after every turn, outside the timing, to take them out of the picture). "Loop CPU" is
 the CPU time the event loop's thread spent on the turn (``time.thread_time``), from handing the
 message over until its exchange is recorded (after the reply): what one turn costs the one loop
-that answers everyone, whatever the waiting.
+that answers everyone, whatever the waiting. ``--pause`` waits that long between turns
+(untimed); ``--no-worker`` learns the turns' messages only after the last turn, so nothing
+runs between turns: with neither, turns follow each other at once, the caches they use stay
+warm, and the loop CPU per turn is far less than after a pause or a memory write.
 
 Run from the repository root: ``python -m bench.overhead [--sizes 10000,100000]``.
 """
@@ -18,6 +21,7 @@ Run from the repository root: ``python -m bench.overhead [--sizes 10000,100000]`
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import random
@@ -69,6 +73,15 @@ def question(rng: random.Random) -> str:
         city=rng.choice(CITIES), lang=rng.choice(LANGUAGES), food=rng.choice(FOODS))
 
 
+def writes(args: argparse.Namespace) -> str:
+    """How the turns' memory writes ran, for the printed summary."""
+    if args.no_worker:
+        return "background memory writes learned after the last turn"
+    if args.settle_writes:
+        return "background memory writes awaited after each turn (not timed)"
+    return "background memory writes run concurrently"
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
@@ -81,7 +94,7 @@ async def run_size(args: argparse.Namespace, base_url: str, data_dir: Path, size
                              args.database_url, args.write_threads, args.db_pool).model_copy(
         update={"memory_batch_size": 1, "memory_batch_idle": 0.0})
     rng = random.Random(args.seed + size)
-    async with services(settings) as svc:
+    async with services(settings, start_worker=not args.no_worker) as svc:
         if not header:
             header.extend(await machine_lines(svc.database.pool))
         table = settings.memory_table
@@ -105,8 +118,10 @@ async def run_size(args: argparse.Namespace, base_url: str, data_dir: Path, size
             started = time.perf_counter()
             found = await svc.memory.search(f"bench:{n}", text, settings.memory_top_k)
             searched = time.perf_counter() - started
-            if args.settle_writes:
+            if args.settle_writes and not args.no_worker:
                 await svc.jobs.wait_idle()
+            if args.pause:
+                await asyncio.sleep(args.pause)
             if turn < WARMUP:
                 continue
             handle_s.append(took)
@@ -114,6 +129,8 @@ async def run_size(args: argparse.Namespace, base_url: str, data_dir: Path, size
             search_s.append(searched)
             hits.append(len(found))
             not_answers += reply is None or reply.kind is not ReplyKind.ANSWER
+        if args.no_worker:
+            await svc.jobs.start_worker(settings.memory_write_threads)
         await svc.jobs.wait_idle()
         if args.database_url:  # leave a server we were given as we found it
             await svc.database.pool.execute(f'drop table "{table}"')
@@ -148,7 +165,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"- command: `{command_line('bench.overhead')}`")
     print(f"- {OWNERS:,} owners, {args.dims}-dim vectors, top-k 5, {WARMUP} warm-up turns not "
           f"counted; sequential turns; background memory writes "
-          f"{'awaited after each turn (not timed)' if args.settle_writes else 'run concurrently'}")
+          f"{writes(args)}; {args.pause:g} s pause between turns")
     print("- times include the HTTP round trips to the local scripted server (the openai SDK's "
           "client-side cost), since that server answers instantly")
     print()
@@ -166,6 +183,10 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=500)
     parser.add_argument("--settle-writes", action="store_true",
                         help="wait for the background memory write after each turn (untimed)")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="learn the turns' messages only after the last turn")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds to wait between turns (untimed)")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -28,6 +28,13 @@ def test_overhead_benchmark_runs() -> None:
     assert float(row["mean hits"]) > 1
 
 
+def test_overhead_benchmark_runs_turns_back_to_back_and_learns_after_them() -> None:
+    row = last_row(["bench.overhead", "--sizes", "2000", "--turns", "10", "--dims", "32",
+                    "--no-worker", "--pause", "0.01"])
+    assert row["non-answers"] == "0"
+    assert row["warnings"] == "0"
+
+
 def test_load_benchmark_runs_and_finishes_every_write() -> None:
     row = last_row(["bench.load", "--people", "2", "--messages", "2", "--extraction-delay",
                     "0.01", "--chat-delay", "0.01", "--dims", "32", "--batch-size", "1",
