@@ -27,6 +27,7 @@ from bench.common import (
     fake_server,
     machine_lines,
     make_settings,
+    print_table,
     temp_data_dir,
 )
 from bot import eventloop
@@ -85,10 +86,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print("- a statement on a fresh connection, its first run and the next ones (ms; the "
           "opening in a transaction rolled back, the search for no one):")
     print()
-    print("| connection | statement | first run ms | next runs ms |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(["connection", "statement", "first run ms", "next runs ms"], rows)
 
 
 def main() -> None:

@@ -78,8 +78,9 @@ async def services(settings: Settings, *, start_worker: bool = True,
     A process ``answering`` messages also opens its database connections ahead, each with the
     turn's statements planned (:meth:`Database.warm`), and then takes what it built out of the
     garbage collector's sight until exit: those objects live as long as the services, and a
-    full collection walking them (about 217,000) holds the event loop 110-130 ms
-    (``python -m bench.startup``), and one fell in the middle of the first burst of messages.
+    full collection walking them (over 200,000) holds the event loop for more than a tenth of
+    a second (``python -m bench.startup``); one fell in the middle of the first burst of
+    messages.
 
     Raises :class:`bot.errors.ConfigError` or :class:`bot.errors.StartupError` (one sentence
     each) when a setting or a service is not fit to start with.

@@ -238,11 +238,10 @@ class Database:
         minutes).
 
         For a process about to answer: the first time a connection runs a statement,
-        Postgres plans it from a cold catalog and asyncpg prepares it, 3 to 20 times the
-        usual cost (``python -m bench.startup``: the opening statement 7.5-11 ms instead of
-        0.5-0.8 ms, the search 2.5-4 ms instead of 0.5-0.8 ms). Without this the first
-        messages pay it, up to once per connection per statement, when they come in a
-        burst. A warm-up that fails is logged and the connection used anyway."""
+        Postgres plans it from a cold catalog and asyncpg prepares it, several times the
+        usual cost (``python -m bench.startup`` times both; docs/performance.md has runs).
+        Without this the first messages pay it, up to once per connection per statement,
+        when they come in a burst. A warm-up that fails is logged and the connection used anyway."""
         self._setup.warmups.extend(warmups)
         size = self.pool.get_max_size()
         taken = await asyncio.gather(*(self.pool.acquire() for _ in range(size)),
