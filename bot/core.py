@@ -152,17 +152,24 @@ class Core:
     async def _turn(self, event: ChatEvent, trace: _Trace,
                     stream: ReplyStream | None) -> Reply | None:
         cleaned = clean_message(event.text, self._limits.max_message_chars)
-        ahead = self._ahead(event, cleaned.text) if worth_learning(cleaned.text) else None
-        opening = asyncio.ensure_future(self._open(event, ahead))
+        worth = worth_learning(cleaned.text)
+        ahead = self._ahead(event, cleaned.text) if worth else None
+        # The search embeds the query while this task opens the turn; it learns whose
+        # memories it may read (None: nobody's) once the opening is known.
         recall = None
         if cleaned.text and self._limits.memory_top_k:
-            recall = asyncio.ensure_future(
-                self._recall(self._readable(opening), cleaned.text, event, trace))
+            readable: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            recall = asyncio.ensure_future(self._recall(readable, cleaned.text, event, trace))
         try:
-            start = await opening
-        finally:
-            if recall is not None and not (opening.done() and not opening.cancelled()
-                                           and opening.result().claimed):
+            start = await self._open(event, ahead)
+        except BaseException:
+            if recall is not None:
+                recall.cancel()
+            raise
+        if recall is not None:
+            if start.claimed and start.access.recall:
+                readable.set_result(start.owner)
+            else:
                 recall.cancel()
         if not start.claimed:
             log.info("event %s was already handled; ignoring the redelivery", event.event_id)
@@ -173,7 +180,7 @@ class Core:
         owner = start.owner
         trace.owner = owner if start.access.checked else None
         access = start.access
-        memories = await recall if recall is not None else []
+        memories = await recall if recall is not None and access.recall else []
         if not access.recall:
             trace.search_seconds = None  # nothing was searched
         messages = build_prompt(
@@ -203,7 +210,7 @@ class Core:
             answer = answer[: answer_limit - 1].rstrip() + "…"
         elif broke_off:
             answer = answer.rstrip() + "…"
-        self._record(event, owner, cleaned.text, answer, access)
+        self._record(event, owner, cleaned.text, answer, access, worth)
         notices = [access.notice] if access.notice else []
         if cleaned.cut:
             limit = self._limits.max_message_chars
@@ -263,12 +270,6 @@ class Core:
                           event.event_id)
             return Opening(claimed=True, owner=event.account.key, access=UNCHECKED)
 
-    @staticmethod
-    async def _readable(opening: asyncio.Future[Opening]) -> str | None:
-        """Whose memories the turn may read, once its start is known (None: nobody's)."""
-        start = await opening
-        return start.owner if start.claimed and start.access.recall else None
-
     async def _recall(
         self, owner: Awaitable[str | None], query: str, event: ChatEvent, trace: _Trace
     ) -> list[MemoryHit]:
@@ -316,16 +317,17 @@ class Core:
                 **_coordinates(event), **({} if access.checked else unchecked_place(event))}
 
     def _record(
-        self, event: ChatEvent, owner: str, text: str, answer: str, access: Access
+        self, event: ChatEvent, owner: str, text: str, answer: str, access: Access, worth: bool
     ) -> None:
-        """Hand over the exchange and, where allowed and worth it, the memory write (only the
-        person's own words), to be recorded together after the reply is sent."""
+        """Hand over the exchange and, where allowed and ``worth`` it (``text`` passed
+        :func:`worth_learning`), the memory write (only the person's own words), to be
+        recorded together after the reply is sent."""
         exchange = (
             Turn(role="user", text=text, at=event.at),
             Turn(role="assistant", text=answer, at=self._clock()),
         )
         write = None
-        if access.learn and worth_learning(text):
+        if access.learn and worth:
             write = MemoryWrite(
                 owner_id=owner,
                 account=event.account.key,

@@ -36,7 +36,7 @@ from psycopg_pool import ConnectionPool
 from bot.clients import ModelClients, OpenAIChat, describe_failure
 from bot.config import Settings
 from bot.database import Database
-from bot.embedder import OpenAIEmbedder
+from bot.embedder import Embedding, OpenAIEmbedder
 from bot.errors import ConfigError, MemoryUnavailable, is_transient
 from bot.memory.dates import dates_named
 from bot.memory.extraction import Extracted, Extractor, Known
@@ -156,31 +156,32 @@ class Mem0Memory:
 
     async def search_for(self, owner: Awaitable[str | None], query: str,
                          limit: int) -> list[MemoryHit]:
-        """:meth:`search`, embedding the query while ``owner`` is found; none if it is None."""
-        embedding = asyncio.ensure_future(self._embed(query, self._embedder))
+        """:meth:`search`, embedding the query while ``owner`` is found; none if it is None
+        (a failed embedding is then not raised either)."""
         try:
-            owner_id = await owner
-        except BaseException:
-            _drop(embedding)
+            vector = await self._embed(query, self._embedder)
+        except MemoryUnavailable:
+            if await owner is None:
+                return []
             raise
+        owner_id = await owner
         if owner_id is None:
-            _drop(embedding)
             return []
-        return await self._rows(owner_id, query, limit, await embedding)
+        return await self._rows(owner_id, query, limit, vector)
 
     async def _ranked(self, owner_id: str, query: str, limit: int,
                       embedder: OpenAIEmbedder) -> list[MemoryHit]:
         return await self._rows(owner_id, query, limit, await self._embed(query, embedder))
 
     @staticmethod
-    async def _embed(query: str, embedder: OpenAIEmbedder) -> list[float]:
+    async def _embed(query: str, embedder: OpenAIEmbedder) -> Embedding:
         try:
             return await embedder.embed(query)
         except Exception as exc:
             raise MemoryUnavailable(f"memory search failed: {describe_failure(exc)}") from exc
 
     async def _rows(self, owner_id: str, query: str, limit: int,
-                    vector: list[float]) -> list[MemoryHit]:
+                    vector: Embedding) -> list[MemoryHit]:
         try:
             rows = await self._pool.fetch(self._search_sql, owner_id, vector, query,
                                           dates_named(query), limit)
@@ -390,11 +391,3 @@ class Mem0Memory:
         self._writes.shutdown(wait=False, cancel_futures=True)
         self._write_pool.close()
 
-
-def _drop(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task``, or take the outcome it has (a failure no one awaits is not logged)."""
-    if task.done():
-        if not task.cancelled():
-            task.exception()
-    else:
-        task.cancel()
