@@ -27,12 +27,18 @@ _DATE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 
+# Every date above has a digit or a month's full name: most messages have neither, and this
+# finds that far sooner than the whole pattern.
+_HINT = re.compile(r"\d|" + "|".join(_MONTHS), re.IGNORECASE)
+
 
 def dates_named(text: str) -> list[str]:
     """The calendar dates ``text`` names, as ``like`` patterns on a memory's ISO ``created_at``:
     "on 13 October 2023" gives ``2023-10-13``, "in July 2023" ``2023-07-__``, "in June"
     ``____-06-__``, "in 2023" ``2023-__-__``. English month names; relative dates ("last
     week") are not read."""
+    if not _HINT.search(text):
+        return []
     patterns = []
     for found in _DATE.finditer(text):
         parts = {k: v for k, v in found.groupdict().items() if v}
