@@ -4,12 +4,12 @@ owner, what the owner and the place allow, and the recent turns, in one statemen
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 
 from bot.choices import ACCESS_COLUMNS, access_of
 from bot.events import ChatEvent
@@ -60,8 +60,8 @@ left join workspace_settings w on w.platform = $3 and w.workspace_id = $4
 def _ahead_json(write: MemoryWrite) -> str:
     """A message kept ahead, as the claim stores it (what the sweep queues if the turn is never
     recorded): its owner is found again from the account then."""
-    return json.dumps({"account": write.account, "text": write.text,
-                       "at": write.at.isoformat(), "metadata": write.metadata})
+    return orjson.dumps({"account": write.account, "text": write.text,
+                         "at": write.at.isoformat(), "metadata": write.metadata}).decode()
 
 
 class PostgresTurnStart:

@@ -16,7 +16,6 @@ they were said.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import orjson
 
 from bot.choices import OWNER_LOCK
 from bot.events import MessageRef
@@ -171,7 +171,7 @@ class MemoryInbox:
             self._keep, list(events),
             [w.event_id for w in writes], [w.owner_id for w in writes],
             [w.account for w in writes], [w.text for w in writes], [w.at for w in writes],
-            [json.dumps(w.metadata) for w in writes], [_source(w) for w in writes],
+            [orjson.dumps(w.metadata).decode() for w in writes], [_source(w) for w in writes],
             *self._schedule.on_record.arguments(),
         )
         return queued
@@ -215,7 +215,7 @@ class MemoryInbox:
                 return 0
             writes = [MemoryWrite(owner_id=row["owner_id"], account=row["account"],
                                   event_id=row["event_id"], text=row["text"],
-                                  at=row["said_at"], metadata=json.loads(row["metadata"]))
+                                  at=row["said_at"], metadata=orjson.loads(row["metadata"]))
                       for row in claims]
             queued = await self._record(conn, [], writes, [w.event_id for w in writes])
         if queued:
@@ -295,15 +295,15 @@ def _source(write: MemoryWrite) -> str | None:
     """Where a receipt for ``write`` goes, as stored (None: no receipt)."""
     if write.source is None:
         return None
-    return json.dumps({"platform": write.source.platform, "channel": write.source.channel,
-                       "message": write.source.message})
+    return orjson.dumps({"platform": write.source.platform, "channel": write.source.channel,
+                         "message": write.source.message}).decode()
 
 
 def _item(row: asyncpg.Record) -> InboxItem:
-    source = json.loads(row["source"]) if row["source"] else None
+    source = orjson.loads(row["source"]) if row["source"] else None
     return InboxItem(
         id=row["id"], owner_id=row["owner_id"], account=row["account"],
         event_id=row["event_id"], text=row["text"], said_at=row["said_at"],
-        metadata=json.loads(row["metadata"]),
+        metadata=orjson.loads(row["metadata"]),
         source=MessageRef(**source) if source else None, age=row["age"],
     )
