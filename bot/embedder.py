@@ -3,19 +3,22 @@ the learning step's look-up, on the endpoint :class:`bot.clients.ModelClients` b
 
 from __future__ import annotations
 
-import array
 import base64
-import sys
 from typing import Any
 
 import aiohttp
+import numpy as np
+from numpy.typing import NDArray
 
 from bot.clients import ModelClients, describe_failure
 from bot.config import Settings
 from bot.endpoint import Policy
 from bot.errors import ConfigError, ModelAPIError, StartupError
 
-__all__ = ["OpenAIEmbedder"]
+__all__ = ["Embedding", "OpenAIEmbedder"]
+
+# A query vector: float32s, as pgvector stores them and its asyncpg codec sends them.
+Embedding = NDArray[np.float32]
 
 
 class OpenAIEmbedder:
@@ -48,9 +51,10 @@ class OpenAIEmbedder:
         learning step runs after the reply, and a slow embedding server must not fail it."""
         return cls(clients, settings, patient=True)
 
-    async def embed(self, text: str) -> list[float]:
+    async def embed(self, text: str) -> Embedding:
         """One vector for ``text`` as a search query (``EMBEDDING_QUERY_PREFIX`` before it),
-        asked for in base64 as the SDK asks (a list of numbers is read too). Raises what
+        asked for in base64 as the SDK asks (a list of numbers is read too), as float32s: what
+        pgvector stores, which its codec sends without a Python float for each. Raises what
         :meth:`Endpoint.post` raises, or :class:`ModelAPIError` for an answer with no vector."""
         body: dict[str, Any] = {"model": self._model, "input": [self._prefix + text],
                                 "encoding_format": "base64"}
@@ -96,13 +100,11 @@ class OpenAIEmbedder:
             )
 
 
-def _vector(embedding: object) -> list[float]:
+def _vector(embedding: object) -> Embedding:
     """An embedding as the API gives it: base64 of little-endian float32s, or numbers."""
     if isinstance(embedding, str):
-        floats = array.array("f", base64.b64decode(embedding))
-        if sys.byteorder == "big":
-            floats.byteswap()
-        return floats.tolist()
+        floats = np.frombuffer(base64.b64decode(embedding), dtype="<f4")
+        return floats.astype(np.float32, copy=False)  # a copy only on a big-endian machine
     if isinstance(embedding, list):
-        return [float(x) for x in embedding]
+        return np.array(embedding, dtype=np.float32)
     raise TypeError("not an embedding")
