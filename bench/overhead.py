@@ -164,8 +164,7 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"- {line}")
     print(f"- command: `{command_line('bench.overhead')}`")
     print(f"- {OWNERS:,} owners, {args.dims}-dim vectors, top-k 5, {WARMUP} warm-up turns not "
-          f"counted; sequential turns; background memory writes "
-          f"{writes(args)}; {args.pause:g} s pause between turns")
+          f"counted; sequential turns; {writes(args)}; {args.pause:g} s pause between turns")
     print("- times include the HTTP round trips to the local scripted server (the openai SDK's "
           "client-side cost), since that server answers instantly")
     print()
