@@ -1,8 +1,8 @@
 """The OpenAI-compatible model API: chat answers and embeddings, on clients built once.
 
 The reply path's calls (:meth:`OpenAIChat.complete`, and the query embedding of
-:class:`bot.embedder.OpenAIEmbedder`) go over one
-long-lived aiohttp session per endpoint with raw JSON (:mod:`bot.endpoint`); streamed answers,
+:class:`bot.embedder.OpenAIEmbedder`) go over
+long-lived pyreqwest clients per endpoint with raw JSON (:mod:`bot.endpoint`); streamed answers,
 memory extraction and Mem0's sync calls go through the official SDK. Retries are the same on
 both: timeouts, connection errors, 408/409/429 and 5xx are retried with exponential backoff
 (honouring ``Retry-After`` and ``retry-after-ms``) up to ``MODEL_MAX_RETRIES`` times; nothing
@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 
 def describe_failure(exc: BaseException) -> str:
     """What went wrong with a model call, in a few plain words an operator can act on: the
-    real cause under the SDK's or aiohttp's wrapper ("connection refused", "the server's name
-    was not found (DNS)", "no answer in time (MODEL_TIMEOUT)", "HTTP 503"), never a key. The
+    real cause under the SDK's, aiohttp's or the endpoint's wrapper ("connection refused",
+    "the server's name was not found (DNS)", "no answer in time (MODEL_TIMEOUT)", "HTTP
+    503"), never a key. The
     SDK alone would say ``APIConnectionError`` or ``APITimeoutError`` for all of these."""
     chain = causes(exc)
     for error in chain:
@@ -56,6 +57,8 @@ def describe_failure(exc: BaseException) -> str:
             return "the connection was reset"
         if isinstance(error, aiohttp.ServerDisconnectedError):
             return "the server closed the connection"
+        if type(error) is ConnectionError and error.args and isinstance(error.args[0], str):
+            return error.args[0]  # the endpoint's, saying what failed
     for error in reversed(chain):  # the innermost system error says the most
         if isinstance(error, OSError) and not isinstance(error, TimeoutError) and error.strerror:
             return error.strerror[:1].lower() + error.strerror[1:]
@@ -82,13 +85,13 @@ def _api_key(settings: Settings) -> str:
 
 
 class ModelClients:
-    """The model API clients of this process: a lean :class:`Endpoint` (one aiohttp session)
+    """The model API clients of this process: a lean :class:`Endpoint` (pyreqwest clients)
     per endpoint for the reply path's calls, and the official SDK's clients for the rest: the
     async one for chat (streamed answers, extraction, the readiness check), the sync ones for
     mem0's threads.
 
-    Built once at start, inside the running event loop (the aiohttp sessions belong to it),
-    and closed with :meth:`close`. The SDK clients have ``MODEL_TIMEOUT`` and the same retry
+    Built once at start, inside the running event loop (the SDK's aiohttp session belongs to
+    it), and closed with :meth:`close`. The SDK clients have ``MODEL_TIMEOUT`` and the same retry
     policy as the endpoints (memory extraction uses the async one with
     ``EXTRACTION_TIMEOUT``: see :meth:`OpenAIChat.for_extraction`). The chat clients use
     ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``; the embedding clients ``EMBEDDING_BASE_URL`` and
@@ -176,7 +179,7 @@ class OpenAIChat:
         retries, :class:`ModelRejected` for a refusal or an empty answer."""
         try:
             answer = await self._post(self._body(messages))
-        except (ModelAPIError, aiohttp.ClientError, TimeoutError) as exc:
+        except (ModelAPIError, OSError) as exc:  # OSError: TimeoutError among them
             raise self._failure(exc) from exc
         choices = answer.get("choices") if isinstance(answer, dict) else None
         choice = choices[0] if isinstance(choices, list) and choices else None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import aiohttp
 import numpy as np
 from numpy.typing import NDArray
 
@@ -88,7 +87,7 @@ class OpenAIEmbedder:
                 f"The model API at {self._where} ({self._url_setting}) answered HTTP "
                 f"{exc.status} to an embedding request."
             ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except OSError as exc:  # TimeoutError among them
             raise StartupError(
                 f"Cannot reach the model API at {self._where} ({self._url_setting}): "
                 f"{describe_failure(exc)}."

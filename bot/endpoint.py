@@ -1,8 +1,11 @@
-"""One OpenAI-compatible API endpoint on a long-lived aiohttp session: JSON in, JSON out.
+"""One OpenAI-compatible API endpoint on long-lived pyreqwest clients: JSON in, JSON out.
 
 The reply path's model calls go through here rather than the official SDK, whose layers
 (request building, its HTTP client over aiohttp, a pydantic model of every answer) cost about
-a third of the event loop's CPU per turn. What the SDK gave is kept:
+a third of the event loop's CPU per turn; and on pyreqwest (Rust's reqwest on a Tokio thread)
+rather than aiohttp, whose request and response machinery, in Python on the loop, cost it
+several times what handing a request to pyreqwest and taking its answer does (and more CPU in
+all: pyreqwest's HTTP work is compiled). What the SDK gave is kept:
 
 - ``Authorization: Bearer <key>`` on every request, to ``<base URL><path>``;
 - the SDK's retry policy, on tenacity: timeouts, connection errors, 408, 409, 429 and 5xx are
@@ -13,24 +16,30 @@ a third of the event loop's CPU per turn. What the SDK gave is kept:
 - a timeout that bounds connecting and each wait for the server's next bytes, as the SDK's
   does, not the call as a whole.
 
-A failure is raised as :class:`bot.errors.ModelAPIError` for an HTTP error status, or as
-aiohttp raises it: :class:`TimeoutError` (``aiohttp.ServerTimeoutError`` among them) or an
-``aiohttp.ClientError`` whose causes name the system error (connection refused, DNS).
+A failure is raised as :class:`bot.errors.ModelAPIError` for an HTTP error status, as
+:class:`TimeoutError` for no answer in time, or as the :class:`OSError` the transport met
+(``ConnectionRefusedError``, ``socket.gaierror`` for a name not found, ``ConnectionError`` for
+a connection lost otherwise), with pyreqwest's error as its cause.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import http
+import os
 import random
+import re
+import socket
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import orjson
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import TransportError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from yarl import URL
 
 from bot.errors import ModelAPIError
 
@@ -53,8 +62,7 @@ def retryable(exc: BaseException) -> bool:
         if exc.should_retry is not None:
             return exc.should_retry
         return exc.transient
-    return isinstance(exc, TimeoutError | aiohttp.ClientConnectionError
-                      | aiohttp.ClientPayloadError)
+    return isinstance(exc, OSError)  # TimeoutError and the connection's errors among them
 
 
 def _wait(exc: BaseException | None, tries: int) -> float:
@@ -75,11 +83,11 @@ def _wait_after_first(state: RetryCallState) -> float:
 class Policy:
     """How long one kind of call waits and how often it is retried; built once per client.
 
-    ``timeout`` bounds connecting and each wait for the server's bytes; ``retries`` is the
-    number of tries after the first."""
+    ``timeout`` (seconds) bounds connecting and each wait for the server's bytes; ``retries``
+    is the number of tries after the first."""
 
     def __init__(self, *, timeout: float, retries: int) -> None:
-        self.timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        self.timeout = timeout
         self.retries = retries
         # For the tries after the first (most calls need none, and skip the controller).
         self._retrying = AsyncRetrying(stop=stop_after_attempt(max(retries, 1)),
@@ -93,29 +101,27 @@ class Policy:
 
 
 class Endpoint:
-    """One base URL and key on one aiohttp session, built once and closed with :meth:`close`.
-
-    Must be built inside a running event loop (aiohttp's session belongs to it)."""
+    """One base URL and key, on one pyreqwest client per timeout (each with its pool of
+    connections), built as first needed and closed with :meth:`close`."""
 
     def __init__(self, base_url: str, api_key: str) -> None:
         self.base_url = base_url
         self._root = base_url.rstrip("/")
-        self._urls: dict[str, URL] = {}
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=_CONNECTIONS),
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
-                     "Content-Type": "application/json"},
-        )
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
+                         "Content-Type": "application/json"}
+        self._clients: dict[float, Client] = {}
 
     async def close(self) -> None:
-        await self._session.close()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
     async def post(self, path: str, body: dict[str, Any], policy: Policy) -> Any:
         """POST ``body`` as JSON to ``path`` (``"/embeddings"``) and return the decoded JSON
-        answer, retried as the module says. Raises :class:`ModelAPIError`, :class:`TimeoutError`
-        or ``aiohttp.ClientError`` (the last try's)."""
+        answer, retried as the module says. Raises :class:`ModelAPIError`,
+        :class:`TimeoutError` or another :class:`OSError` (the last try's)."""
         data = orjson.dumps(body)
-        url = self._url(path)
+        url = self._root + path
         try:
             return await self._post_once(url, data, policy)
         except Exception as exc:
@@ -124,27 +130,55 @@ class Endpoint:
             await asyncio.sleep(_wait(exc, 1))
         return await policy.retrying()(self._post_once, url, data, policy)
 
-    def _url(self, path: str) -> URL:
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = URL(self._root + path)
-        return url
+    def _client(self, timeout: float) -> Client:
+        client = self._clients.get(timeout)
+        if client is None:
+            wait = timedelta(seconds=timeout)
+            client = self._clients[timeout] = (
+                ClientBuilder().default_headers(self._headers).connect_timeout(wait)
+                .read_timeout(wait).max_connections(_CONNECTIONS).build())
+        return client
 
-    async def _post_once(self, url: URL, data: bytes, policy: Policy) -> Any:
-        async with self._session.post(url, data=data, timeout=policy.timeout) as response:
-            raw = await response.read()
-            if response.status >= 400:
-                raise _status_error(response, raw)
+    async def _post_once(self, url: str, data: bytes, policy: Policy) -> Any:
+        try:
+            response = await self._client(policy.timeout).post(url).body_bytes(data).build().send()
+            raw = bytes(await response.bytes())
+        except TransportError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            raise _os_error(exc) from exc
+        if response.status >= 400:
+            raise _status_error(response.status, response.headers, raw)
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ModelAPIError(response.status, "the answer was not JSON") from None
 
 
-def _status_error(response: aiohttp.ClientResponse, raw: bytes) -> ModelAPIError:
+# How Rust's standard library ends a system error's message: "Connection refused (os error 111)".
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _os_error(exc: TransportError) -> OSError:
+    """The system error under a transport failure, as Python would raise it (``OSError``
+    picks the subclass for its number: ``ConnectionRefusedError`` for ECONNREFUSED), else
+    ``socket.gaierror`` for a name not found, else a ``ConnectionError`` saying what failed
+    ("connection closed before message completed")."""
+    causes = [cause["message"] for cause in (exc.details.get("causes") or [])]
+    for cause in reversed(causes):
+        found = _OS_ERROR.search(cause)
+        if found:
+            number = int(found.group(1))
+            return OSError(number, os.strerror(number))
+    if any(cause.startswith("dns error") for cause in causes):
+        return socket.gaierror(socket.EAI_NONAME, "the server's name was not found")
+    return ConnectionError(causes[-1] if causes else exc.message)  # the innermost says most
+
+
+def _status_error(status: int, headers: Mapping[str, str], raw: bytes) -> ModelAPIError:
     """The error for an HTTP error answer, its message taken as the SDK takes it."""
     text = raw.decode(errors="replace").strip()
-    message, param = text or (response.reason or f"HTTP {response.status}"), None
+    message, param = text or _reason(status), None
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -155,10 +189,16 @@ def _status_error(response: aiohttp.ClientResponse, raw: bytes) -> ModelAPIError
             message = error["message"]
         if isinstance(error.get("param"), str):
             param = error["param"]
-    should = response.headers.get("x-should-retry")
-    return ModelAPIError(response.status, message, param=param,
-                         retry_after=_retry_after(response.headers),
+    should = headers.get("x-should-retry")
+    return ModelAPIError(status, message, param=param, retry_after=_retry_after(headers),
                          should_retry={"true": True, "false": False}.get(should or ""))
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -4,6 +4,7 @@ do (retries and waits, the errors' sentences, the token-cap fallback, base64 emb
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -155,6 +156,46 @@ async def test_a_refused_connection_is_named_as_such(build: Build) -> None:
         await OpenAIEmbedder(clients, settings).check(TEST_DIMS)
     assert str(failed.value) == (f"Cannot reach the model API at {where} (OPENAI_BASE_URL): "
                                  "connection refused.")
+
+
+async def test_a_name_that_does_not_resolve_is_named_as_such(build: Build) -> None:
+    where = "http://membot-model.invalid/v1"  # .invalid never resolves (RFC 6761)
+    clients, settings = build(where, model_max_retries=0)
+    with pytest.raises(ModelUnavailable) as raised:
+        await OpenAIChat(clients, settings).complete(HELLO)
+    assert str(raised.value) == f"the server's name was not found (DNS) at {where}"
+
+
+async def test_a_connection_dropped_before_the_answer_is_retried_and_then_named(
+    build: Build,
+) -> None:
+    # A server that reads the request and hangs up without a word, every time.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    accepted = 0
+
+    async def hang_up() -> None:
+        nonlocal accepted
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            accepted += 1
+            await loop.sock_recv(conn, 65536)
+            conn.close()
+
+    serving = asyncio.create_task(hang_up())
+    where = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    clients, settings = build(where, model_max_retries=1)
+    try:
+        with pytest.raises(ModelUnavailable) as raised:
+            await OpenAIChat(clients, settings).complete(HELLO)
+    finally:
+        serving.cancel()
+        listener.close()
+    assert accepted == 2  # tried again once, as the SDK would
+    assert str(raised.value).endswith(f" at {where}") and "Error" not in str(raised.value)
 
 
 async def test_a_server_refusing_max_completion_tokens_is_asked_with_max_tokens(
