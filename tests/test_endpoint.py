@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
+from aiohttp import web
 from pydantic import SecretStr
 
 from adapters.console import to_event
@@ -196,6 +200,43 @@ async def test_a_connection_dropped_before_the_answer_is_retried_and_then_named(
         listener.close()
     assert accepted == 2  # tried again once, as the SDK would
     assert str(raised.value).endswith(f" at {where}") and "Error" not in str(raised.value)
+
+
+async def test_an_https_endpoint_is_trusted_only_with_a_certificate_the_system_trusts(
+    build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real TLS server whose certificate a test authority signed: refused while the system's
+    # trust store lacks that authority, answered once SSL_CERT_FILE names it.
+    authority = trustme.CA()
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(served)
+    app = web.Application()
+
+    async def chat(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer test-key"
+        return web.json_response({"id": "c1", "object": "chat.completion", "created": 0,
+                                  "model": "m", "choices": [{
+                                      "index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": "over TLS"}}]})
+
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=served)
+    await site.start()
+    port = runner.addresses[0][1]
+    where = f"https://localhost:{port}/v1"
+    try:
+        clients, settings = build(where, model_max_retries=0)
+        with pytest.raises(ModelUnavailable) as raised:
+            await OpenAIChat(clients, settings).complete(HELLO)
+        assert "certificate" in str(raised.value) and str(raised.value).endswith(f" at {where}")
+        authority.cert_pem.write_to_path(str(tmp_path / "authority.pem"))
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "authority.pem"))
+        clients, settings = build(where, model_max_retries=0)
+        assert await OpenAIChat(clients, settings).complete(HELLO) == "over TLS"
+    finally:
+        await runner.cleanup()
 
 
 async def test_a_server_refusing_max_completion_tokens_is_asked_with_max_tokens(
