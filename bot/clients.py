@@ -15,6 +15,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import urllib.parse
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal, overload
 
@@ -75,6 +76,14 @@ def describe_failure(exc: BaseException) -> str:
 OPENAI_URL = "https://api.openai.com/v1"
 
 
+def _check_url(url: str, setting: str) -> None:
+    """Raise :class:`ConfigError` unless ``url`` is an http or https URL with a host."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{setting}={url!r} is not an http:// or https:// URL (for a server "
+                          "on this machine, for example: http://localhost:11434/v1).")
+
+
 def _api_key(settings: Settings) -> str:
     if settings.openai_api_key is None:
         raise ConfigError(
@@ -111,10 +120,12 @@ class ModelClients:
         )
         self.sync_client = openai.OpenAI(api_key=key, base_url=self.base_url,
                                          **common)  # type: ignore[arg-type]
+        _check_url(self.base_url, "OPENAI_BASE_URL")
         self.chat_endpoint = Endpoint(self.base_url, key)
         embedding_key = (settings.embedding_api_key.get_secret_value()
                          if settings.embedding_api_key is not None else key)
         self.embedding_base_url = settings.embedding_base_url or self.base_url
+        _check_url(self.embedding_base_url, "EMBEDDING_BASE_URL")
         self.embedding_separate = (self.embedding_base_url, embedding_key) != (self.base_url, key)
         """Whether embeddings go to another endpoint or with another key than chat."""
         if self.embedding_separate:

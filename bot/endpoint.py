@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import TransportError
+from pyreqwest.exceptions import PyreqwestError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from bot.errors import ModelAPIError
@@ -48,7 +48,7 @@ __all__ = ["Endpoint", "Policy", "retryable"]
 # The official SDK's: no server-asked wait longer than this is honoured (nor retried after).
 MAX_RETRY_AFTER = 120.0
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 8.0  # seconds: the SDK's exponential backoff
-# As many connections as the SDK's pool allowed.
+# At most this many requests in flight at once, as the SDK's pool allowed connections.
 _CONNECTIONS = 1000
 
 
@@ -143,7 +143,7 @@ class Endpoint:
         try:
             response = await self._client(policy.timeout).post(url).body_bytes(data).build().send()
             raw = bytes(await response.bytes())
-        except TransportError as exc:
+        except (PyreqwestError, ValueError) as exc:  # ValueError: a URL it cannot parse
             if isinstance(exc, TimeoutError):
                 raise
             raise _os_error(exc) from exc
@@ -159,12 +159,14 @@ class Endpoint:
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
-def _os_error(exc: TransportError) -> OSError:
-    """The system error under a transport failure, as Python would raise it (``OSError``
-    picks the subclass for its number: ``ConnectionRefusedError`` for ECONNREFUSED), else
-    ``socket.gaierror`` for a name not found, else a ``ConnectionError`` saying what failed
-    ("connection closed before message completed")."""
-    causes = [cause["message"] for cause in (exc.details.get("causes") or [])]
+def _os_error(exc: Exception) -> OSError:
+    """The system error under a failure to send or receive, as Python would raise it
+    (``OSError`` picks the subclass for its number: ``ConnectionRefusedError`` for
+    ECONNREFUSED), else ``socket.gaierror`` for a name not found, else a ``ConnectionError``
+    saying what failed ("connection closed before message completed")."""
+    details = getattr(exc, "details", None)
+    found_causes = details.get("causes") if isinstance(details, dict) else None
+    causes = [str(cause["message"]) for cause in found_causes or []]
     for cause in reversed(causes):
         found = _OS_ERROR.search(cause)
         if found:
@@ -172,7 +174,7 @@ def _os_error(exc: TransportError) -> OSError:
             return OSError(number, os.strerror(number))
     if any(cause.startswith("dns error") for cause in causes):
         return socket.gaierror(socket.EAI_NONAME, "the server's name was not found")
-    return ConnectionError(causes[-1] if causes else exc.message)  # the innermost says most
+    return ConnectionError(causes[-1] if causes else str(exc))  # the innermost says most
 
 
 def _status_error(status: int, headers: Mapping[str, str], raw: bytes) -> ModelAPIError:
