@@ -66,7 +66,7 @@ from bot import eventloop
 from bot.clients import ModelClients
 from bot.config import Settings
 from bot.database import Database
-from bot.embedder import OpenAIEmbedder
+from bot.embedder import Embedding, OpenAIEmbedder
 from bot.memory.mem0 import import_mem0
 from bot.memory.store import Mem0Memory
 from tests.fakes.openai_server import embed
@@ -92,8 +92,8 @@ class KnownVectors(OpenAIEmbedder):
         super().__init__(clients, settings)
         self._vectors = vectors
 
-    async def embed(self, text: str) -> list[float]:
-        return self._vectors[text]
+    async def embed(self, text: str) -> Embedding:
+        return np.asarray(self._vectors[text], dtype=np.float32)
 
 
 class Mem0KnownVectors:

@@ -257,7 +257,8 @@ class OpenAIChat:
         that breaks off (the connection lost, or closed before the model said it had finished)
         raises :class:`ModelUnavailable` after the pieces already given; an answer cut at
         ``MAX_ANSWER_TOKENS`` ends with "…", as in :meth:`complete`."""
-        # On the SDK, not the lean endpoint: no well-kept SSE client for aiohttp is published.
+        # On the SDK, not the lean endpoint (which reads whole answers): the SDK reads the
+        # server-sent events.
         body = self._body(messages)
         body["stream"] = True
         finished: str | None = None

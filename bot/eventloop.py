@@ -3,10 +3,10 @@
 One loop answers everyone, so its cost per turn bounds how many people a process serves.
 uvloop (an asyncio loop on libuv, from asyncpg's authors) runs the same asyncio programs with
 less CPU spent in the loop's own machinery: the callbacks, timers and sockets of the two model
-calls and the Postgres statements of every turn (docs/performance.md, "uvloop, and the job's
-wake in the record"). Everything membot uses on the loop (aiohttp, asyncpg, psycopg's async
-connections, discord.py, signal handlers, threads handing results back) runs on it unchanged,
-and the tests run on it too.
+calls (handed to pyreqwest's thread since) and the Postgres statements of every turn
+(docs/performance.md, "uvloop, and the job's wake in the record"). Everything membot uses on
+the loop (aiohttp, asyncpg, psycopg's async connections, discord.py, signal handlers, threads
+handing results back) runs on it unchanged, and the tests run on it too.
 """
 
 from __future__ import annotations
