@@ -154,7 +154,7 @@ class MemoryInbox:
                       writes: Sequence[MemoryWrite], events: Sequence[str]) -> int:
         """One call of ``membot_record`` (migrations 008 and 009): the turns of ``exchanges``
         (conversation, owner, turns), the ``writes`` queued, the claims of ``events``
-        settled, the written owners' jobs woken (:attr:`Schedule.on_record`); a write whose
+        settled, the written owners' jobs woken (:meth:`Schedule.on_record`); a write whose
         claim was settled already is not queued again. Nothing is written for a message said
         before its owner's last forget (their tombstone): the function takes the owners'
         shared erase locks first, so a forget that is being recorded waits for it, and
@@ -172,7 +172,7 @@ class MemoryInbox:
             [w.event_id for w in writes], [w.owner_id for w in writes],
             [w.account for w in writes], [w.text for w in writes], [w.at for w in writes],
             [orjson.dumps(w.metadata).decode() for w in writes], [_source(w) for w in writes],
-            *self._schedule.on_record.arguments(),
+            *self._schedule.on_record(),
         )
         return queued
 

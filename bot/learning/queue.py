@@ -33,7 +33,7 @@ from bot.config import Settings
 from bot.database import Database
 from bot.ports import WriteObserver
 
-__all__ = ["JobRow", "LearnJob", "MemoryQueue", "QueueCounts"]
+__all__ = ["LOCK_PREFIX", "QUEUE", "TASK", "LearnJob", "MemoryQueue", "QueueCounts"]
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +44,6 @@ LOCK_PREFIX = "memory:"
 
 def _lock(owner_id: str) -> str:
     return LOCK_PREFIX + owner_id
-
-
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    """A learning job's row as procrastinate's ``defer`` writes it (this version of it is
-    pinned), for ``membot_record`` (migration 009) to write in the call that queues the
-    messages: its queue, its task, and its lock and queueing lock, ``lock_prefix`` and the
-    owner."""
-
-    queue: str = QUEUE
-    task: str = TASK
-    lock_prefix: str = LOCK_PREFIX
 
 
 @dataclass(frozen=True, slots=True)

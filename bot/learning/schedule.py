@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.learning.queue import JobRow
+from bot.learning.queue import LOCK_PREFIX, QUEUE, TASK
 
 if TYPE_CHECKING:
     from bot.learning.inbox import InboxItem
     from bot.learning.queue import MemoryQueue
 
-__all__ = ["Batching", "Schedule", "Wake"]
+__all__ = ["Batching", "Schedule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,25 +27,10 @@ class Batching:
     limit: int = 20
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Wake:
-    """How ``membot_record`` (migration 009) wakes the job of each owner whose messages it
-    queued, in the same call: due at once when ``size`` or more of their messages wait (or
-    ``idle`` is 0), else in ``idle`` seconds, when a job already waiting is enough."""
-
-    size: int
-    idle: float
-    job: JobRow
-
-    def arguments(self) -> tuple[int, float, str, str, str]:
-        """The function's last five arguments, in its order."""
-        return (self.size, self.idle, self.job.queue, self.job.task, self.job.lock_prefix)
-
-
 class Schedule:
     """Owns the batching policy and wakes the owners' jobs; nothing else defers a job.
 
-    Guarantees: a call of ``membot_record`` given :attr:`on_record` leaves a job to look at
+    Guarantees: a call of ``membot_record`` given :meth:`on_record` leaves a job to look at
     each of its owners' inboxes (at once when a batch is full, else once the conversation may
     have paused); a job that finds it is too early reschedules itself through :meth:`wait`
     and :meth:`later`, so the policy lives here alone (``membot_record`` applies the rule it
@@ -55,7 +40,14 @@ class Schedule:
         self.batching = batching
         self._jobs = jobs
         self.hurry = False
-        self.on_record = Wake(size=batching.size, idle=batching.idle, job=JobRow())
+
+    def on_record(self) -> tuple[int, float, str, str, str]:
+        """The last five arguments of ``membot_record`` (migration 009), which wakes the job
+        of each owner whose messages it queued, in the same call: due at once when the batch
+        size or more of their messages wait (or the idle time is 0), else after the idle time,
+        when a job already waiting is enough; the job's row written as procrastinate's
+        ``defer`` writes it (its queue, task and lock prefix; this version of it is pinned)."""
+        return (self.batching.size, self.batching.idle, QUEUE, TASK, LOCK_PREFIX)
 
     def wait(self, items: Sequence[InboxItem]) -> float:
         """Seconds to wait for more of the conversation before learning ``items`` (the owner's
