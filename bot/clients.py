@@ -15,7 +15,6 @@ import asyncio
 import logging
 import socket
 import ssl
-import urllib.parse
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal, overload
 
@@ -44,8 +43,8 @@ def describe_failure(exc: BaseException) -> str:
     """What went wrong with a model call, in a few plain words an operator can act on: the
     real cause under the SDK's, aiohttp's or the endpoint's wrapper ("connection refused",
     "the server's name was not found (DNS)", "no answer in time (MODEL_TIMEOUT)", "HTTP
-    503"), never a key. The
-    SDK alone would say ``APIConnectionError`` or ``APITimeoutError`` for all of these."""
+    503"), never a key. The SDK alone would say ``APIConnectionError`` or
+    ``APITimeoutError`` for all of these."""
     chain = causes(exc)
     for error in chain:
         if isinstance(error, socket.gaierror):
@@ -74,14 +73,6 @@ def describe_failure(exc: BaseException) -> str:
 
 
 OPENAI_URL = "https://api.openai.com/v1"
-
-
-def _check_url(url: str, setting: str) -> None:
-    """Raise :class:`ConfigError` unless ``url`` is an http or https URL with a host."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{setting}={url!r} is not an http:// or https:// URL (for a server "
-                          "on this machine, for example: http://localhost:11434/v1).")
 
 
 def _api_key(settings: Settings) -> str:
@@ -120,12 +111,10 @@ class ModelClients:
         )
         self.sync_client = openai.OpenAI(api_key=key, base_url=self.base_url,
                                          **common)  # type: ignore[arg-type]
-        _check_url(self.base_url, "OPENAI_BASE_URL")
         self.chat_endpoint = Endpoint(self.base_url, key)
         embedding_key = (settings.embedding_api_key.get_secret_value()
                          if settings.embedding_api_key is not None else key)
         self.embedding_base_url = settings.embedding_base_url or self.base_url
-        _check_url(self.embedding_base_url, "EMBEDDING_BASE_URL")
         self.embedding_separate = (self.embedding_base_url, embedding_key) != (self.base_url, key)
         """Whether embeddings go to another endpoint or with another key than chat."""
         if self.embedding_separate:

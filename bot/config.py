@@ -37,6 +37,9 @@ def _env(name: str, *aliases: str) -> Any:
 def _default_data_dir() -> Path:
     return platformdirs.user_data_path("membot")
 
+# An http(s) URL: a host, and a path or none; no query or fragment.
+_HTTP_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+
 
 class Settings(BaseModel):
     """Everything membot can be configured with. Secrets are ``SecretStr`` and never printed."""
@@ -113,9 +116,7 @@ class Settings(BaseModel):
     slack_signing_secret: Annotated[SecretStr | None, _env("SLACK_SIGNING_SECRET")] = None
     web_host: Annotated[str, _env("WEB_HOST")] = "0.0.0.0"
     web_port: Annotated[int, _env("PORT"), Field(ge=0, le=65535)] = 8000
-    public_url_setting: Annotated[
-        str | None, _env("PUBLIC_URL"), Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
-    ] = None
+    public_url_setting: Annotated[str | None, _env("PUBLIC_URL"), Field(pattern=_HTTP_URL)] = None
 
     # Account linking (Supabase Auth).
     supabase_url: Annotated[
@@ -128,6 +129,15 @@ class Settings(BaseModel):
     link_create_users: Annotated[bool, _env("LINK_CREATE_USERS")] = False
     link_emails_per_account: Annotated[int, _env("LINK_EMAILS_PER_ACCOUNT"), Field(ge=1)] = 5
     link_emails_per_hour: Annotated[int, _env("LINK_EMAILS_PER_HOUR"), Field(ge=1)] = 30
+
+    @field_validator("openai_base_url", "embedding_base_url")
+    @classmethod
+    def _model_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not re.match(_HTTP_URL, value):
+            raise ValueError(
+                f"{_env_name(str(info.field_name))}={value!r} is not an http:// or https:// URL"
+                " (for a server on this machine, for example: http://localhost:11434/v1)")
+        return value
 
     @field_validator("discord_shard_ids", mode="before")
     @classmethod

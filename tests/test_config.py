@@ -48,6 +48,18 @@ def test_a_bad_value_is_reported_by_its_setting_name(name: str, value: str) -> N
         load_settings({name: value}, None)
 
 
+@pytest.mark.parametrize(("name", "value"), [("OPENAI_BASE_URL", "localhost:11434/v1"),
+                                           ("EMBEDDING_BASE_URL", "ftp://models/v1"),
+                                           ("OPENAI_BASE_URL", "http://model server/v1")])
+def test_a_model_url_that_is_not_http_is_one_sentence_that_names_it(name: str,
+                                                                    value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({name: value}, None)
+    assert str(caught.value) == (f"{name}={value!r} is not an http:// or https:// URL (for a "
+                                 "server on this machine, for example: "
+                                 "http://localhost:11434/v1).")
+
+
 def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValueError):
