@@ -4,7 +4,7 @@ The scripted model server answers at once, so what is measured is the bot's own 
 ``Core.handle()`` wall time (query embedding round trip, the per-owner memory search in SQL, the
 recent-turns read, prompt building, the chat call round trip, recording the exchange and queueing
 the memory write), and separately ``memory.search()`` alone (embedding round trip + SQL).
-Both include the HTTP round trips to the local scripted server, i.e. the openai SDK's client-side
+Both include the HTTP round trips to the local scripted server, i.e. the HTTP client's own
 cost. Memories are bulk-loaded for 1,000 owners before the turns; the background memory writes
 the turns cause run while later turns are measured, as in production (``--settle-writes`` waits
 for them after every turn, outside the timing, to take them out of the picture). "Loop CPU" is
@@ -165,8 +165,8 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"- command: `{command_line('bench.overhead')}`")
     print(f"- {OWNERS:,} owners, {args.dims}-dim vectors, top-k 5, {WARMUP} warm-up turns not "
           f"counted; sequential turns; {writes(args)}; {args.pause:g} s pause between turns")
-    print("- times include the HTTP round trips to the local scripted server (the openai SDK's "
-          "client-side cost), since that server answers instantly")
+    print("- times include the HTTP round trips to the local scripted server (the HTTP "
+          "client's own cost), since that server answers instantly")
     print()
     print_table(["memories", "turns", "handle p50 ms", "p95 ms", "p99 ms", "max ms",
                  "loop CPU p50 ms", "loop CPU mean ms", "search p50 ms", "search p95 ms",

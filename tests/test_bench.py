@@ -28,7 +28,7 @@ def test_overhead_benchmark_runs() -> None:
     assert float(row["mean hits"]) > 1
 
 
-def test_overhead_benchmark_runs_turns_back_to_back_and_learns_after_them() -> None:
+def test_overhead_benchmark_runs_turns_back_to_back_and_after_pauses() -> None:
     row = last_row(["bench.overhead", "--sizes", "2000", "--turns", "10", "--dims", "32",
                     "--no-worker", "--pause", "0.01"])
     assert row["non-answers"] == "0"
