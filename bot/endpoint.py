@@ -4,8 +4,9 @@ The reply path's model calls go through here rather than the official SDK, whose
 (request building, its HTTP client over aiohttp, a pydantic model of every answer) cost about
 a third of the event loop's CPU per turn; and on pyreqwest (Rust's reqwest on a Tokio thread)
 rather than aiohttp, whose request and response machinery, in Python on the loop, cost it
-several times what handing a request to pyreqwest and taking its answer does (and more CPU in
-all: pyreqwest's HTTP work is compiled). What the SDK gave is kept:
+several times what handing a request to pyreqwest and taking its answer does, while the
+process as a whole spends no more (docs/performance.md, "The model calls over pyreqwest").
+What the SDK gave is kept:
 
 - ``Authorization: Bearer <key>`` on every request, to ``<base URL><path>``;
 - the SDK's retry policy, on tenacity: timeouts, connection errors, 408, 409, 429 and 5xx are
